@@ -1,0 +1,118 @@
+"""Every hook a stolon plugin can implement, grouped by lifecycle.
+
+Plugins are modules or objects named by an entry point in one of the groups
+``stolon.store``, ``stolon.fencing``, ``stolon.backup`` and ``stolon.proxy_health``; the
+entry-point name is the name users write (``--store-backend etcdv3``). Each loaded plugin is
+registered in one pluggy ``PluginManager`` as ``<kind>:<name>`` and implements hooks from
+this module, marked with :data:`stolon.hookimpl`.
+
+Two styles of hook:
+
+* **Registries** (called once at start-up, all results collected, never on the failover
+  path): a plugin hands the core a factory; the core then calls the object it builds
+  directly on hot paths, without pluggy in between. Installed is not enabled: the
+  configuration names which backend, fencing method or backup method to use.
+* **Events and compositions**, e.g. plugin-added stolonctl commands. Hooks the keeper,
+  sentinel and proxy call (a ``before_promote`` fencing step, a first-result proxy health
+  verdict, ``after_decision`` notifications) are added here together with their call
+  sites, so that no hook exists that nothing calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from stolon.store.base import Store, StoreConfig
+
+hookspec = pluggy.HookspecMarker("stolon")
+
+#: Plugin kinds and their entry-point groups.
+KIND_GROUPS: dict[str, str] = {
+    "store": "stolon.store",
+    "fencing": "stolon.fencing",
+    "backup": "stolon.backup",
+    "proxy_health": "stolon.proxy_health",
+}
+
+
+@dataclass(frozen=True)
+class StoreBackendSpec:
+    """A store backend a plugin provides.
+
+    ``factory`` builds a connected :class:`stolon.store.base.Store` from the common store
+    flags; it raises :class:`stolon.store.base.StoreConfigError` for unusable settings.
+    """
+
+    name: str
+    factory: Callable[[StoreConfig], Store]
+    description: str
+    #: Used when ``--store-endpoints`` is empty (Go Stolon: etcd http://127.0.0.1:2379).
+    default_endpoints: tuple[str, ...] = ()
+    #: What ``--store-endpoints`` means for this backend, for help and error messages.
+    endpoints_help: str = "comma-separated URLs"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A fencing method, backup method or proxy health policy a plugin provides.
+
+    ``factory`` takes the method's settings from the cluster spec (a JSON object) and
+    returns the object the core calls; its interface is defined by the component that
+    calls it (sentinel fencing, keeper backup, proxy routing).
+    """
+
+    name: str
+    factory: Callable[[dict[str, Any]], Any]
+    description: str
+    #: Free-form facts shown by ``stolonctl plugins`` (e.g. which binary it drives).
+    details: dict[str, str] = field(default_factory=dict)
+
+
+# -- registries: start-up, all results, off the failover path --------------------------------
+
+
+@hookspec
+def stolon_store_backends() -> Sequence[StoreBackendSpec]:  # type: ignore[empty-body]
+    """Return the store backends this plugin provides.
+
+    When: once, when a daemon or stolonctl opens its store. All results are collected.
+    Not on the failover path. A name may be provided by one plugin only.
+    """
+
+
+@hookspec
+def stolon_fencing_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
+    """Return the fencing methods this plugin provides (used by the sentinel before it
+    promotes a new master while the old one may be alive). All results are collected."""
+
+
+@hookspec
+def stolon_backup_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
+    """Return the backup and restore methods this plugin provides (WAL archiving, base
+    backups, data restore for ``initMode: pitr``). All results are collected."""
+
+
+@hookspec
+def stolon_proxy_health_policies() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
+    """Return the proxy routing policies this plugin provides (which backends a proxy
+    listener may route to). All results are collected."""
+
+
+# -- stolonctl ---------------------------------------------------------------------------
+
+
+@hookspec
+def stolonctl_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add stolonctl subcommands.
+
+    When: every stolonctl start, before parsing the command line. All implementations are
+    called. A command sets ``func`` with ``parser.set_defaults(func=...)``; ``func`` gets
+    the parsed namespace and a :class:`stolon.cli.ctlcontext.CtlContext` and returns the
+    exit code.
+    """

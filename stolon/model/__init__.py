@@ -1,0 +1,52 @@
+"""The data model: cluster data, cluster spec and the infos daemons publish."""
+
+from stolon.model.cluster import (
+    DB,
+    Cluster,
+    ClusterData,
+    ClusterDataError,
+    ClusterStatus,
+    DBSpec,
+    DBStatus,
+    FollowConfig,
+    Keeper,
+    KeeperSpec,
+    KeeperStatus,
+    PostgresBinaryVersion,
+    Proxy,
+    ProxySpec,
+    ProxyStatus,
+    TimelineHistory,
+)
+from stolon.model.codec import Document, ModelError
+from stolon.model.duration import Duration
+from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo, SentinelInfo
+from stolon.model.spec import ClusterSpec, SpecError
+
+__all__ = [
+    "DB",
+    "Cluster",
+    "ClusterData",
+    "ClusterDataError",
+    "ClusterSpec",
+    "ClusterStatus",
+    "DBSpec",
+    "DBStatus",
+    "Document",
+    "Duration",
+    "FollowConfig",
+    "Keeper",
+    "KeeperInfo",
+    "KeeperSpec",
+    "KeeperStatus",
+    "ModelError",
+    "PostgresBinaryVersion",
+    "PostgresState",
+    "Proxy",
+    "ProxyInfo",
+    "ProxySpec",
+    "ProxyStatus",
+    "SentinelInfo",
+    "SpecError",
+    "TimelineHistory",
+]

@@ -1,0 +1,243 @@
+"""Cluster data: the one document that holds the desired and observed cluster state.
+
+Field names, ``omitempty`` behaviour and ``null``-versus-empty distinctions are those of
+Go Stolon's ``internal/cluster/cluster.go`` so that a cluster data key written by either
+implementation loads in the other. Keys this version does not know are preserved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from stolon.model.codec import I64, U16, U64, Document, ModelError, jf
+from stolon.model.duration import Duration
+from stolon.model.gotime import now_utc
+from stolon.model.spec import (
+    ArchiveRecoverySettings,
+    ClusterSpec,
+    NewConfig,
+    PITRConfig,
+    StandbySettings,
+)
+from stolon.model.uid import new_uid
+
+CURRENT_FORMAT_VERSION = 1
+
+PHASE_INITIALIZING = "initializing"
+PHASE_NORMAL = "normal"
+
+DB_INIT_NONE = "none"
+DB_INIT_NEW = "new"
+DB_INIT_EXISTING = "existing"
+DB_INIT_PITR = "pitr"
+DB_INIT_RESYNC = "resync"
+
+ROLE_UNDEFINED = "undefined"
+ROLE_MASTER = "master"
+ROLE_STANDBY = "standby"
+
+FOLLOW_INTERNAL = "internal"
+FOLLOW_EXTERNAL = "external"
+
+NO_GENERATION = 0
+INITIAL_GENERATION = 1
+
+
+class ClusterDataError(ModelError):
+    """Stored cluster data this version can't act on (format version, bad document)."""
+
+
+@dataclass(kw_only=True)
+class ClusterStatus(Document):
+    current_generation: I64 = jf("currentGeneration", default=0)
+    phase: str = jf("phase", default="")
+    master: str = jf("master", default="")
+
+
+@dataclass(kw_only=True)
+class Cluster(Document):
+    uid: str = jf("uid", default="")
+    generation: I64 = jf("generation", default=0)
+    change_time: datetime | None = jf("changeTime")
+    spec: ClusterSpec | None = jf("spec")
+    status: ClusterStatus = jf("status", default_factory=ClusterStatus)
+
+    @classmethod
+    def new(cls, spec: ClusterSpec, uid: str | None = None) -> Cluster:
+        return cls(
+            uid=uid or new_uid(),
+            generation=INITIAL_GENERATION,
+            change_time=now_utc(),
+            spec=spec,
+            status=ClusterStatus(phase=PHASE_INITIALIZING),
+        )
+
+    def def_spec(self) -> ClusterSpec:
+        return (self.spec or ClusterSpec()).with_defaults()
+
+
+@dataclass(kw_only=True)
+class PostgresBinaryVersion(Document):
+    maj: int = jf("Maj", omitempty=False, default=0)
+    min: int = jf("Min", omitempty=False, default=0)
+
+
+@dataclass(kw_only=True)
+class KeeperSpec(Document):
+    pass
+
+
+@dataclass(kw_only=True)
+class KeeperStatus(Document):
+    healthy: bool = jf("healthy", default=False)
+    last_healthy_time: datetime | None = jf("lastHealthyTime")
+    boot_uuid: str = jf("bootUUID", default="")
+    postgres_binary_version: PostgresBinaryVersion = jf(
+        "postgresBinaryVersion", default_factory=PostgresBinaryVersion
+    )
+    force_fail: bool = jf("forceFail", default=False)
+    can_be_master: bool | None = jf("canBeMaster")
+    can_be_synchronous_replica: bool | None = jf("canBeSynchronousReplica")
+
+
+@dataclass(kw_only=True)
+class Keeper(Document):
+    uid: str = jf("uid", default="")
+    generation: I64 = jf("generation", default=0)
+    change_time: datetime | None = jf("changeTime")
+    spec: KeeperSpec | None = jf("spec")
+    status: KeeperStatus = jf("status", default_factory=KeeperStatus)
+
+
+@dataclass(kw_only=True)
+class FollowConfig(Document):
+    type: str = jf("type", default="")
+    dbuid: str = jf("dbuid", default="")
+    standby_settings: StandbySettings | None = jf("standbySettings")
+    archive_recovery_settings: ArchiveRecoverySettings | None = jf("archiveRecoverySettings")
+
+
+@dataclass(kw_only=True)
+class TimelineHistory(Document):
+    timeline_id: U64 = jf("timelineID", default=0)
+    switch_point: U64 = jf("switchPoint", default=0)
+    reason: str = jf("reason", default="")
+
+
+@dataclass(kw_only=True)
+class DBSpec(Document):
+    keeper_uid: str = jf("keeperUID", default="")
+    request_timeout: Duration = jf("requestTimeout", default=Duration(0))
+    max_standbys: U16 = jf("maxStandbys", default=0)
+    synchronous_replication: bool = jf("synchronousReplication", default=False)
+    use_pgrewind: bool = jf("usePgrewind", default=False)
+    additional_wal_senders: U16 = jf("additionalWalSenders", omitempty=False, default=0)
+    additional_replication_slots: list[str] | None = jf(
+        "additionalReplicationSlots", omitempty=False
+    )
+    init_mode: str = jf("initMode", default="")
+    new_config: NewConfig | None = jf("newConfig")
+    pitr_config: PITRConfig | None = jf("pitrConfig")
+    pg_parameters: dict[str, str] | None = jf("pgParameters")
+    pg_hba: list[str] | None = jf("pgHBA", omitempty=False)
+    role: str = jf("role", default="")
+    follow_config: FollowConfig | None = jf("followConfig")
+    followers: list[str] | None = jf("followers", omitempty=False)
+    include_previous_config: bool = jf("includePreviousConfig", default=False)
+    synchronous_standbys: list[str] | None = jf("synchronousStandbys", omitempty=False)
+    external_synchronous_standbys: list[str] | None = jf(
+        "externalSynchronousStandbys", omitempty=False
+    )
+
+
+@dataclass(kw_only=True)
+class DBStatus(Document):
+    healthy: bool = jf("healthy", default=False)
+    current_generation: I64 = jf("currentGeneration", default=0)
+    listen_address: str = jf("listenAddress", default="")
+    port: str = jf("port", default="")
+    # "systemdID" is Go Stolon's spelling (sic); kept for compatibility.
+    system_id: str = jf("systemdID", default="")
+    timeline_id: U64 = jf("timelineID", default=0)
+    xlog_pos: U64 = jf("xLogPos", default=0)
+    timelines_history: list[TimelineHistory] | None = jf("timelinesHistory")
+    pg_parameters: dict[str, str] | None = jf("pgParameters")
+    synchronous_standbys: list[str] | None = jf("synchronousStandbys", omitempty=False)
+    older_wal_file: str = jf("olderWalFile", default="")
+
+
+@dataclass(kw_only=True)
+class DB(Document):
+    uid: str = jf("uid", default="")
+    generation: I64 = jf("generation", default=0)
+    change_time: datetime | None = jf("changeTime")
+    spec: DBSpec | None = jf("spec")
+    status: DBStatus = jf("status", default_factory=DBStatus)
+
+
+@dataclass(kw_only=True)
+class ProxySpec(Document):
+    master_db_uid: str = jf("masterDbUid", default="")
+    enabled_proxies: list[str] | None = jf("enabledProxies")
+
+
+@dataclass(kw_only=True)
+class ProxyStatus(Document):
+    pass
+
+
+@dataclass(kw_only=True)
+class Proxy(Document):
+    uid: str = jf("uid", default="")
+    generation: I64 = jf("generation", default=0)
+    change_time: datetime | None = jf("changeTime")
+    spec: ProxySpec = jf("spec", default_factory=ProxySpec)
+    status: ProxyStatus = jf("status", default_factory=ProxyStatus)
+
+
+@dataclass(kw_only=True)
+class ClusterData(Document):
+    format_version: U64 = jf("formatVersion", omitempty=False, default=CURRENT_FORMAT_VERSION)
+    change_time: datetime | None = jf("changeTime", omitempty=False)
+    cluster: Cluster | None = jf("cluster", omitempty=False)
+    keepers: dict[str, Keeper] | None = jf("keepers", omitempty=False, default_factory=dict)
+    dbs: dict[str, DB] | None = jf("dbs", omitempty=False, default_factory=dict)
+    proxy: Proxy | None = jf("proxy", omitempty=False, default_factory=Proxy)
+
+    @classmethod
+    def new(cls, cluster: Cluster) -> ClusterData:
+        return cls(cluster=cluster, change_time=now_utc(), keepers={}, dbs={}, proxy=Proxy())
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> ClusterData:
+        """Load stored cluster data: lenient on unknown fields, strict on format version."""
+        try:
+            obj = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ClusterDataError("", f"stored cluster data is not valid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise ClusterDataError("", "stored cluster data is not a JSON object")
+        version = obj.get("formatVersion")
+        if version != CURRENT_FORMAT_VERSION:
+            raise ClusterDataError(
+                "formatVersion",
+                f"unsupported clusterdata format version {version!r} (this version reads {CURRENT_FORMAT_VERSION})",
+            )
+        try:
+            return cls.from_obj(obj)
+        except ModelError as e:
+            raise ClusterDataError(e.path, f"stored cluster data: {e.message}") from None
+
+    # -- lookups -------------------------------------------------------------------------------
+    def db_of_keeper(self, keeper_uid: str) -> DB | None:
+        for db in (self.dbs or {}).values():
+            if db.spec is not None and db.spec.keeper_uid == keeper_uid:
+                return db
+        return None
+
+    def master_db(self) -> DB | None:
+        if self.cluster is None or not self.cluster.status.master:
+            return None
+        return (self.dbs or {}).get(self.cluster.status.master)

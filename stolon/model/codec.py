@@ -1,0 +1,333 @@
+"""A small JSON codec for the model: Go ``encoding/json`` semantics on Python dataclasses.
+
+Why not a generic library: the documents must look exactly like Go Stolon's (key names,
+``omitempty`` rules, ``null`` versus ``[]``, Go duration and time strings), unknown keys
+must survive a load/store round trip (cluster data written by Go Stolon or by a newer
+version of ours), and user input needs strict checking with errors that name the field
+path. All three are a few lines each here.
+
+Rules, following Go:
+- A field with ``omitempty`` is left out when it is ``None``, ``""``, ``0``, ``False`` or an
+  empty list/dict. Nested documents, durations that are not optional and times are Go
+  structs and are never left out.
+- A time that is ``None`` is Go's zero time and is written as ``0001-01-01T00:00:00Z``.
+- A field without ``omitempty`` whose value is ``None`` is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING
+from datetime import datetime
+from typing import Any, ClassVar, Self, TypeVar, get_args, get_origin
+
+from stolon.model.duration import Duration, DurationError
+from stolon.model.gotime import format_go_time, parse_go_time
+
+
+class ModelError(ValueError):
+    """A document that does not fit the model; ``path`` names the offending field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Inclusive integer bounds, used as ``Annotated[int, Range(lo, hi)]``."""
+
+    lo: int
+    hi: int
+    name: str
+
+
+U16 = typing.Annotated[int, Range(0, 2**16 - 1, "uint16")]
+U32 = typing.Annotated[int, Range(0, 2**32 - 1, "uint32")]
+U64 = typing.Annotated[int, Range(0, 2**64 - 1, "uint64")]
+I64 = typing.Annotated[int, Range(-(2**63), 2**63 - 1, "int64")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _JsonMeta:
+    key: str
+    omitempty: bool
+
+
+def jf(
+    key: str,
+    *,
+    omitempty: bool = True,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+) -> Any:
+    """Declare a dataclass field stored under JSON key ``key``."""
+    meta = {"json": _JsonMeta(key, omitempty)}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    if default is MISSING:
+        default = None
+    return dataclasses.field(default=default, metadata=meta)
+
+
+D = TypeVar("D", bound="Document")
+
+
+@dataclasses.dataclass(kw_only=True)
+class Document:
+    """Base of every model object. Subclasses are ``@dataclass(kw_only=True)``."""
+
+    #: Keys this version does not know, kept so a write does not drop them.
+    unknown_fields: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    _fields_cache: ClassVar[dict[type, list[tuple[str, _JsonMeta, Any]]]] = {}
+
+    @classmethod
+    def _json_fields(cls) -> list[tuple[str, _JsonMeta, Any]]:
+        cached = Document._fields_cache.get(cls)
+        if cached is None:
+            hints = typing.get_type_hints(cls, include_extras=True)
+            cached = [
+                (f.name, f.metadata["json"], hints[f.name])
+                for f in dataclasses.fields(cls)
+                if "json" in f.metadata
+            ]
+            Document._fields_cache[cls] = cached
+        return cached
+
+    @classmethod
+    def json_keys(cls) -> list[str]:
+        return [meta.key for _, meta, _ in cls._json_fields()]
+
+    # -- decoding ---------------------------------------------------------------------------
+    @classmethod
+    def from_obj(cls, obj: Any, *, strict: bool = False, path: str = "") -> Self:
+        if not isinstance(obj, dict):
+            raise ModelError(path, f"expected a JSON object, got {_describe(obj)}")
+        kwargs: dict[str, Any] = {}
+        known: set[str] = set()
+        for name, meta, tp in cls._json_fields():
+            known.add(meta.key)
+            if meta.key in obj:
+                kwargs[name] = _decode(tp, obj[meta.key], _join(path, meta.key), strict)
+        unknown = {k: v for k, v in obj.items() if k not in known}
+        if unknown and strict:
+            key = sorted(unknown)[0]
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            fix = f' (did you mean "{hint[0]}"?)' if hint else ""
+            raise ModelError(_join(path, key), f"unknown field{fix}")
+        return cls(unknown_fields=unknown, **kwargs)
+
+    @classmethod
+    def loads(cls, text: str | bytes, *, strict: bool = False) -> Self:
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelError("", f"invalid JSON: {e}") from None
+        return cls.from_obj(obj, strict=strict)
+
+    # -- encoding ---------------------------------------------------------------------------
+    def to_obj(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, meta, tp in self._json_fields():
+            value = getattr(self, name)
+            if meta.omitempty and _is_empty(tp, value):
+                continue
+            out[meta.key] = _encode(tp, value)
+        for k, v in self.unknown_fields.items():
+            out.setdefault(k, v)
+        return out
+
+    def dumps(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_obj(), indent=indent, ensure_ascii=False)
+
+    def to_bytes(self) -> bytes:
+        return self.dumps().encode()
+
+    def copy(self) -> Self:
+        """A deep copy (through JSON, so it is exactly what a store round trip gives)."""
+        return type(self).from_obj(json.loads(self.dumps()))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value)}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_empty(tp: Any, value: Any) -> bool:
+    """Go's omitempty: optional scalars and documents are Go pointers (only nil is empty);
+    lists and dicts are Go slices and maps (nil or zero length is empty)."""
+    if value is None:
+        return True
+    if _is_optional(tp) and not isinstance(value, list | dict):
+        return False
+    if isinstance(value, Document | Duration | datetime):
+        return False
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str | int | float | list | dict):
+        return not value
+    return False
+
+
+def _decode(tp: Any, value: Any, path: str, strict: bool) -> Any:
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        base, *extras = get_args(tp)
+        result = _decode(base, value, path, strict)
+        for extra in extras:
+            if (
+                isinstance(extra, Range)
+                and result is not None
+                and not extra.lo <= result <= extra.hi
+            ):
+                raise ModelError(
+                    path, f"{result} is out of range for a {extra.name} ({extra.lo}..{extra.hi})"
+                )
+        return result
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {tp}")
+        return _decode(args[0], value, path, strict)
+    if tp is Any:
+        return value
+    if origin is list:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise ModelError(path, f"expected an array, got {_describe(value)}")
+        (item_tp,) = get_args(tp)
+        return [_decode(item_tp, v, f"{path}[{i}]", strict) for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ModelError(path, f"expected an object, got {_describe(value)}")
+        _, val_tp = get_args(tp)
+        return {k: _decode(val_tp, v, _join(path, k), strict) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Document):
+        if value is None:
+            return None
+        return tp.from_obj(value, strict=strict, path=path)
+    if tp is Duration:
+        if not isinstance(value, str):
+            raise ModelError(
+                path, f'expected a duration string such as "5s", got {_describe(value)}'
+            )
+        try:
+            return Duration.parse(value)
+        except DurationError as e:
+            raise ModelError(
+                path, f'{e} (use a Go duration such as "5s", "1m30s" or "100ms")'
+            ) from None
+    if tp is datetime:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ModelError(path, f"expected an RFC 3339 time string, got {_describe(value)}")
+        try:
+            return parse_go_time(value)
+        except ValueError as e:
+            raise ModelError(path, str(e)) from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ModelError(path, f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer() and not strict:
+                return int(value)
+            raise ModelError(path, f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ModelError(path, f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ModelError(path, f"expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported model type {tp!r} at {path}")
+
+
+def _encode(tp: Any, value: Any) -> Any:
+    if isinstance(value, Document):
+        return value.to_obj()
+    if isinstance(value, Duration):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_go_time(value)
+    if value is None:
+        return format_go_time(None) if _is_time_type(tp) else None
+    if isinstance(value, list):
+        item_tp = _container_args(tp, list)
+        return [_encode(item_tp[0] if item_tp else Any, v) for v in value]
+    if isinstance(value, dict):
+        args = _container_args(tp, dict)
+        val_tp = args[1] if args else Any
+        return {k: _encode(val_tp, value[k]) for k in sorted(value)}
+    return value
+
+
+def _is_optional(tp: Any) -> bool:
+    if get_origin(tp) is typing.Annotated:
+        tp = get_args(tp)[0]
+    return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _strip(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is typing.Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else Any
+        else:
+            return tp
+
+
+def _is_time_type(tp: Any) -> bool:
+    return _strip(tp) is datetime
+
+
+def _container_args(tp: Any, kind: type) -> tuple[Any, ...]:
+    tp = _strip(tp)
+    if get_origin(tp) is kind:
+        return get_args(tp)
+    return ()
+
+
+def load_json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """Parse user-supplied JSON that must be an object; errors name ``what``."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError("", f"{what} is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ModelError("", f"{what} must be a JSON object, got {_describe(obj)}")
+    return obj

@@ -1,0 +1,411 @@
+"""The declarative cluster specification (Go Stolon's ``ClusterSpec``).
+
+Every field is optional: the stored spec keeps only what the user set, and
+:meth:`ClusterSpec.with_defaults` fills in the rest. JSON keys, defaults and validation
+rules follow Go Stolon (``internal/cluster/cluster.go``); deviations are listed in
+``docs/compatibility.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+
+from stolon.model.codec import U16, U32, Document, ModelError, jf
+from stolon.model.duration import HOUR, MINUTE, SECOND, Duration
+
+# Enumerations (plain strings in JSON).
+INIT_MODE_NEW = "new"
+INIT_MODE_EXISTING = "existing"
+INIT_MODE_PITR = "pitr"
+CLUSTER_INIT_MODES = (INIT_MODE_NEW, INIT_MODE_EXISTING, INIT_MODE_PITR)
+
+ROLE_MASTER = "master"
+ROLE_STANDBY = "standby"
+CLUSTER_ROLES = (ROLE_MASTER, ROLE_STANDBY)
+
+SUREPL_ALL = "all"
+SUREPL_STRICT = "strict"
+SUREPL_ACCESS_MODES = (SUREPL_ALL, SUREPL_STRICT)
+
+STOLON_PREFIX = "stolon_"
+_REPL_SLOT_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+class SpecError(ModelError):
+    """An invalid cluster spec or a forbidden spec change."""
+
+
+@dataclass(kw_only=True)
+class NewConfig(Document):
+    locale: str = jf("locale")
+    encoding: str = jf("encoding")
+    data_checksums: bool = jf("dataChecksums", default=False)
+
+
+@dataclass(kw_only=True)
+class ArchiveRecoverySettings(Document):
+    restore_command: str = jf("restoreCommand")
+
+
+@dataclass(kw_only=True)
+class RecoveryTargetSettings(Document):
+    recovery_target: str = jf("recoveryTarget")
+    recovery_target_lsn: str = jf("recoveryTargetLsn")
+    recovery_target_name: str = jf("recoveryTargetName")
+    recovery_target_time: str = jf("recoveryTargetTime")
+    recovery_target_xid: str = jf("recoveryTargetXid")
+    recovery_target_timeline: str = jf("recoveryTargetTimeline")
+
+
+@dataclass(kw_only=True)
+class StandbySettings(Document):
+    primary_conninfo: str = jf("primaryConninfo")
+    primary_slot_name: str = jf("primarySlotName")
+    recovery_min_apply_delay: str = jf("recoveryMinApplyDelay")
+
+
+@dataclass(kw_only=True)
+class PITRConfig(Document):
+    data_restore_command: str = jf("dataRestoreCommand")
+    archive_recovery_settings: ArchiveRecoverySettings | None = jf("archiveRecoverySettings")
+    recovery_target_settings: RecoveryTargetSettings | None = jf("recoveryTargetSettings")
+
+
+@dataclass(kw_only=True)
+class ExistingConfig(Document):
+    keeper_uid: str = jf("keeperUID")
+
+
+@dataclass(kw_only=True)
+class StandbyConfig(Document):
+    standby_settings: StandbySettings | None = jf("standbySettings")
+    archive_recovery_settings: ArchiveRecoverySettings | None = jf("archiveRecoverySettings")
+
+
+# Defaults (Go Stolon's, except maxStandbyLag: see docs/compatibility.md).
+DEFAULT_SLEEP_INTERVAL = Duration(5 * SECOND)
+DEFAULT_REQUEST_TIMEOUT = Duration(10 * SECOND)
+DEFAULT_CONVERGENCE_TIMEOUT = Duration(30 * SECOND)
+DEFAULT_INIT_TIMEOUT = Duration(5 * MINUTE)
+DEFAULT_SYNC_TIMEOUT = Duration(0)
+DEFAULT_DB_WAIT_READY_TIMEOUT = Duration(60 * SECOND)
+DEFAULT_FAIL_INTERVAL = Duration(20 * SECOND)
+DEFAULT_DEAD_KEEPER_REMOVAL_INTERVAL = Duration(48 * HOUR)
+DEFAULT_PROXY_CHECK_INTERVAL = Duration(5 * SECOND)
+DEFAULT_PROXY_TIMEOUT = Duration(15 * SECOND)
+DEFAULT_MAX_STANDBYS = 20
+DEFAULT_MAX_STANDBYS_PER_SENDER = 3
+DEFAULT_MAX_STANDBY_LAG = 1024 * 1024  # Go: 1024*1204 (a typo); we use the documented 1 MiB
+DEFAULT_SYNCHRONOUS_REPLICATION = False
+DEFAULT_MIN_SYNCHRONOUS_STANDBYS = 1
+DEFAULT_MAX_SYNCHRONOUS_STANDBYS = 1
+DEFAULT_ADDITIONAL_WAL_SENDERS = 5
+DEFAULT_USE_PGREWIND = False
+DEFAULT_MERGE_PG_PARAMETERS = True
+DEFAULT_ROLE = ROLE_MASTER
+DEFAULT_SUREPL_ACCESS = SUREPL_ALL
+DEFAULT_AUTOMATIC_PG_RESTART = False
+
+#: synchronous_commit values that acknowledge a commit before any standby has it.
+UNSAFE_SYNCHRONOUS_COMMIT = ("local", "off")
+
+
+@dataclass(kw_only=True)
+class ClusterSpec(Document):
+    sleep_interval: Duration | None = jf("sleepInterval")
+    request_timeout: Duration | None = jf("requestTimeout")
+    convergence_timeout: Duration | None = jf("convergenceTimeout")
+    init_timeout: Duration | None = jf("initTimeout")
+    sync_timeout: Duration | None = jf("syncTimeout")
+    db_wait_ready_timeout: Duration | None = jf("dbWaitReadyTimeout")
+    fail_interval: Duration | None = jf("failInterval")
+    dead_keeper_removal_interval: Duration | None = jf("deadKeeperRemovalInterval")
+    proxy_check_interval: Duration | None = jf("proxyCheckInterval")
+    proxy_timeout: Duration | None = jf("proxyTimeout")
+    max_standbys: U16 | None = jf("maxStandbys")
+    max_standbys_per_sender: U16 | None = jf("maxStandbysPerSender")
+    max_standby_lag: U32 | None = jf("maxStandbyLag")
+    synchronous_replication: bool | None = jf("synchronousReplication")
+    min_synchronous_standbys: U16 | None = jf("minSynchronousStandbys")
+    max_synchronous_standbys: U16 | None = jf("maxSynchronousStandbys")
+    additional_wal_senders: U16 | None = jf("additionalWalSenders", omitempty=False)
+    additional_master_replication_slots: list[str] | None = jf(
+        "additionalMasterReplicationSlots", omitempty=False
+    )
+    use_pgrewind: bool | None = jf("usePgrewind")
+    init_mode: str | None = jf("initMode")
+    merge_pg_parameters: bool | None = jf("mergePgParameters")
+    role: str | None = jf("role")
+    new_config: NewConfig | None = jf("newConfig")
+    pitr_config: PITRConfig | None = jf("pitrConfig")
+    existing_config: ExistingConfig | None = jf("existingConfig")
+    standby_config: StandbyConfig | None = jf("standbyConfig")
+    default_su_repl_access_mode: str | None = jf("defaultSUReplAccessMode")
+    pg_parameters: dict[str, str] | None = jf("pgParameters")
+    pg_hba: list[str] | None = jf("pgHBA", omitempty=False)
+    automatic_pg_restart: bool | None = jf("automaticPgRestart", omitempty=False)
+
+    # -- defaults ---------------------------------------------------------------------------
+    def with_defaults(self) -> ClusterSpec:
+        """A copy with every unset field given its default (Go's ``WithDefaults``)."""
+        s = self.copy()
+        defaults: dict[str, Any] = {
+            "sleep_interval": DEFAULT_SLEEP_INTERVAL,
+            "request_timeout": DEFAULT_REQUEST_TIMEOUT,
+            "convergence_timeout": DEFAULT_CONVERGENCE_TIMEOUT,
+            "init_timeout": DEFAULT_INIT_TIMEOUT,
+            "sync_timeout": DEFAULT_SYNC_TIMEOUT,
+            "db_wait_ready_timeout": DEFAULT_DB_WAIT_READY_TIMEOUT,
+            "fail_interval": DEFAULT_FAIL_INTERVAL,
+            "dead_keeper_removal_interval": DEFAULT_DEAD_KEEPER_REMOVAL_INTERVAL,
+            "proxy_check_interval": DEFAULT_PROXY_CHECK_INTERVAL,
+            "proxy_timeout": DEFAULT_PROXY_TIMEOUT,
+            "max_standbys": DEFAULT_MAX_STANDBYS,
+            "max_standbys_per_sender": DEFAULT_MAX_STANDBYS_PER_SENDER,
+            "max_standby_lag": DEFAULT_MAX_STANDBY_LAG,
+            "synchronous_replication": DEFAULT_SYNCHRONOUS_REPLICATION,
+            "use_pgrewind": DEFAULT_USE_PGREWIND,
+            "min_synchronous_standbys": DEFAULT_MIN_SYNCHRONOUS_STANDBYS,
+            "max_synchronous_standbys": DEFAULT_MAX_SYNCHRONOUS_STANDBYS,
+            "additional_wal_senders": DEFAULT_ADDITIONAL_WAL_SENDERS,
+            "merge_pg_parameters": DEFAULT_MERGE_PG_PARAMETERS,
+            "default_su_repl_access_mode": DEFAULT_SUREPL_ACCESS,
+            "role": DEFAULT_ROLE,
+            "automatic_pg_restart": DEFAULT_AUTOMATIC_PG_RESTART,
+        }
+        for name, value in defaults.items():
+            if getattr(s, name) is None:
+                setattr(s, name, value)
+        return s
+
+    # -- typed accessors on the defaulted spec (raise if called on a raw spec) ---------------
+    def d(self) -> DefaultedSpec:
+        """The spec with defaults applied, with non-optional typed accessors."""
+        return DefaultedSpec(self.with_defaults())
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`SpecError` naming the first invalid field (Go's ``Validate``)."""
+        s = self.with_defaults()
+        for name, key in _DURATION_KEYS:
+            value = getattr(s, name)
+            if value is not None and value.ns < 0:
+                raise SpecError(key, f"must not be negative (got {value})")
+        assert s.proxy_check_interval is not None and s.proxy_timeout is not None
+        if s.proxy_check_interval >= s.proxy_timeout:
+            raise SpecError(
+                "proxyCheckInterval",
+                f"must be less than proxyTimeout ({s.proxy_check_interval} >= {s.proxy_timeout});"
+                " lower proxyCheckInterval or raise proxyTimeout",
+            )
+        for name, key in (
+            ("max_standbys", "maxStandbys"),
+            ("max_standbys_per_sender", "maxStandbysPerSender"),
+            ("max_synchronous_standbys", "maxSynchronousStandbys"),
+        ):
+            if getattr(s, name) < 1:
+                raise SpecError(key, f"must be at least 1 (got {getattr(s, name)})")
+        assert s.max_synchronous_standbys is not None and s.min_synchronous_standbys is not None
+        if s.max_synchronous_standbys < s.min_synchronous_standbys:
+            raise SpecError(
+                "maxSynchronousStandbys",
+                f"must be greater than or equal to minSynchronousStandbys"
+                f" ({s.max_synchronous_standbys} < {s.min_synchronous_standbys})",
+            )
+        if s.init_mode is None:
+            raise SpecError("initMode", 'is required: set it to "new", "existing" or "pitr"')
+        for i, slot in enumerate(s.additional_master_replication_slots or []):
+            path = f"additionalMasterReplicationSlots[{i}]"
+            if not _REPL_SLOT_NAME.match(slot):
+                raise SpecError(
+                    path, f"wrong replication slot name {slot!r}: use only a-z, 0-9 and _"
+                )
+            if slot.startswith(STOLON_PREFIX):
+                raise SpecError(
+                    path,
+                    f"replication slot name {slot!r} is reserved: don't start it with {STOLON_PREFIX!r}",
+                )
+        for i, entry in enumerate(s.pg_hba or []):
+            if "\n" in entry:
+                raise SpecError(
+                    f"pgHBA[{i}]",
+                    "entries cannot contain newline characters: use one entry per line",
+                )
+        if s.role not in CLUSTER_ROLES:
+            raise SpecError("role", f'unknown role {s.role!r}: use "master" or "standby"')
+        if s.init_mode == INIT_MODE_NEW:
+            if s.role == ROLE_STANDBY:
+                raise SpecError(
+                    "role",
+                    'cannot be "standby" when initMode is "new": use initMode "pitr" or "existing"',
+                )
+        elif s.init_mode == INIT_MODE_EXISTING:
+            if s.existing_config is None:
+                raise SpecError("existingConfig", 'is required when initMode is "existing"')
+            if not s.existing_config.keeper_uid:
+                raise SpecError(
+                    "existingConfig.keeperUID", "is required: name the keeper whose data to use"
+                )
+        elif s.init_mode == INIT_MODE_PITR:
+            if s.pitr_config is None:
+                raise SpecError("pitrConfig", 'is required when initMode is "pitr"')
+            if not s.pitr_config.data_restore_command:
+                raise SpecError(
+                    "pitrConfig.dataRestoreCommand", "is required: a shell command that restores %d"
+                )
+            if s.pitr_config.recovery_target_settings is not None and s.role == ROLE_STANDBY:
+                raise SpecError(
+                    "pitrConfig.recoveryTargetSettings",
+                    'cannot be set when the cluster role is "standby": remove it or use role "master"',
+                )
+        else:
+            raise SpecError(
+                "initMode", f'unknown initMode {s.init_mode!r}: use "new", "existing" or "pitr"'
+            )
+        if s.default_su_repl_access_mode not in SUREPL_ACCESS_MODES:
+            raise SpecError(
+                "defaultSUReplAccessMode",
+                f'unknown value {s.default_su_repl_access_mode!r}: use "all" or "strict"',
+            )
+        if s.role == ROLE_STANDBY and s.standby_config is None:
+            raise SpecError("standbyConfig", 'is required when the cluster role is "standby"')
+        if s.synchronous_replication:
+            value = (s.pg_parameters or {}).get("synchronous_commit")
+            if value is not None and value.strip().lower() in UNSAFE_SYNCHRONOUS_COMMIT:
+                raise SpecError(
+                    "pgParameters.synchronous_commit",
+                    f"{value!r} acknowledges commits before a standby has them, which voids"
+                    " synchronousReplication: use on, remote_write or remote_apply",
+                )
+
+    def check_update(self, new: ClusterSpec) -> None:
+        """Validate ``new`` as a replacement for this spec (Go's ``UpdateSpec``)."""
+        new.validate()
+        old_d, new_d = self.with_defaults(), new.with_defaults()
+        if old_d.init_mode != new_d.init_mode:
+            raise SpecError(
+                "initMode",
+                f"cannot change the cluster init mode ({old_d.init_mode!r} to {new_d.init_mode!r}):"
+                " use stolonctl init to re-initialize the cluster",
+            )
+        if old_d.role == ROLE_MASTER and new_d.role == ROLE_STANDBY:
+            raise SpecError("role", "cannot change a cluster from role master to role standby")
+
+
+_DURATION_KEYS = [
+    (f.name, f.metadata["json"].key)
+    for f in dataclasses.fields(ClusterSpec)
+    if "json" in f.metadata and get_type_hints(ClusterSpec)[f.name] == Duration | None
+]
+
+
+class DefaultedSpec:
+    """Read-only, non-optional view of a spec with defaults applied."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.spec, name)
+
+    @property
+    def sleep_interval(self) -> Duration:
+        return _req(self.spec.sleep_interval)
+
+    @property
+    def request_timeout(self) -> Duration:
+        return _req(self.spec.request_timeout)
+
+    @property
+    def convergence_timeout(self) -> Duration:
+        return _req(self.spec.convergence_timeout)
+
+    @property
+    def init_timeout(self) -> Duration:
+        return _req(self.spec.init_timeout)
+
+    @property
+    def sync_timeout(self) -> Duration:
+        return _req(self.spec.sync_timeout)
+
+    @property
+    def db_wait_ready_timeout(self) -> Duration:
+        return _req(self.spec.db_wait_ready_timeout)
+
+    @property
+    def fail_interval(self) -> Duration:
+        return _req(self.spec.fail_interval)
+
+    @property
+    def dead_keeper_removal_interval(self) -> Duration:
+        return _req(self.spec.dead_keeper_removal_interval)
+
+    @property
+    def proxy_check_interval(self) -> Duration:
+        return _req(self.spec.proxy_check_interval)
+
+    @property
+    def proxy_timeout(self) -> Duration:
+        return _req(self.spec.proxy_timeout)
+
+    @property
+    def max_standbys(self) -> int:
+        return _req(self.spec.max_standbys)
+
+    @property
+    def max_standbys_per_sender(self) -> int:
+        return _req(self.spec.max_standbys_per_sender)
+
+    @property
+    def max_standby_lag(self) -> int:
+        return _req(self.spec.max_standby_lag)
+
+    @property
+    def synchronous_replication(self) -> bool:
+        return _req(self.spec.synchronous_replication)
+
+    @property
+    def min_synchronous_standbys(self) -> int:
+        return _req(self.spec.min_synchronous_standbys)
+
+    @property
+    def max_synchronous_standbys(self) -> int:
+        return _req(self.spec.max_synchronous_standbys)
+
+    @property
+    def additional_wal_senders(self) -> int:
+        return _req(self.spec.additional_wal_senders)
+
+    @property
+    def use_pgrewind(self) -> bool:
+        return _req(self.spec.use_pgrewind)
+
+    @property
+    def merge_pg_parameters(self) -> bool:
+        return _req(self.spec.merge_pg_parameters)
+
+    @property
+    def role(self) -> str:
+        return _req(self.spec.role)
+
+    @property
+    def default_su_repl_access_mode(self) -> str:
+        return _req(self.spec.default_su_repl_access_mode)
+
+    @property
+    def automatic_pg_restart(self) -> bool:
+        return _req(self.spec.automatic_pg_restart)
+
+
+T = TypeVar("T")
+
+
+def _req(value: T | None) -> T:
+    if value is None:
+        raise AssertionError("spec accessor used on a spec without defaults")
+    return value
