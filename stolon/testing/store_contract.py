@@ -304,13 +304,14 @@ class StoreContract:
                     self.election_ttl * 2 + self.ttl_slack,
                 ), "nobody was elected"
                 leader = next(e for e in live if e.leadership() is not None)
+                time.sleep(0.2)  # let the watchers see this holder before it resigns
                 leader.resign()
                 live.remove(leader)
             assert wait_until(
                 lambda: any(e.leadership() is not None for e in live),
                 self.election_ttl * 2 + self.ttl_slack,
             ), "nobody was elected after two handovers"
-            time.sleep(0.1)
+            time.sleep(0.2)
         finally:
             stop.set()
             for t in threads:

@@ -1,0 +1,359 @@
+"""The embedded store: one SQLite file shared by every process of a single-machine cluster.
+
+It needs nothing installed, which makes it the default of the local-cluster command, and it
+is a real store: several processes (keepers, sentinels, proxies, stolonctl) open the same
+file and coordinate through it.
+
+- WAL journal with ``synchronous=FULL``: a committed write survives a crash of the writer.
+- Every write runs in a ``BEGIN IMMEDIATE`` transaction, so compare-and-swap, create-only
+  and leadership-conditioned writes are atomic across processes.
+- Revisions come from one counter that never goes back, so a cluster data key deleted and
+  written again never reuses a revision (no ABA on compare-and-swap).
+- TTLs and leases are measured on ``CLOCK_BOOTTIME``, which every process on the machine
+  shares and which a wall-clock step (NTP, ``date -s``) can't move; each row also carries
+  the kernel boot id, so after a reboot every lease counts as expired.
+- The leader is one row per cluster: holder session, term and expiry. A leadership token
+  is (session, term); a conditioned write checks it in the same transaction.
+
+Endpoint: the database file path (``--store-endpoints /var/lib/stolon/store.db``, or a
+``file://`` / ``sqlite://`` URL of one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import stolon
+from stolon.hookspecs import StoreBackendSpec
+from stolon.store.base import (
+    DEFAULT_ELECTION_TTL,
+    ConflictError,
+    Election,
+    InfoKind,
+    Leadership,
+    NotLeaderError,
+    PollingElection,
+    Revision,
+    Store,
+    StoreConfig,
+    StoreConfigError,
+    StoreError,
+    UnreachableError,
+    Versioned,
+)
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAME = "embedded"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revision_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT OR IGNORE INTO revision_counter (id, value) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS cluster_data (
+    cluster TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS infos (
+    cluster TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    data BLOB NOT NULL,
+    expires_at REAL NOT NULL,
+    boot_id TEXT NOT NULL,
+    PRIMARY KEY (cluster, kind, uid)
+);
+CREATE TABLE IF NOT EXISTS leader (
+    cluster TEXT PRIMARY KEY,
+    candidate TEXT NOT NULL,
+    session TEXT NOT NULL,
+    term INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    boot_id TEXT NOT NULL
+);
+"""
+
+
+def boottime() -> float:
+    """Seconds on CLOCK_BOOTTIME: shared by all processes, immune to wall-clock steps."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _read_boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:  # not Linux: fall back to a per-boot approximation
+        return f"boot-{int(time.time() - time.monotonic())}"
+
+
+BOOT_ID = _read_boot_id()
+
+
+def database_path(endpoints: Sequence[str]) -> Path:
+    """The SQLite file named by ``--store-endpoints``."""
+    if not endpoints or not endpoints[0].strip():
+        raise StoreConfigError(
+            "--store-endpoints is required with --store-backend embedded:"
+            " give the path of the store database file (e.g. /var/lib/stolon/store.db)"
+        )
+    if len(endpoints) > 1:
+        raise StoreConfigError(
+            "--store-endpoints: the embedded store takes one database file path, got"
+            f" {len(endpoints)} endpoints"
+        )
+    raw = endpoints[0].strip()
+    for scheme in ("sqlite://", "file://"):
+        if raw.startswith(scheme):
+            raw = raw[len(scheme) :]
+            break
+    if "://" in raw:
+        raise StoreConfigError(
+            f"--store-endpoints: {endpoints[0]!r} is a URL; the embedded store takes a file path"
+        )
+    return Path(raw).expanduser().absolute()
+
+
+class EmbeddedStore(Store):
+    """A store in one SQLite file. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, config: StoreConfig, *, clock: Callable[[], float] = boottime) -> None:
+        super().__init__(config)
+        self.path = database_path(config.endpoints)
+        self.cluster = config.base_path()
+        self._clock = clock
+        self._lock = threading.RLock()
+        if not self.path.parent.is_dir():
+            raise StoreConfigError(
+                f"--store-endpoints: directory {str(self.path.parent)!r} of the embedded store"
+                " does not exist: create it first"
+            )
+        try:
+            self._db = sqlite3.connect(
+                self.path,
+                timeout=config.timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+            self._db.execute(f"PRAGMA busy_timeout={int(config.timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._lock:
+                self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except sqlite3.Error as e:
+            raise StoreConfigError(f"cannot open the embedded store {str(self.path)!r}: {e}") from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.OperationalError as e:
+                raise self._error(e) from None
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._db.execute("ROLLBACK")
+                raise self._error(e) from None
+
+    def _error(self, e: sqlite3.Error) -> StoreError:
+        if "locked" in str(e) or "busy" in str(e):
+            return UnreachableError(
+                f"embedded store {str(self.path)!r} stayed locked for more than"
+                f" {self.config.timeout:g}s (--store-timeout): {e}"
+            )
+        return StoreError(f"embedded store {str(self.path)!r}: {e}")
+
+    def _next_revision(self, db: sqlite3.Connection) -> int:
+        db.execute("UPDATE revision_counter SET value = value + 1 WHERE id = 1")
+        (value,) = db.execute("SELECT value FROM revision_counter WHERE id = 1").fetchone()
+        return int(value)
+
+    def _alive(self, expires_at: float, boot_id: str) -> bool:
+        return boot_id == BOOT_ID and expires_at > self._clock()
+
+    # -- cluster data -----------------------------------------------------------------------
+    def get_cluster_data(self) -> Versioned | None:
+        with self._tx(write=False) as db:
+            row = db.execute(
+                "SELECT data, revision FROM cluster_data WHERE cluster = ?", (self.cluster,)
+            ).fetchone()
+        return None if row is None else Versioned(bytes(row[0]), int(row[1]))
+
+    def _write(self, db: sqlite3.Connection, data: bytes) -> int:
+        rev = self._next_revision(db)
+        db.execute(
+            "INSERT INTO cluster_data (cluster, data, revision) VALUES (?, ?, ?)"
+            " ON CONFLICT (cluster) DO UPDATE SET data = excluded.data, revision = excluded.revision",
+            (self.cluster, data, rev),
+        )
+        return rev
+
+    def _current_revision(self, db: sqlite3.Connection) -> int | None:
+        row = db.execute(
+            "SELECT revision FROM cluster_data WHERE cluster = ?", (self.cluster,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def put_cluster_data(self, data: bytes) -> Revision:
+        with self._tx() as db:
+            return self._write(db, data)
+
+    def create_cluster_data(self, data: bytes) -> Revision:
+        with self._tx() as db:
+            if self._current_revision(db) is not None:
+                raise ConflictError("cluster data already exists")
+            return self._write(db, data)
+
+    def cas_cluster_data(
+        self, data: bytes, revision: Revision, *, leadership: Leadership | None = None
+    ) -> Revision:
+        with self._tx() as db:
+            if leadership is not None and not self._holds(db, leadership.token):
+                raise NotLeaderError(f"{leadership.candidate} no longer holds the sentinel leadership")
+            current = self._current_revision(db)
+            if current is None or current != revision:
+                raise ConflictError(
+                    f"cluster data changed (revision {current}, expected {revision})"
+                )
+            return self._write(db, data)
+
+    def delete_cluster_data(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM cluster_data WHERE cluster = ?", (self.cluster,))
+
+    # -- infos ------------------------------------------------------------------------------
+    def put_info(self, kind: InfoKind, uid: str, data: bytes, ttl: float) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO infos (cluster, kind, uid, data, expires_at, boot_id) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (cluster, kind, uid) DO UPDATE SET data = excluded.data,"
+                " expires_at = excluded.expires_at, boot_id = excluded.boot_id",
+                (self.cluster, kind.value, uid, data, now + ttl, BOOT_ID),
+            )
+            db.execute(
+                "DELETE FROM infos WHERE cluster = ? AND kind = ? AND (expires_at <= ? OR boot_id != ?)",
+                (self.cluster, kind.value, now, BOOT_ID),
+            )
+
+    def get_infos(self, kind: InfoKind) -> dict[str, bytes]:
+        with self._tx(write=False) as db:
+            rows = db.execute(
+                "SELECT uid, data, expires_at, boot_id FROM infos WHERE cluster = ? AND kind = ?",
+                (self.cluster, kind.value),
+            ).fetchall()
+        return {uid: bytes(data) for uid, data, exp, boot in rows if self._alive(exp, boot)}
+
+    # -- election ---------------------------------------------------------------------------
+    def _holds(self, db: sqlite3.Connection, token: Any) -> bool:
+        session, term = token
+        row = db.execute(
+            "SELECT session, term, expires_at, boot_id FROM leader WHERE cluster = ?", (self.cluster,)
+        ).fetchone()
+        return (
+            row is not None
+            and row[0] == session
+            and int(row[1]) == term
+            and self._alive(float(row[2]), str(row[3]))
+        )
+
+    def _acquire_or_renew(self, candidate: str, session: str, ttl: float) -> tuple[str, int] | None:
+        with self._tx() as db:
+            now = self._clock()
+            row = db.execute(
+                "SELECT session, term, expires_at, boot_id FROM leader WHERE cluster = ?",
+                (self.cluster,),
+            ).fetchone()
+            if row is not None and self._alive(float(row[2]), str(row[3])):
+                if row[0] != session:
+                    return None
+                term = int(row[1])
+            else:
+                term = (int(row[1]) if row is not None else 0) + 1
+            db.execute(
+                "INSERT INTO leader (cluster, candidate, session, term, expires_at, boot_id)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (cluster) DO UPDATE SET"
+                " candidate = excluded.candidate, session = excluded.session, term = excluded.term,"
+                " expires_at = excluded.expires_at, boot_id = excluded.boot_id",
+                (self.cluster, candidate, session, term, now + ttl, BOOT_ID),
+            )
+            return session, term
+
+    def _release(self, session: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM leader WHERE cluster = ? AND session = ?", (self.cluster, session)
+            )
+
+    def election(self, candidate: str, ttl: float = DEFAULT_ELECTION_TTL) -> Election:
+        return EmbeddedElection(self, candidate, ttl)
+
+    def get_leader(self) -> str | None:
+        with self._tx(write=False) as db:
+            row = db.execute(
+                "SELECT candidate, expires_at, boot_id FROM leader WHERE cluster = ?",
+                (self.cluster,),
+            ).fetchone()
+        if row is None or not self._alive(float(row[1]), str(row[2])):
+            return None
+        return str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class EmbeddedElection(PollingElection):
+    """Leadership as a lease row; a fresh session id per candidacy."""
+
+    def __init__(self, store: EmbeddedStore, candidate: str, ttl: float) -> None:
+        super().__init__(candidate, ttl)
+        self._store = store
+        self._session = secrets.token_hex(8)
+
+    def _acquire_or_renew(self, current: Any | None) -> Any | None:
+        return self._store._acquire_or_renew(self.candidate, self._session, self.ttl)
+
+    def _release(self, token: Any) -> None:
+        self._store._release(token[0])
+
+
+def _factory(config: StoreConfig) -> Store:
+    return EmbeddedStore(config)
+
+
+class _Plugin:
+    @stolon.hookimpl
+    def stolon_store_backends(self) -> Sequence[StoreBackendSpec]:
+        return [
+            StoreBackendSpec(
+                name=BACKEND_NAME,
+                factory=_factory,
+                description="built-in single-machine store (SQLite in WAL mode); no server needed",
+                endpoints_help="path of the store database file, shared by every process",
+            )
+        ]
+
+
+#: The entry point ``stolon.store: embedded`` names this object.
+plugin = _Plugin()
+
+__all__ = ["BACKEND_NAME", "EmbeddedStore", "boottime", "database_path", "plugin"]
+
+if os.name != "posix":  # pragma: no cover
+    log.warning("the embedded store is meant for Linux (CLOCK_BOOTTIME, boot id)")
