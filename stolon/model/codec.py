@@ -125,6 +125,32 @@ class Document:
         return cls(unknown_fields=unknown, **kwargs)
 
     @classmethod
+    def check_patch(cls, patch: dict[str, Any], path: str = "") -> None:
+        """Strictly check an RFC 7386 merge patch against this document type.
+
+        ``null`` values (deletions) are accepted for any known field; every other value
+        must have the field's type, and nested objects are checked recursively.
+        """
+        fields = {meta.key: tp for _, meta, tp in cls._json_fields()}
+        for key, value in patch.items():
+            sub = _join(path, key)
+            if key not in fields:
+                hint = difflib.get_close_matches(key, sorted(fields), n=1)
+                fix = f' (did you mean "{hint[0]}"?)' if hint else ""
+                raise ModelError(sub, f"unknown field{fix}")
+            if value is None:
+                continue
+            target = _strip(fields[key])
+            if (
+                isinstance(target, type)
+                and issubclass(target, Document)
+                and isinstance(value, dict)
+            ):
+                target.check_patch(value, sub)
+            else:
+                _decode(fields[key], value, sub, strict=True)
+
+    @classmethod
     def loads(cls, text: str | bytes, *, strict: bool = False) -> Self:
         try:
             obj = json.loads(text)
@@ -179,7 +205,7 @@ def _is_empty(tp: Any, value: Any) -> bool:
     """Go's omitempty: optional scalars and documents are Go pointers (only nil is empty);
     lists and dicts are Go slices and maps (nil or zero length is empty)."""
     if value is None:
-        return True
+        return not _is_time_type(tp)  # a Go time.Time is a struct: never omitted
     if _is_optional(tp) and not isinstance(value, list | dict):
         return False
     if isinstance(value, Document | Duration | datetime):

@@ -149,7 +149,9 @@ class EmbeddedStore(Store):
             with self._lock:
                 self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
         except sqlite3.Error as e:
-            raise StoreConfigError(f"cannot open the embedded store {str(self.path)!r}: {e}") from None
+            raise StoreConfigError(
+                f"cannot open the embedded store {str(self.path)!r}: {e}"
+            ) from None
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -224,7 +226,9 @@ class EmbeddedStore(Store):
     ) -> Revision:
         with self._tx() as db:
             if leadership is not None and not self._holds(db, leadership.token):
-                raise NotLeaderError(f"{leadership.candidate} no longer holds the sentinel leadership")
+                raise NotLeaderError(
+                    f"{leadership.candidate} no longer holds the sentinel leadership"
+                )
             current = self._current_revision(db)
             if current is None or current != revision:
                 raise ConflictError(
@@ -263,7 +267,8 @@ class EmbeddedStore(Store):
     def _holds(self, db: sqlite3.Connection, token: Any) -> bool:
         session, term = token
         row = db.execute(
-            "SELECT session, term, expires_at, boot_id FROM leader WHERE cluster = ?", (self.cluster,)
+            "SELECT session, term, expires_at, boot_id FROM leader WHERE cluster = ?",
+            (self.cluster,),
         ).fetchone()
         return (
             row is not None

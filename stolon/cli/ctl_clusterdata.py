@@ -1,0 +1,58 @@
+"""``stolonctl clusterdata read|write``: the raw cluster data document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from stolon.cli.common import CliError, add_bool_flag
+from stolon.cli.ctlcontext import CtlContext
+from stolon.model import ClusterData, ModelError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("clusterdata", help="Manage current cluster data")
+    csub = p.add_subparsers(dest="clusterdata_command", metavar="COMMAND", required=True)
+    r = csub.add_parser("read", help="Retrieve the current cluster data")
+    add_bool_flag(r, "--pretty", "pretty print")
+    r.set_defaults(func=cmd_read)
+    w = csub.add_parser("write", help="Write cluster data")
+    w.add_argument(
+        "-f", "--file", default="-", help="file containing the new cluster data (default: stdin)"
+    )
+    add_bool_flag(w, "--yes", "don't ask for confirmation", short="-y")
+    w.set_defaults(func=cmd_write)
+
+
+def cmd_read(ctx: CtlContext) -> int:
+    stored = ctx.store.backend.get_cluster_data()
+    if stored is None:
+        raise CliError("no cluster clusterdata available")
+    text = stored.data.decode("utf-8", errors="replace")
+    if ctx.args.pretty:
+        try:
+            text = json.dumps(json.loads(text), indent="\t", ensure_ascii=False)
+        except json.JSONDecodeError:
+            pass  # show it as stored
+    ctx.out(text)
+    return 0
+
+
+def cmd_write(ctx: CtlContext) -> int:
+    text = ctx.read_input(None, ctx.args.file, "cluster data")
+    assert text is not None
+    try:
+        cd = ClusterData.parse(text)
+        if cd.cluster is None or cd.cluster.spec is None:
+            raise ModelError("cluster.spec", "is required")
+        cd.cluster.spec.validate()
+    except ModelError as e:
+        raise CliError(f"invalid cluster data: {e}") from None
+    if ctx.store.backend.get_cluster_data() is not None:
+        if not ctx.args.yes:
+            raise CliError("WARNING: cluster data already available use --yes to override")
+        ctx.out("WARNING: The current cluster data will be removed")
+    # Written as given (unknown fields included), a deliberate overwrite like Go Stolon's.
+    ctx.store.backend.put_cluster_data(text.strip().encode())
+    ctx.out("successfully wrote cluster data into the new store")
+    return 0

@@ -1,0 +1,166 @@
+"""stolonctl commands on the cluster spec: init, spec, update, promote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from stolon.cli.common import CliError, add_bool_flag
+from stolon.cli.ctlcontext import CtlContext
+from stolon.model import Cluster, ClusterData, ClusterSpec, ModelError
+from stolon.model.codec import load_json_object
+from stolon.model.merge_patch import merge_patch
+from stolon.model.spec import ROLE_MASTER, ROLE_STANDBY
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("init", help="Initialize a new cluster")
+    p.add_argument("spec", nargs="?", help='cluster spec JSON (default {"initMode":"new"})')
+    p.add_argument(
+        "-f", "--file", default="", help="file containing the new cluster spec (- for stdin)"
+    )
+    add_bool_flag(p, "--yes", "don't ask for confirmation", short="-y")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("spec", help="Retrieve the current cluster specification")
+    add_bool_flag(p, "--defaults", "also show default values")
+    p.set_defaults(func=cmd_spec)
+
+    p = sub.add_parser("update", help="Update a cluster specification")
+    p.add_argument("spec", nargs="?", help="cluster spec JSON, or a merge patch with --patch")
+    add_bool_flag(
+        p, "--patch", "patch the current cluster specification instead of replacing it", short="-p"
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        default="",
+        help="file containing a complete cluster specification or a patch (- for stdin)",
+    )
+    p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("promote", help="Promotes a standby cluster to a primary cluster")
+    add_bool_flag(p, "--yes", "don't ask for confirmation", short="-y")
+    p.set_defaults(func=cmd_promote)
+
+
+def parse_spec(text: str, what: str = "cluster spec") -> ClusterSpec:
+    """Strictly parse and validate a whole spec given by the user."""
+    try:
+        spec = ClusterSpec.from_obj(load_json_object(text, what), strict=True)
+        spec.validate()
+    except ModelError as e:
+        raise CliError(f"invalid {what}: {e}") from None
+    return spec
+
+
+def cmd_init(ctx: CtlContext) -> int:
+    a = ctx.args
+    data = ctx.read_input(a.spec, a.file, "cluster spec", required=False)
+    spec = parse_spec(data) if data is not None else ClusterSpec(init_mode="new")
+    existing = ctx.store.backend.get_cluster_data()
+    if existing is not None:
+        ctx.out("WARNING: The current cluster data will be removed")
+    ctx.out(
+        "WARNING: The databases managed by the keepers will be overwritten depending on the"
+        " provided cluster spec."
+    )
+    if not a.yes and not ctx.confirm("Are you sure you want to continue? [yes/no] "):
+        ctx.out("exiting")
+        return 0
+    cd = ClusterData.new(Cluster.new(spec))
+    # A deliberate overwrite (Go Stolon's init is a plain put), behind the confirmation.
+    ctx.store.put_cluster_data(cd)
+    return 0
+
+
+def _without_nulls(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def spec_json(spec: ClusterSpec, defaults: bool) -> str:
+    if defaults:
+        full = spec.with_defaults().to_obj()
+        obj = {key: full.get(key) for key in ClusterSpec.json_keys()}
+        obj.update({k: v for k, v in full.items() if k not in obj})
+    else:
+        obj = _without_nulls(spec.to_obj())
+    return json.dumps(obj, indent="\t", ensure_ascii=False)
+
+
+def cmd_spec(ctx: CtlContext) -> int:
+    cd, _ = ctx.cluster_data()
+    assert cd.cluster is not None and cd.cluster.spec is not None
+    ctx.out(spec_json(cd.cluster.spec, bool(ctx.args.defaults)))
+    return 0
+
+
+def apply_spec_patch(current: ClusterSpec, patch_text: str) -> ClusterSpec:
+    """The spec after an RFC 7386 merge patch, checked like user input.
+
+    The patch itself is checked strictly (unknown fields, types); the stored spec it
+    applies to is not, so fields written by a newer version survive.
+    """
+    try:
+        patch = load_json_object(patch_text, "cluster spec patch")
+        ClusterSpec.check_patch(patch)
+        merged = merge_patch(current.to_obj(), patch)
+        new = ClusterSpec.from_obj(merged)
+        current.check_update(new)
+    except ModelError as e:
+        raise CliError(f"invalid cluster spec patch: {e}") from None
+    return new
+
+
+def cmd_update(ctx: CtlContext) -> int:
+    a = ctx.args
+    text = ctx.read_input(a.spec, a.file, "cluster spec")
+    assert text is not None
+    # Check the input once before touching the store, so bad input fails fast.
+    new_whole = None if a.patch else parse_spec(text)
+
+    def change(cd: ClusterData) -> None:
+        assert cd.cluster is not None
+        current = cd.cluster.spec or ClusterSpec()
+        if a.patch:
+            new = apply_spec_patch(current, text)
+        else:
+            assert new_whole is not None
+            try:
+                current.check_update(new_whole)
+            except ModelError as e:
+                raise CliError(f"cannot update cluster spec: {e}") from None
+            new = new_whole
+        cd.cluster.spec = new
+
+    ctx.cluster_data()  # fails clearly when there is no cluster or its spec is invalid
+    ctx.store.update_cluster_data(change)
+    return 0
+
+
+def cmd_promote(ctx: CtlContext) -> int:
+    cd, _ = ctx.cluster_data()
+    assert cd.cluster is not None and cd.cluster.spec is not None
+    if cd.cluster.def_spec().role == ROLE_MASTER:
+        ctx.err("cluster spec role already set to master")
+        return 0
+    if not ctx.args.yes and not ctx.confirm("Are you sure you want to continue? [yes/no] "):
+        ctx.out("exiting")
+        return 0
+
+    def change(cd: ClusterData) -> None:
+        assert cd.cluster is not None and cd.cluster.spec is not None
+        spec = cd.cluster.spec.copy()
+        spec.role = ROLE_MASTER
+        try:
+            cd.cluster.spec.check_update(spec)
+        except ModelError as e:
+            raise CliError(f"cannot update cluster spec: {e}") from None
+        cd.cluster.spec = spec
+
+    ctx.store.update_cluster_data(change)
+    return 0
+
+
+__all__ = ["ROLE_STANDBY", "apply_spec_patch", "parse_spec", "register", "spec_json"]

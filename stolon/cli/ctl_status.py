@@ -1,0 +1,210 @@
+"""``stolonctl status``: sentinels, proxies, keepers and the replication tree.
+
+The text form keeps Go Stolon's headers and messages; columns are aligned the way Go's
+``tabwriter`` (tab padding, tab width 8) aligns them. Unlike Go Stolon, it also works when
+there is no cluster data yet, printing what the store holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+
+from stolon.cli.common import CliError
+from stolon.cli.ctlcontext import CtlContext
+from stolon.model import ClusterData
+
+
+@dataclass
+class SentinelRow:
+    uid: str
+    leader: bool
+
+
+@dataclass
+class ProxyRow:
+    uid: str
+    generation: int
+
+
+@dataclass
+class KeeperRow:
+    uid: str
+    listen_address: str
+    healthy: bool
+    pg_healthy: bool
+    pg_wanted_generation: int
+    pg_current_generation: int
+
+
+@dataclass
+class ClusterRow:
+    available: bool = False
+    master_keeper_uid: str = ""
+    master_db_uid: str = ""
+
+
+@dataclass
+class Status:
+    sentinels: list[SentinelRow] = field(default_factory=list)
+    proxies: list[ProxyRow] = field(default_factory=list)
+    keepers: list[KeeperRow] = field(default_factory=list)
+    cluster: ClusterRow = field(default_factory=ClusterRow)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="Display the current cluster status")
+    p.add_argument("-f", "--format", default="text", help="output format: text or json")
+    p.set_defaults(func=cmd_status)
+
+
+def collect(ctx: CtlContext) -> tuple[Status, ClusterData | None]:
+    store = ctx.store
+    leader = store.get_leader()
+    status = Status()
+    for uid in sorted(store.sentinels_info()):
+        status.sentinels.append(SentinelRow(uid, leader is not None and uid == leader))
+    for uid, pi in sorted(store.proxies_info().items()):
+        status.proxies.append(ProxyRow(pi.uid or uid, pi.generation))
+    cd, _ = store.get_cluster_data()
+    if cd is None:
+        return status, None
+    for kuid in sorted(cd.keepers or {}):
+        keeper = (cd.keepers or {})[kuid]
+        db = cd.db_of_keeper(kuid)
+        row = KeeperRow(kuid, "(no db assigned)", keeper.status.healthy, False, 0, 0)
+        if db is not None:
+            row.pg_healthy = db.status.healthy
+            row.pg_wanted_generation = db.generation
+            row.pg_current_generation = db.status.current_generation
+            row.listen_address = "(unknown)"
+            if db.status.listen_address:
+                row.listen_address = f"{db.status.listen_address}:{db.status.port}"
+        status.keepers.append(row)
+    if cd.cluster is not None and cd.dbs is not None:
+        status.cluster.available = True
+        master = cd.master_db()
+        if master is not None and master.spec is not None:
+            status.cluster.master_db_uid = master.uid
+            status.cluster.master_keeper_uid = master.spec.keeper_uid
+    return status, cd
+
+
+def tabwrite(rows: list[list[str]], *, trailing_tab: bool = False) -> list[str]:
+    """Align cells like Go's tabwriter(minwidth 0, tabwidth 8, padding 1, padchar '\\t')."""
+    if not rows:
+        return []
+    ncols = max(len(r) for r in rows)
+    aligned = ncols if trailing_tab else ncols - 1
+    widths = [0] * aligned
+    for r in rows:
+        for i in range(min(aligned, len(r))):
+            widths[i] = max(widths[i], len(r[i]))
+    cols = [((w + 1 + 7) // 8) * 8 for w in widths]
+    out = []
+    for r in rows:
+        line = ""
+        for i, cell in enumerate(r):
+            if i < aligned:
+                line += cell + "\t" * max(1, -(-(cols[i] - len(cell)) // 8))
+            else:
+                line += cell
+        out.append(line)
+    return out
+
+
+def tree_lines(
+    cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", tail: bool = True
+) -> list[str]:
+    """Go Stolon's printTree: the master and its followers, recursively."""
+    dbs = cd.dbs or {}
+    db = dbs.get(dbuid)
+    if db is None or db.spec is None:
+        return []
+    line = prefix + (("└─" if tail else "├─") if level > 0 else "") + db.spec.keeper_uid
+    if cd.cluster is not None and dbuid == cd.cluster.status.master:
+        line += " (master)"
+    lines = [line]
+    followers = db.spec.followers or []
+    for i, f in enumerate(followers):
+        last = i == len(followers) - 1
+        child_prefix = prefix + (("  " if level > 0 else "") if tail else "│ ")
+        lines += tree_lines(cd, f, level + 1, child_prefix, last)
+    return lines
+
+
+def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None:
+    out = ctx.out
+    out("=== Active sentinels ===")
+    out()
+    if not status.sentinels:
+        out("No active sentinels")
+    else:
+        rows = [["ID", "LEADER"]] + [[s.uid, str(s.leader).lower()] for s in status.sentinels]
+        for line in tabwrite(rows):
+            out(line)
+    out()
+    out("=== Active proxies ===")
+    out()
+    if not status.proxies:
+        out("No active proxies")
+    else:
+        for line in tabwrite([["ID"]] + [[p.uid] for p in status.proxies]):
+            out(line)
+    out()
+    out("=== Keepers ===")
+    out()
+    if not status.keepers:
+        out("No keepers available")
+        out()
+    else:
+        rows = [
+            [
+                "UID",
+                "HEALTHY",
+                "PG LISTENADDRESS",
+                "PG HEALTHY",
+                "PG WANTEDGENERATION",
+                "PG CURRENTGENERATION",
+            ]
+        ]
+        for k in status.keepers:
+            rows.append(
+                [
+                    k.uid,
+                    str(k.healthy).lower(),
+                    k.listen_address,
+                    str(k.pg_healthy).lower(),
+                    str(k.pg_wanted_generation),
+                    str(k.pg_current_generation),
+                ]
+            )
+        for line in tabwrite(rows):
+            out(line)
+    if not status.cluster.master_keeper_uid:
+        out("No cluster available")
+    else:
+        out()
+        out("=== Cluster Info ===")
+        out()
+        out(f"Master Keeper: {status.cluster.master_keeper_uid}")
+    if cd is not None and status.cluster.master_db_uid:
+        out()
+        out("===== Keepers/DB tree =====")
+        out()
+        for line in tree_lines(cd, status.cluster.master_db_uid):
+            out(line)
+    out()
+
+
+def cmd_status(ctx: CtlContext) -> int:
+    fmt = ctx.args.format
+    if fmt not in ("text", "json", ""):
+        raise CliError(f"unrecognised output format {fmt!r}: use text or json")
+    status, cd = collect(ctx)
+    if fmt == "json":
+        ctx.out(json.dumps(asdict(status), indent="\t"))
+    else:
+        render_text(ctx, status, cd)
+    return 0

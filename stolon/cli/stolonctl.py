@@ -1,0 +1,80 @@
+"""stolonctl: the administration command line (Go Stolon's commands, flags and env vars)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from stolon import __version__
+from stolon.cli import ctl_clusterdata, ctl_keepers, ctl_plugins, ctl_spec, ctl_status
+from stolon.cli.common import (
+    CliError,
+    add_store_flags,
+    apply_env_defaults,
+    log_level,
+    normalize_bool_flags,
+    setup_logging,
+)
+from stolon.cli.ctlcontext import CtlContext
+from stolon.model import ModelError
+from stolon.plugins import PluginError, plugin_manager
+from stolon.store.base import ConflictError, StoreError, UnreachableError
+
+ENV_PREFIX = "STOLONCTL"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stolonctl",
+        description="stolon command line client",
+        epilog="Every global flag --foo-bar can also be set with the environment variable STOLONCTL_FOO_BAR.",
+    )
+    add_store_flags(parser)
+    parser.add_argument(
+        "--log-level", default="warn", type=log_level, help="debug, info, warn (default) or error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ctl_spec.register(sub)
+    ctl_status.register(sub)
+    ctl_keepers.register(sub)
+    ctl_clusterdata.register(sub)
+    ctl_plugins.register(sub)
+    v = sub.add_parser("version", help="Display the version")
+    v.set_defaults(func=lambda ctx: (ctx.out(f"stolonctl version {__version__}"), 0)[1])
+    plugin_manager().hook.stolonctl_add_commands(subparsers=sub)
+    # Only the global flags take their value from the environment, as in Go Stolon.
+    apply_env_defaults(parser, ENV_PREFIX)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(normalize_bool_flags(sys.argv[1:] if argv is None else argv))
+    except CliError as e:
+        print(f"stolonctl: {e}", file=sys.stderr)
+        return e.exit_code
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    setup_logging(args.log_level)
+    with CtlContext(args) as ctx:
+        try:
+            return int(args.func(ctx))
+        except CliError as e:
+            ctx.err(f"stolonctl: {e}")
+            return e.exit_code
+        except UnreachableError as e:
+            ctx.err(f"stolonctl: cannot reach the store: {e}")
+            return 1
+        except ConflictError as e:
+            ctx.err(f"stolonctl: cannot update cluster data: {e}")
+            return 1
+        except (StoreError, PluginError, ModelError) as e:
+            ctx.err(f"stolonctl: {e}")
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,460 @@
+"""stolonctl end to end on the embedded store and on a real etcd."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stolon.cli import stolonctl
+from stolon.model import ClusterData, KeeperInfo, ProxyInfo, SentinelInfo
+from stolon.model.uid import new_uid
+from stolon.store import open_backend, open_store
+from stolon.store.base import InfoKind, Store, StoreConfig
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "go_clusterdata.json"
+
+
+@dataclass
+class Ctl:
+    """Runs stolonctl in-process against one cluster of one store."""
+
+    flags: list[str]
+    config: StoreConfig
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def __call__(self, *args: str, stdin: str = "") -> tuple[int, str, str]:
+        self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        self.capsys.readouterr()
+        code = stolonctl.main([*self.flags, *args])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def ok(self, *args: str, stdin: str = "") -> str:
+        code, out, err = self(*args, stdin=stdin)
+        assert code == 0, f"stolonctl {' '.join(args)} failed: {err}"
+        return out
+
+    def raw(self) -> bytes | None:
+        with open_backend(self.config) as st:
+            got = st.get_cluster_data()
+        return None if got is None else got.data
+
+    def backend(self) -> Store:
+        return open_backend(self.config)
+
+
+@pytest.fixture(params=["embedded", "etcdv3"])
+def ctl(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Ctl]:
+    for k in list(os.environ):
+        if k.startswith("STOLONCTL_"):
+            monkeypatch.delenv(k)
+    name = f"ctl-{new_uid()}"
+    if request.param == "embedded":
+        endpoints = str(tmp_path / "store.db")
+    else:
+        etcd = request.getfixturevalue("etcd_server")
+        endpoints = ",".join(etcd.endpoints)
+    flags = [
+        "--cluster-name",
+        name,
+        "--store-backend",
+        request.param,
+        "--store-endpoints",
+        endpoints,
+    ]
+    config = StoreConfig(
+        backend=request.param, cluster_name=name, endpoints=tuple(endpoints.split(","))
+    )
+    yield Ctl(flags, config, capsys, monkeypatch)
+
+
+def test_init_spec_update_status(ctl: Ctl) -> None:
+    out = ctl.ok("init", "-y")
+    assert "WARNING: The databases managed by the keepers will be overwritten" in out
+    assert "current cluster data will be removed" not in out
+    assert json.loads(ctl.ok("spec")) == {"initMode": "new"}
+    ctl.ok("update", "--patch", '{"synchronousReplication": true}')
+    assert json.loads(ctl.ok("spec")) == {"initMode": "new", "synchronousReplication": True}
+    defaults = json.loads(ctl.ok("spec", "--defaults"))
+    assert defaults["synchronousReplication"] is True
+    assert defaults["sleepInterval"] == "5s" and defaults["maxStandbyLag"] == 1048576
+    assert "pitrConfig" in defaults and defaults["pitrConfig"] is None
+    text = ctl.ok("status")
+    assert "=== Active sentinels ===\n\nNo active sentinels" in text
+    assert "No keepers available" in text and "No cluster available" in text
+    status = json.loads(ctl.ok("status", "-f", "json"))
+    assert status == {
+        "sentinels": [],
+        "proxies": [],
+        "keepers": [],
+        "cluster": {"available": True, "master_keeper_uid": "", "master_db_uid": ""},
+    }
+    raw = ctl.raw()
+    assert raw is not None
+    cd = json.loads(raw)
+    assert cd["formatVersion"] == 1 and cd["cluster"]["status"]["phase"] == "initializing"
+    assert cd["cluster"]["spec"]["synchronousReplication"] is True
+
+
+def test_init_asks_for_confirmation(ctl: Ctl) -> None:
+    code, out, _ = ctl("init", stdin="maybe\nno\n")
+    assert code == 0 and "Please enter 'yes' or 'no'" in out and out.rstrip().endswith("exiting")
+    assert ctl.raw() is None
+    code, _, err = ctl("init")
+    assert code == 1 and "use --yes" in err
+    assert ctl.raw() is None
+    ctl.ok("init", stdin="yes\n")
+    first = ctl.raw()
+    out = ctl.ok("init", '{"initMode":"new","sleepInterval":"2s"}', stdin="yes\n")
+    assert "WARNING: The current cluster data will be removed" in out
+    assert ctl.raw() != first
+    assert json.loads(ctl.ok("spec"))["sleepInterval"] == "2s"
+
+
+def test_init_from_file_and_stdin(ctl: Ctl, tmp_path: Path) -> None:
+    f = tmp_path / "spec.json"
+    f.write_text('{"initMode":"new","maxStandbys":4}')
+    ctl.ok("init", "-y", "-f", str(f))
+    assert json.loads(ctl.ok("spec"))["maxStandbys"] == 4
+    ctl.ok("init", "--yes", "-f", "-", stdin='{"initMode":"new","maxStandbys":5}')
+    assert json.loads(ctl.ok("spec"))["maxStandbys"] == 5
+
+
+BAD_UPDATES = [
+    (["update", "--patch", "{not json"], "not valid JSON"),
+    (["update", "--patch", "[1]"], "must be a JSON object"),
+    (
+        ["update", "--patch", '{"maxStandby": 2}'],
+        'maxStandby: unknown field (did you mean "maxStandbys"?)',
+    ),
+    (["update", "--patch", '{"maxStandbys": "two"}'], "maxStandbys: expected an integer"),
+    (["update", "--patch", '{"maxStandbys": 0}'], "maxStandbys: must be at least 1"),
+    (["update", "--patch", '{"maxStandbys": 99999}'], "maxStandbys: 99999 is out of range"),
+    (["update", "--patch", '{"sleepInterval": "soon"}'], "sleepInterval: invalid duration"),
+    (
+        ["update", "--patch", '{"proxyTimeout": "1s"}'],
+        "proxyCheckInterval: must be less than proxyTimeout",
+    ),
+    (
+        ["update", "--patch", '{"initMode": "existing", "existingConfig": {"keeperUID": "k"}}'],
+        "initMode: cannot change the cluster init mode",
+    ),
+    (
+        ["update", "--patch", '{"role": "standby", "standbyConfig": {}}'],
+        'role: cannot be "standby"',
+    ),
+    (
+        [
+            "update",
+            "--patch",
+            '{"synchronousReplication": true, "pgParameters": {"synchronous_commit": "off"}}',
+        ],
+        "pgParameters.synchronous_commit",
+    ),
+    (
+        ["update", '{"initMode": "new", "newConfig": {"locale": 3}}'],
+        "newConfig.locale: expected a string",
+    ),
+    (["update", '{"sleepInterval": "1s"}'], "initMode: is required"),
+    (["update"], "no cluster spec provided"),
+    (["update", "-f", "/nonexistent/spec.json"], "cannot read file"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_UPDATES)
+def test_bad_input_changes_nothing(ctl: Ctl, args: list[str], message: str) -> None:
+    ctl.ok("init", "-y", '{"initMode":"new","sleepInterval":"2s"}')
+    before = ctl.raw()
+    code, out, err = ctl(*args)
+    assert code != 0
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, f"not one line: {err!r}"
+    assert ctl.raw() == before  # byte-identical
+
+
+def test_update_replaces_or_patches(ctl: Ctl) -> None:
+    ctl.ok(
+        "init",
+        "-y",
+        '{"initMode":"new","sleepInterval":"2s","pgHBA":["host all all 0.0.0.0/0 md5"]}',
+    )
+    ctl.ok("update", "-p", '{"pgHBA": null, "maxStandbysPerSender": 1}')
+    assert json.loads(ctl.ok("spec")) == {
+        "initMode": "new",
+        "sleepInterval": "2s",
+        "maxStandbysPerSender": 1,
+    }
+    ctl.ok("update", '{"initMode":"new","pgHBA":[]}')
+    spec = json.loads(ctl.ok("spec"))
+    assert spec == {"initMode": "new", "pgHBA": []}  # replaced; [] is not null
+
+
+def test_patch_keeps_fields_a_newer_version_wrote(ctl: Ctl) -> None:
+    ctl.ok("init", "-y")
+    raw = ctl.raw()
+    assert raw is not None
+    obj = json.loads(raw)
+    obj["cluster"]["spec"]["fencing"] = {"policy": "required"}
+    obj["traceContext"] = {"traceparent": "00-1-2-01"}
+    with ctl.backend() as st:
+        st.put_cluster_data(json.dumps(obj).encode())
+    ctl.ok("update", "--patch", '{"sleepInterval": "3s"}')
+    after = json.loads(ctl.raw() or b"")
+    assert after["cluster"]["spec"]["fencing"] == {"policy": "required"}
+    assert after["traceContext"] == {"traceparent": "00-1-2-01"}
+    assert after["cluster"]["spec"]["sleepInterval"] == "3s"
+
+
+def _write_fixture(ctl: Ctl) -> ClusterData:
+    cd = ClusterData.parse(FIXTURE.read_text())
+    with ctl.backend() as st:
+        st.put_cluster_data(cd.to_bytes())
+    return cd
+
+
+def test_status_shows_cluster(ctl: Ctl) -> None:
+    _write_fixture(ctl)
+    with open_store(ctl.config) as st:
+        st.put_sentinel_info(SentinelInfo(uid="79a71967"), 60)
+        st.put_sentinel_info(SentinelInfo(uid="718f47de"), 60)
+        st.put_proxy_info(ProxyInfo(uid="p1", generation=3), 60)
+        election = st.election("79a71967", 20)
+        assert election.wait_leadership(0) is None
+        election.start()
+        assert election.wait_leadership(10) is not None
+        try:
+            text = ctl.ok("status")
+            js = json.loads(ctl.ok("status", "--format", "json"))
+        finally:
+            election.resign()
+    # exactly the example of Go Stolon's documentation
+    assert "=== Active sentinels ===\n\nID\t\tLEADER\n718f47de\tfalse\n79a71967\ttrue\n" in text
+    assert "=== Active proxies ===\n\nID\np1\n" in text
+    assert (
+        "UID\tHEALTHY\tPG LISTENADDRESS\tPG HEALTHY\tPG WANTEDGENERATION\tPG CURRENTGENERATION\n"
+        in text
+    )
+    assert "keeper0\ttrue\t10.0.0.1:5432\t\ttrue\t\t5\t\t\t5\n" in text
+    assert "=== Cluster Info ===\n\nMaster Keeper: keeper0\n" in text
+    assert "===== Keepers/DB tree =====\n\nkeeper0 (master)\n└─keeper1\n" in text
+    assert js["sentinels"] == [
+        {"uid": "718f47de", "leader": False},
+        {"uid": "79a71967", "leader": True},
+    ]
+    assert js["proxies"] == [{"uid": "p1", "generation": 3}]
+    assert js["cluster"] == {
+        "available": True,
+        "master_keeper_uid": "keeper0",
+        "master_db_uid": "db000001",
+    }
+    assert js["keepers"][1] == {
+        "uid": "keeper1",
+        "listen_address": "10.0.0.2:5432",
+        "healthy": True,
+        "pg_healthy": True,
+        "pg_wanted_generation": 3,
+        "pg_current_generation": 3,
+    }
+
+
+def test_status_without_cluster_data(ctl: Ctl) -> None:
+    text = ctl.ok("status")
+    assert "No keepers available" in text and "No cluster available" in text
+    assert json.loads(ctl.ok("status", "-f", "json"))["cluster"]["available"] is False
+    code, _, err = ctl("status", "-f", "yaml")
+    assert code == 1 and "unrecognised output format" in err
+
+
+def test_failkeeper_and_removekeeper(ctl: Ctl) -> None:
+    _write_fixture(ctl)
+    code, _, err = ctl("failkeeper", "nokeeper")
+    assert code == 1 and "keeper doesn't exist" in err
+    ctl.ok("failkeeper", "keeper0")
+    cd = ClusterData.parse(ctl.raw() or b"")
+    assert (cd.keepers or {})["keeper0"].status.force_fail is True
+    before = ctl.raw()
+    code, _, err = ctl("removekeeper", "keeper0")
+    assert code == 1 and "keeper assigned db is the current cluster master db" in err
+    assert ctl.raw() == before
+    ctl.ok("removekeeper", "keeper1")
+    cd = ClusterData.parse(ctl.raw() or b"")
+    assert set(cd.keepers or {}) == {"keeper0"}
+    assert set(cd.dbs or {}) == {"db000001"}
+    assert "keeper0 (master)\n" in ctl.ok("status")  # the dangling follower is skipped
+
+
+def test_clusterdata_read_write(ctl: Ctl, tmp_path: Path) -> None:
+    code, _, err = ctl("clusterdata", "read")
+    assert code == 1 and "no cluster clusterdata available" in err
+    text = FIXTURE.read_text()
+    out = ctl.ok("clusterdata", "write", stdin=text)
+    assert "successfully wrote cluster data into the new store" in out
+    assert json.loads(ctl.ok("clusterdata", "read")) == json.loads(text)
+    assert ctl.ok("clusterdata", "read", "--pretty").startswith('{\n\t"formatVersion": 1')
+    code, _, err = ctl("clusterdata", "write", stdin=text)
+    assert code == 1 and "cluster data already available use --yes to override" in err
+    f = tmp_path / "cd.json"
+    obj = json.loads(text)
+    obj["cluster"]["spec"]["sleepInterval"] = "9s"
+    f.write_text(json.dumps(obj))
+    ctl.ok("clusterdata", "write", "-y", "-f", str(f))
+    assert json.loads(ctl.ok("spec"))["sleepInterval"] == "9s"
+    before = ctl.raw()
+    for bad, msg in [
+        ("{", "invalid cluster data"),
+        (json.dumps({**obj, "formatVersion": 2}), "unsupported clusterdata format version"),
+        (
+            json.dumps({**obj, "cluster": {**obj["cluster"], "spec": {"initMode": "bogus"}}}),
+            "unknown initMode",
+        ),
+    ]:
+        code, _, err = ctl("clusterdata", "write", "-y", stdin=bad)
+        assert code == 1 and msg in err
+    assert ctl.raw() == before
+
+
+def test_promote_standby_cluster(ctl: Ctl) -> None:
+    code, _, err = ctl("promote", "-y")
+    assert code == 1 and "no cluster data available" in err
+    ctl.ok("init", "-y")
+    code, _, err = ctl("promote", "-y")
+    assert code == 0 and "cluster spec role already set to master" in err
+    standby = {
+        "initMode": "pitr",
+        "role": "standby",
+        "pitrConfig": {"dataRestoreCommand": "true"},
+        "standbyConfig": {"standbySettings": {"primaryConninfo": "host=10.0.0.9"}},
+    }
+    ctl.ok("init", "-y", json.dumps(standby))
+    code, out, _ = ctl("promote", stdin="no\n")
+    assert code == 0 and "exiting" in out
+    assert json.loads(ctl.ok("spec"))["role"] == "standby"
+    ctl.ok("promote", "-y")
+    assert json.loads(ctl.ok("spec"))["role"] == "master"
+
+
+def test_version_and_plugins(ctl: Ctl) -> None:
+    assert ctl.ok("version").startswith("stolonctl version ")
+    out = ctl.ok("plugins")
+    assert "embedded\tstore\tstolon" in out.replace("\t\t", "\t")
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("STOLONCTL_")}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "stolon.cli.stolonctl", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_environment_variables(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    env = {
+        "STOLONCTL_CLUSTER_NAME": "envcluster",
+        "STOLONCTL_STORE_BACKEND": "embedded",
+        "STOLONCTL_STORE_ENDPOINTS": db,
+    }
+    assert run_cli(["init", "-y"], env).returncode == 0
+    proc = run_cli(["spec"], env)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"initMode": "new"}
+    # a flag wins over the environment; an empty variable is ignored
+    proc = run_cli(["--cluster-name", "other", "spec"], env)
+    assert proc.returncode == 1 and "no cluster data available" in proc.stderr
+    proc = run_cli(["spec"], {**env, "STOLONCTL_CLUSTER_NAME": ""})
+    assert proc.returncode == 1 and "--cluster-name is required" in proc.stderr
+    proc = run_cli(["spec"], {**env, "STOLONCTL_STORE_TIMEOUT": "soon"})
+    assert proc.returncode == 2 and "STOLONCTL_STORE_TIMEOUT" in proc.stderr
+    proc = run_cli(["spec"], {**env, "STOLONCTL_STORE_SKIP_TLS_VERIFY": "true"})
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--store-backend", "embedded", "spec"], 1, "--cluster-name is required"),
+        (["--cluster-name", "c", "spec"], 1, "--store-backend is required"),
+        (
+            ["--cluster-name", "c", "--store-backend", "zookeeper", "spec"],
+            1,
+            "unknown store backend 'zookeeper'",
+        ),
+        (["--cluster-name", "c", "--store-backend", "etcd", "spec"], 1, "use etcdv3"),
+        (
+            ["--cluster-name", "c", "--store-backend", "embedded", "spec"],
+            1,
+            "--store-endpoints is required",
+        ),
+        (
+            [
+                "--cluster-name",
+                "c",
+                "--store-backend",
+                "embedded",
+                "--store-endpoints",
+                "/nonexistent/x.db",
+                "spec",
+            ],
+            1,
+            "does not exist",
+        ),
+        (["--store-timeout", "5", "spec"], 2, "invalid duration '5'"),
+        (["init", "--yes=maybe"], 2, "--yes: invalid boolean"),
+    ],
+)
+def test_bad_flags(args: list[str], code: int, message: str) -> None:
+    proc = run_cli(args, {})
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_etcd_is_reported(
+    etcd_server_factory: Callable[[], object] | None = None,
+) -> None:
+    proc = run_cli(
+        [
+            "--cluster-name",
+            "c",
+            "--store-backend",
+            "etcdv3",
+            "--store-endpoints",
+            "http://127.0.0.1:9",
+            "--store-timeout",
+            "1s",
+            "spec",
+        ],
+        {},
+    )
+    if "unknown store backend" in proc.stderr:
+        pytest.skip("the etcdv3 plugin is not installed")
+    assert proc.returncode == 1
+    assert "cannot reach the store" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_keeper_info_visible_in_store(ctl: Ctl) -> None:
+    with open_store(ctl.config) as st:
+        st.put_keeper_info(KeeperInfo(uid="k9", info_uid="i"), 30)
+        assert set(st.keepers_info()) == {"k9"}
+        assert st.backend.get_infos(InfoKind.KEEPER)["k9"].startswith(b"{")
