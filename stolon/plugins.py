@@ -144,19 +144,11 @@ class StolonPluginManager(pluggy.PluginManager):
         if name in backends:
             return backends[name]
         if not name:
-            raise PluginError(
-                f"--store-backend is required: use one of {', '.join(sorted(backends))}"
-            )
+            raise PluginError(f"--store-backend is required: use one of {', '.join(sorted(backends))}")
         for rec in self.records:
             if rec.kind == "store" and rec.name == name and (rec.error or rec.blocked):
-                why = (
-                    "is blocked by STOLON_BLOCK_PLUGINS"
-                    if rec.blocked
-                    else f"failed to load: {rec.error}"
-                )
-                raise PluginError(
-                    f"store backend {name!r} ({rec.distribution} {rec.version}) {why}"
-                )
+                why = "is blocked by STOLON_BLOCK_PLUGINS" if rec.blocked else f"failed to load: {rec.error}"
+                raise PluginError(f"store backend {name!r} ({rec.distribution} {rec.version}) {why}")
         hint = _BACKEND_HINTS.get(name, "")
         raise PluginError(
             f"unknown store backend {name!r}{hint}: installed backends are"

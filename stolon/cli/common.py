@@ -64,9 +64,7 @@ def go_bool(text: str) -> bool:
 
 def log_level(text: str) -> str:
     if text not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(
-            f"invalid log level {text!r}: use debug, info, warn or error"
-        )
+        raise argparse.ArgumentTypeError(f"invalid log level {text!r}: use debug, info, warn or error")
     return text
 
 
@@ -74,9 +72,7 @@ def log_level(text: str) -> str:
 BOOL_FLAGS: set[str] = set()
 
 
-def add_bool_flag(
-    group: Any, flag: str, help_text: str, default: bool = False, short: str = ""
-) -> None:
+def add_bool_flag(group: Any, flag: str, help_text: str, default: bool = False, short: str = "") -> None:
     """A Go-style bool flag: ``--flag``, ``--flag=true`` or ``--flag=false``.
 
     Like Go's pflag, the flag never takes the next word as its value (``--patch '{...}'``
@@ -85,9 +81,7 @@ def add_bool_flag(
     BOOL_FLAGS.add(flag)
     names = [short, flag] if short else [flag]
     action = group.add_argument(*names, action="store_true", default=default, help=help_text)
-    group.add_argument(
-        "--no-" + flag[2:], dest=action.dest, action="store_false", help=argparse.SUPPRESS
-    )
+    group.add_argument("--no-" + flag[2:], dest=action.dest, action="store_false", help=argparse.SUPPRESS)
 
 
 def normalize_bool_flags(argv: Sequence[str]) -> list[str]:
@@ -135,9 +129,7 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
         default="",
         help="certificate file for client identification to the store",
     )
-    g.add_argument(
-        "--store-key", default="", help="private key file for client identification to the store"
-    )
+    g.add_argument("--store-key", default="", help="private key file for client identification to the store")
     g.add_argument(
         "--store-ca-file",
         default="",
@@ -193,9 +185,7 @@ def apply_env_defaults(
         value = env.get(env_name(prefix, long_opts[0]), "")
         if value == "":
             continue
-        if action.type is None and isinstance(
-            action, argparse._StoreTrueAction | argparse._StoreFalseAction
-        ):
+        if action.type is None and isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             converted: Any = go_bool(value)
         elif callable(action.type):
             try:

@@ -17,9 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_bool_flag(r, "--pretty", "pretty print")
     r.set_defaults(func=cmd_read)
     w = csub.add_parser("write", help="Write cluster data")
-    w.add_argument(
-        "-f", "--file", default="-", help="file containing the new cluster data (default: stdin)"
-    )
+    w.add_argument("-f", "--file", default="-", help="file containing the new cluster data (default: stdin)")
     add_bool_flag(w, "--yes", "don't ask for confirmation", short="-y")
     w.set_defaults(func=cmd_write)
 

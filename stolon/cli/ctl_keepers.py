@@ -23,9 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _missing(uid: str) -> CliError:
-    return CliError(
-        f"keeper doesn't exist: {uid!r} is not in the cluster data (see `stolonctl status`)"
-    )
+    return CliError(f"keeper doesn't exist: {uid!r} is not in the cluster data (see `stolonctl status`)")
 
 
 def cmd_failkeeper(ctx: CtlContext) -> int:

@@ -17,9 +17,7 @@ from stolon.model.spec import ROLE_MASTER, ROLE_STANDBY
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("init", help="Initialize a new cluster")
     p.add_argument("spec", nargs="?", help='cluster spec JSON (default {"initMode":"new"})')
-    p.add_argument(
-        "-f", "--file", default="", help="file containing the new cluster spec (- for stdin)"
-    )
+    p.add_argument("-f", "--file", default="", help="file containing the new cluster spec (- for stdin)")
     add_bool_flag(p, "--yes", "don't ask for confirmation", short="-y")
     p.set_defaults(func=cmd_init)
 
@@ -29,9 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("update", help="Update a cluster specification")
     p.add_argument("spec", nargs="?", help="cluster spec JSON, or a merge patch with --patch")
-    add_bool_flag(
-        p, "--patch", "patch the current cluster specification instead of replacing it", short="-p"
-    )
+    add_bool_flag(p, "--patch", "patch the current cluster specification instead of replacing it", short="-p")
     p.add_argument(
         "-f",
         "--file",

@@ -114,9 +114,7 @@ def tabwrite(rows: list[list[str]], *, trailing_tab: bool = False) -> list[str]:
     return out
 
 
-def tree_lines(
-    cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", tail: bool = True
-) -> list[str]:
+def tree_lines(cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", tail: bool = True) -> list[str]:
     """Go Stolon's printTree: the master and its followers, recursively."""
     dbs = cd.dbs or {}
     db = dbs.get(dbuid)

@@ -42,13 +42,9 @@ class CtlContext:
         """The stored cluster data, which must exist and carry a valid spec."""
         cd, rev = self.store.get_cluster_data()
         if cd is None:
-            raise CliError(
-                "no cluster data available: initialize the cluster with `stolonctl init`"
-            )
+            raise CliError("no cluster data available: initialize the cluster with `stolonctl init`")
         if cd.cluster is None or cd.cluster.spec is None:
-            raise CliError(
-                "no cluster spec available: re-initialize the cluster with `stolonctl init`"
-            )
+            raise CliError("no cluster spec available: re-initialize the cluster with `stolonctl init`")
         try:
             cd.cluster.spec.validate()
         except ClusterDataError as e:
@@ -62,9 +58,7 @@ class CtlContext:
             self.stdout.flush()
             line = self.stdin.readline()
             if line == "":
-                raise CliError(
-                    "no confirmation received (standard input closed): use --yes to skip it"
-                )
+                raise CliError("no confirmation received (standard input closed): use --yes to skip it")
             answer = line.strip()
             if answer == "yes":
                 return True
@@ -89,9 +83,7 @@ class CtlContext:
             except OSError as e:
                 raise CliError(f"cannot read file {file!r}: {e.strerror}") from None
         if required:
-            raise CliError(
-                f"no {what} provided: give it as an argument or with --file/-f (- for stdin)"
-            )
+            raise CliError(f"no {what} provided: give it as an argument or with --file/-f (- for stdin)")
         return None
 
     def __enter__(self) -> CtlContext:

@@ -134,9 +134,7 @@ class DBSpec(Document):
     synchronous_replication: bool = jf("synchronousReplication", default=False)
     use_pgrewind: bool = jf("usePgrewind", default=False)
     additional_wal_senders: U16 = jf("additionalWalSenders", omitempty=False, default=0)
-    additional_replication_slots: list[str] | None = jf(
-        "additionalReplicationSlots", omitempty=False
-    )
+    additional_replication_slots: list[str] | None = jf("additionalReplicationSlots", omitempty=False)
     init_mode: str = jf("initMode", default="")
     new_config: NewConfig | None = jf("newConfig")
     pitr_config: PITRConfig | None = jf("pitrConfig")
@@ -147,9 +145,7 @@ class DBSpec(Document):
     followers: list[str] | None = jf("followers", omitempty=False)
     include_previous_config: bool = jf("includePreviousConfig", default=False)
     synchronous_standbys: list[str] | None = jf("synchronousStandbys", omitempty=False)
-    external_synchronous_standbys: list[str] | None = jf(
-        "externalSynchronousStandbys", omitempty=False
-    )
+    external_synchronous_standbys: list[str] | None = jf("externalSynchronousStandbys", omitempty=False)
 
 
 @dataclass(kw_only=True)
@@ -223,7 +219,8 @@ class ClusterData(Document):
         if version != CURRENT_FORMAT_VERSION:
             raise ClusterDataError(
                 "formatVersion",
-                f"unsupported clusterdata format version {version!r} (this version reads {CURRENT_FORMAT_VERSION})",
+                f"unsupported clusterdata format version {version!r}"
+                f" (this version reads {CURRENT_FORMAT_VERSION})",
             )
         try:
             return cls.from_obj(obj)

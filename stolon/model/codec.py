@@ -141,11 +141,7 @@ class Document:
             if value is None:
                 continue
             target = _strip(fields[key])
-            if (
-                isinstance(target, type)
-                and issubclass(target, Document)
-                and isinstance(value, dict)
-            ):
+            if isinstance(target, type) and issubclass(target, Document) and isinstance(value, dict):
                 target.check_patch(value, sub)
             else:
                 _decode(fields[key], value, sub, strict=True)
@@ -223,11 +219,7 @@ def _decode(tp: Any, value: Any, path: str, strict: bool) -> Any:
         base, *extras = get_args(tp)
         result = _decode(base, value, path, strict)
         for extra in extras:
-            if (
-                isinstance(extra, Range)
-                and result is not None
-                and not extra.lo <= result <= extra.hi
-            ):
+            if isinstance(extra, Range) and result is not None and not extra.lo <= result <= extra.hi:
                 raise ModelError(
                     path, f"{result} is out of range for a {extra.name} ({extra.lo}..{extra.hi})"
                 )
@@ -261,15 +253,11 @@ def _decode(tp: Any, value: Any, path: str, strict: bool) -> Any:
         return tp.from_obj(value, strict=strict, path=path)
     if tp is Duration:
         if not isinstance(value, str):
-            raise ModelError(
-                path, f'expected a duration string such as "5s", got {_describe(value)}'
-            )
+            raise ModelError(path, f'expected a duration string such as "5s", got {_describe(value)}')
         try:
             return Duration.parse(value)
         except DurationError as e:
-            raise ModelError(
-                path, f'{e} (use a Go duration such as "5s", "1m30s" or "100ms")'
-            ) from None
+            raise ModelError(path, f'{e} (use a Go duration such as "5s", "1m30s" or "100ms")') from None
     if tp is datetime:
         if value is None:
             return None

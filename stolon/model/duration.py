@@ -49,9 +49,7 @@ class Duration:
         return cls(parse_go_duration(text))
 
     @classmethod
-    def of(
-        cls, *, hours: float = 0, minutes: float = 0, seconds: float = 0, ms: float = 0
-    ) -> Duration:
+    def of(cls, *, hours: float = 0, minutes: float = 0, seconds: float = 0, ms: float = 0) -> Duration:
         return cls(int(hours * HOUR + minutes * MINUTE + seconds * SECOND + ms * MILLISECOND))
 
     @property

@@ -23,9 +23,7 @@ def parse_go_time(text: str) -> datetime | None:
     if m is None:
         raise ValueError(f"invalid RFC 3339 time {text!r}")
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    if (year, month, day, hour, minute, second) == (1, 1, 1, 0, 0, 0) and not (
-        m.group(7) or ""
-    ).strip("0"):
+    if (year, month, day, hour, minute, second) == (1, 1, 1, 0, 0, 0) and not (m.group(7) or "").strip("0"):
         return None
     frac = (m.group(7) or "")[:6].ljust(6, "0")
     offset = m.group(8)

@@ -220,9 +220,7 @@ class ClusterSpec(Document):
         for i, slot in enumerate(s.additional_master_replication_slots or []):
             path = f"additionalMasterReplicationSlots[{i}]"
             if not _REPL_SLOT_NAME.match(slot):
-                raise SpecError(
-                    path, f"wrong replication slot name {slot!r}: use only a-z, 0-9 and _"
-                )
+                raise SpecError(path, f"wrong replication slot name {slot!r}: use only a-z, 0-9 and _")
             if slot.startswith(STOLON_PREFIX):
                 raise SpecError(
                     path,
@@ -246,9 +244,7 @@ class ClusterSpec(Document):
             if s.existing_config is None:
                 raise SpecError("existingConfig", 'is required when initMode is "existing"')
             if not s.existing_config.keeper_uid:
-                raise SpecError(
-                    "existingConfig.keeperUID", "is required: name the keeper whose data to use"
-                )
+                raise SpecError("existingConfig.keeperUID", "is required: name the keeper whose data to use")
         elif s.init_mode == INIT_MODE_PITR:
             if s.pitr_config is None:
                 raise SpecError("pitrConfig", 'is required when initMode is "pitr"')
@@ -262,9 +258,7 @@ class ClusterSpec(Document):
                     'cannot be set when the cluster role is "standby": remove it or use role "master"',
                 )
         else:
-            raise SpecError(
-                "initMode", f'unknown initMode {s.init_mode!r}: use "new", "existing" or "pitr"'
-            )
+            raise SpecError("initMode", f'unknown initMode {s.init_mode!r}: use "new", "existing" or "pitr"')
         if s.default_su_repl_access_mode not in SUREPL_ACCESS_MODES:
             raise SpecError(
                 "defaultSUReplAccessMode",

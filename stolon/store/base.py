@@ -266,9 +266,7 @@ class PollingElection(Election):
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(
-            target=self._run, name=f"election-{self.candidate}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"election-{self.candidate}", daemon=True)
         self._thread.start()
 
     def step(self) -> Leadership | None:

@@ -149,9 +149,7 @@ class EmbeddedStore(Store):
             with self._lock:
                 self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
         except sqlite3.Error as e:
-            raise StoreConfigError(
-                f"cannot open the embedded store {str(self.path)!r}: {e}"
-            ) from None
+            raise StoreConfigError(f"cannot open the embedded store {str(self.path)!r}: {e}") from None
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -206,9 +204,7 @@ class EmbeddedStore(Store):
         return rev
 
     def _current_revision(self, db: sqlite3.Connection) -> int | None:
-        row = db.execute(
-            "SELECT revision FROM cluster_data WHERE cluster = ?", (self.cluster,)
-        ).fetchone()
+        row = db.execute("SELECT revision FROM cluster_data WHERE cluster = ?", (self.cluster,)).fetchone()
         return None if row is None else int(row[0])
 
     def put_cluster_data(self, data: bytes) -> Revision:
@@ -226,14 +222,10 @@ class EmbeddedStore(Store):
     ) -> Revision:
         with self._tx() as db:
             if leadership is not None and not self._holds(db, leadership.token):
-                raise NotLeaderError(
-                    f"{leadership.candidate} no longer holds the sentinel leadership"
-                )
+                raise NotLeaderError(f"{leadership.candidate} no longer holds the sentinel leadership")
             current = self._current_revision(db)
             if current is None or current != revision:
-                raise ConflictError(
-                    f"cluster data changed (revision {current}, expected {revision})"
-                )
+                raise ConflictError(f"cluster data changed (revision {current}, expected {revision})")
             return self._write(db, data)
 
     def delete_cluster_data(self) -> None:
@@ -301,9 +293,7 @@ class EmbeddedStore(Store):
 
     def _release(self, session: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "DELETE FROM leader WHERE cluster = ? AND session = ?", (self.cluster, session)
-            )
+            db.execute("DELETE FROM leader WHERE cluster = ? AND session = ?", (self.cluster, session))
 
     def election(self, candidate: str, ttl: float = DEFAULT_ELECTION_TTL) -> Election:
         return EmbeddedElection(self, candidate, ttl)

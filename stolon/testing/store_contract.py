@@ -21,6 +21,7 @@ attributes); a backend whose minimum TTL is larger can raise them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -231,9 +232,7 @@ class StoreContract:
             a.resign()
             b.resign()
 
-    def test_handover_when_leader_process_dies(
-        self, store_config: StoreConfig, store: Store
-    ) -> None:
+    def test_handover_when_leader_process_dies(self, store_config: StoreConfig, store: Store) -> None:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -289,9 +288,7 @@ class StoreContract:
                     holding = False
                 time.sleep(0.005)
 
-        threads = [
-            threading.Thread(target=watch, args=(e, f"c{i}")) for i, e in enumerate(elections)
-        ]
+        threads = [threading.Thread(target=watch, args=(e, f"c{i}")) for i, e in enumerate(elections)]
         for e in elections:
             e.start()
         for t in threads:
@@ -318,11 +315,9 @@ class StoreContract:
                 t.join()
             for e in elections:
                 e.resign()
-        intervals = sorted(
-            (start, end, name) for name, spans in held.items() for start, end in spans
-        )
+        intervals = sorted((start, end, name) for name, spans in held.items() for start, end in spans)
         assert len({name for _, _, name in intervals}) >= 3, f"leadership didn't move: {held}"
-        for (s1, e1, n1), (s2, _e2, n2) in zip(intervals, intervals[1:], strict=False):
+        for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(intervals):
             assert n1 == n2 or s2 > e1, f"{n2} led from {s2:.3f} while {n1} led until {e1:.3f}"
 
     def test_write_requires_current_leadership(self, open_store: Callable[[], Store]) -> None:

@@ -71,8 +71,7 @@ def test_cas_is_atomic_across_processes(tmp_path: Path) -> None:
     st = EmbeddedStore(_config(tmp_path))
     st.create_cluster_data(b"0")
     procs = [
-        subprocess.Popen([sys.executable, "-c", _INCREMENTER, str(tmp_path / "s.db"), "50"])
-        for _ in range(4)
+        subprocess.Popen([sys.executable, "-c", _INCREMENTER, str(tmp_path / "s.db"), "50"]) for _ in range(4)
     ]
     for p in procs:
         assert p.wait(timeout=120) == 0

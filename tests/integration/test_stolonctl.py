@@ -76,9 +76,7 @@ def ctl(
         "--store-endpoints",
         endpoints,
     ]
-    config = StoreConfig(
-        backend=request.param, cluster_name=name, endpoints=tuple(endpoints.split(","))
-    )
+    config = StoreConfig(backend=request.param, cluster_name=name, endpoints=tuple(endpoints.split(",")))
     yield Ctl(flags, config, capsys, monkeypatch)
 
 
@@ -179,7 +177,7 @@ BAD_UPDATES = [
 def test_bad_input_changes_nothing(ctl: Ctl, args: list[str], message: str) -> None:
     ctl.ok("init", "-y", '{"initMode":"new","sleepInterval":"2s"}')
     before = ctl.raw()
-    code, out, err = ctl(*args)
+    code, _out, err = ctl(*args)
     assert code != 0
     assert message in err, err
     assert len(err.strip().splitlines()) == 1, f"not one line: {err!r}"
@@ -244,10 +242,7 @@ def test_status_shows_cluster(ctl: Ctl) -> None:
     # exactly the example of Go Stolon's documentation
     assert "=== Active sentinels ===\n\nID\t\tLEADER\n718f47de\tfalse\n79a71967\ttrue\n" in text
     assert "=== Active proxies ===\n\nID\np1\n" in text
-    assert (
-        "UID\tHEALTHY\tPG LISTENADDRESS\tPG HEALTHY\tPG WANTEDGENERATION\tPG CURRENTGENERATION\n"
-        in text
-    )
+    assert "UID\tHEALTHY\tPG LISTENADDRESS\tPG HEALTHY\tPG WANTEDGENERATION\tPG CURRENTGENERATION\n" in text
     assert "keeper0\ttrue\t10.0.0.1:5432\t\ttrue\t\t5\t\t\t5\n" in text
     assert "=== Cluster Info ===\n\nMaster Keeper: keeper0\n" in text
     assert "===== Keepers/DB tree =====\n\nkeeper0 (master)\n└─keeper1\n" in text
@@ -353,9 +348,7 @@ def test_version_and_plugins(ctl: Ctl) -> None:
     assert "embedded\tstore\tstolon" in out.replace("\t\t", "\t")
 
 
-def run_cli(
-    args: list[str], env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("STOLONCTL_")}
     full.update(env)
     return subprocess.run(

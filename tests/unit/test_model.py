@@ -87,9 +87,7 @@ def test_bad_stored_documents() -> None:
         ClusterData.parse("[]")
     obj = json.loads(FIXTURE.read_text())
     obj["dbs"]["db000001"]["status"]["xLogPos"] = "lots"
-    with pytest.raises(
-        ClusterDataError, match=r"dbs.db000001.status.xLogPos: .*expected an integer"
-    ):
+    with pytest.raises(ClusterDataError, match=r"dbs.db000001.status.xLogPos: .*expected an integer"):
         ClusterData.parse(json.dumps(obj))
 
 
@@ -151,9 +149,7 @@ def test_strict_decoding_names_the_field() -> None:
         match=r'^newConfig.dataChecksum: unknown field \(did you mean "dataChecksums"\?\)$',
     ):
         ClusterSpec.from_obj({"initMode": "new", "newConfig": {"dataChecksum": True}}, strict=True)
-    with pytest.raises(
-        ModelError, match=r"^synchronousReplication: expected true or false, got the string"
-    ):
+    with pytest.raises(ModelError, match=r"^synchronousReplication: expected true or false, got the string"):
         ClusterSpec.from_obj({"synchronousReplication": "yes"}, strict=True)
     with pytest.raises(ModelError, match=r"^maxStandbyLag: -1 is out of range for a uint32"):
         ClusterSpec.from_obj({"maxStandbyLag": -1}, strict=True)

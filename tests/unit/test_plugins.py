@@ -55,9 +55,7 @@ def fake_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (site / name).write_text(textwrap.dedent(body))
     info = site / "stolon_fake_plugins-1.2.3.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: stolon-fake-plugins\nVersion: 1.2.3\n"
-    )
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stolon-fake-plugins\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return site
 
@@ -111,18 +109,14 @@ def test_block_and_autoload_switches(fake_site: Path) -> None:
     assert recs["store:broken"]["state"] == "not loaded"
     assert recs["store:embedded"]["state"] == "loaded"  # built-ins always load
 
-    recs, _ = list_plugins(
-        fake_site, STOLON_DISABLE_PLUGIN_AUTOLOAD="1", STOLON_PLUGINS="fencing:good"
-    )
+    recs, _ = list_plugins(fake_site, STOLON_DISABLE_PLUGIN_AUTOLOAD="1", STOLON_PLUGINS="fencing:good")
     assert recs["fencing:good"]["state"] == "loaded"
     assert recs["store:broken"]["state"] == "not loaded"
 
 
 def test_trace_hooks(fake_site: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOLON_")}
-    env.update(
-        PYTHONPATH=str(fake_site), STOLON_TRACE_HOOKS="1", XDG_CACHE_HOME=str(fake_site / ".cache")
-    )
+    env.update(PYTHONPATH=str(fake_site), STOLON_TRACE_HOOKS="1", XDG_CACHE_HOME=str(fake_site / ".cache"))
     code = (
         "import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stdout);"
         "from stolon.plugins import load_plugins; pm = load_plugins(); print(sorted(pm.fencing_methods()))"

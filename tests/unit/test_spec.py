@@ -157,9 +157,7 @@ def test_update_rules() -> None:
     old = spec()
     old.check_update(spec(sleepInterval="1s"))
     with pytest.raises(SpecError, match="cannot change the cluster init mode"):
-        old.check_update(
-            ClusterSpec.from_obj({"initMode": "existing", "existingConfig": {"keeperUID": "k"}})
-        )
+        old.check_update(ClusterSpec.from_obj({"initMode": "existing", "existingConfig": {"keeperUID": "k"}}))
     standby = ClusterSpec.from_obj(
         {
             "initMode": "pitr",
