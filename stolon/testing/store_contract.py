@@ -343,6 +343,17 @@ class StoreContract:
             b.resign()
             a.resign()
 
+    def test_unrenewed_leadership_expires_locally(self, store: Store) -> None:
+        """A leader that stops renewing notices the loss without any store I/O."""
+        e = self._election(store, "frozen")
+        lead = e.step()
+        assert lead is not None and e.leadership() is not None
+        try:
+            assert wait_until(lambda: e.leadership() is None, self.election_ttl + 1)
+            assert not lead.is_valid()
+        finally:
+            e.resign()
+
     def test_leadership_write_with_stale_revision_conflicts(self, store: Store) -> None:
         rev = store.create_cluster_data(b"v1")
         store.put_cluster_data(b"v1b")
