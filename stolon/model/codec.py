@@ -166,8 +166,10 @@ class Document:
             out.setdefault(k, v)
         return out
 
-    def dumps(self, *, indent: int | None = None) -> str:
-        return json.dumps(self.to_obj(), indent=indent, ensure_ascii=False)
+    def dumps(self, *, indent: int | str | None = None) -> str:
+        """JSON text; compact like Go's ``json.Marshal`` unless ``indent`` is given."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_obj(), indent=indent, separators=separators, ensure_ascii=False)
 
     def to_bytes(self) -> bytes:
         return self.dumps().encode()

@@ -279,15 +279,24 @@ class PollingElection(Election):
         except Exception as e:
             log.warning("election round failed for %s: %s", self.candidate, e)
             token = None
+        if token is not None and self._stop.is_set():
+            # resign() ran while this round was in flight: give back what it just won.
+            try:
+                self._release(token)
+            except Exception as e:
+                log.warning("releasing the leadership of %s failed: %s", self.candidate, e)
+            token = None
         with self._lock:
-            was_leader = self._lead is not None and self._lead.is_valid()
+            previous = self._lead
+            was_leader = previous is not None and previous.is_valid()
             if token is None:
                 self._lead = None
             else:
-                term = self._elected + (0 if was_leader else 1)
-                self._lead = Leadership(self.candidate, term, token, started + self.ttl * 0.9)
-                if not was_leader:
+                # A different token means the leadership was lost and won again: a new term.
+                same_term = was_leader and previous is not None and previous.token == token
+                if not same_term:
                     self._elected += 1
+                self._lead = Leadership(self.candidate, self._elected, token, started + self.ttl * 0.9)
             is_leader = self._lead is not None
         if is_leader != was_leader and self._on_change is not None:
             self._on_change(is_leader)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -87,6 +88,12 @@ class StoreContract:
     def server_control(self) -> ServerControl | None:
         """Override to return a ServerControl when the backend has a server."""
         return None
+
+    @pytest.fixture
+    def stoppable_store_config(self, store_config: StoreConfig) -> StoreConfig:
+        """The config used by the test that stops the server; override to point it at a
+        server of its own so that stopping it doesn't disturb other tests."""
+        return store_config
 
     @pytest.fixture
     def open_store(self, store_config: StoreConfig) -> Iterator[Callable[[], Store]]:
@@ -247,6 +254,8 @@ class StoreContract:
         )
         try:
             assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, "the campaign process said nothing within 60s"
             line = proc.stdout.readline()
             assert line.strip() == "elected", f"campaign process said {line!r}"
             assert store.get_leader() == "dead-leader"
@@ -368,10 +377,11 @@ class StoreContract:
 
     # -- reachability ---------------------------------------------------------------------
     def test_unreachable_store_is_reported(
-        self, store_config: StoreConfig, server_control: ServerControl | None
+        self, stoppable_store_config: StoreConfig, server_control: ServerControl | None
     ) -> None:
         if server_control is None:
             pytest.skip("this backend has no server to lose")
+        store_config = stoppable_store_config
         st = open_backend(store_config)
         try:
             st.put_cluster_data(b"before")
