@@ -171,6 +171,9 @@ class DB(Document):
     change_time: datetime | None = jf("changeTime")
     spec: DBSpec | None = jf("spec")
     status: DBStatus = jf("status", default_factory=DBStatus)
+    #: W3C trace context of the sentinel decision that last bumped ``generation`` (ours;
+    #: Go Stolon ignores it). The keeper's spans for applying that generation join it.
+    trace_context: dict[str, str] | None = jf("traceContext")
 
 
 @dataclass(kw_only=True)
@@ -191,6 +194,8 @@ class Proxy(Document):
     change_time: datetime | None = jf("changeTime")
     spec: ProxySpec = jf("spec", default_factory=ProxySpec)
     status: ProxyStatus = jf("status", default_factory=ProxyStatus)
+    #: W3C trace context of the decision that last bumped ``generation`` (ours).
+    trace_context: dict[str, str] | None = jf("traceContext")
 
 
 @dataclass(kw_only=True)
