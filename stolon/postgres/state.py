@@ -1,0 +1,211 @@
+"""Reading the state of a running instance (Go Stolon's ``GetPGState`` pieces).
+
+Each function takes an open connection from :func:`stolon.postgres.connection.connect`
+(which bounds it in time). :func:`collect_state` runs the whole §5.3 sequence on an
+:class:`~stolon.postgres.instance.Instance`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stolon.postgres.connection import Connection, text
+from stolon.postgres.datadir import oldest_wal_file
+from stolon.postgres.errors import PostgresError, QueryError
+from stolon.postgres.lsn import parse_lsn
+from stolon.postgres.parameters import filter_managed, is_stolon_name, name_from_stolon_name
+
+if TYPE_CHECKING:
+    from stolon.postgres.instance import Instance
+
+log = logging.getLogger(__name__)
+
+#: how many timeline history entries the keeper reports
+MAX_TIMELINES_HISTORY = 2
+
+_HISTORY_LINE_RE = re.compile(r"^\s*(\S+)\s+(\S+)\s+(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class SystemIdentity:
+    """``IDENTIFY_SYSTEM``: system identifier, current timeline, current WAL position."""
+
+    system_id: str
+    timeline_id: int
+    xlog_pos: int
+
+
+@dataclass(frozen=True)
+class TimelineHistoryEntry:
+    """One line of a ``.history`` file: timeline ``timeline_id`` ended at ``switch_point``."""
+
+    timeline_id: int
+    switch_point: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StandbyStatus:
+    """A row of ``pg_stat_replication``."""
+
+    application_name: str
+    state: str
+    sync_state: str
+
+
+def identify_system(conn: Connection) -> SystemIdentity:
+    """Needs a replication connection (``replication=true``)."""
+    row = conn.execute("IDENTIFY_SYSTEM").fetchone()
+    if row is None:
+        raise QueryError("IDENTIFY_SYSTEM returned no rows")
+    return SystemIdentity(
+        system_id=text(row[0]), timeline_id=int(text(row[1])), xlog_pos=parse_lsn(text(row[2]))
+    )
+
+
+def parse_timeline_history(content: str) -> list[TimelineHistoryEntry]:
+    """Parse a timeline history file: ``<tli>\\t<switch LSN>\\t<reason>`` per line.
+
+    Blank lines and ``#`` comments are skipped; a line with another shape is an error.
+    """
+    entries: list[TimelineHistoryEntry] = []
+    for line in content.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _HISTORY_LINE_RE.match(line)
+        if not m:
+            raise ValueError(f"bad timeline history line {line!r}")
+        try:
+            tli = int(m.group(1))
+        except ValueError:
+            raise ValueError(f"cannot parse timeline id in history line {line!r}") from None
+        try:
+            switch = parse_lsn(m.group(2))
+        except ValueError:
+            raise ValueError(f"cannot parse switch point in history line {line!r}") from None
+        entries.append(TimelineHistoryEntry(tli, switch, m.group(3)))
+    return entries
+
+
+def timeline_history(conn: Connection, timeline_id: int) -> list[TimelineHistoryEntry]:
+    """All entries of the history file of ``timeline_id`` (> 1), oldest first.
+
+    Needs a replication connection.
+    """
+    if timeline_id <= 1:
+        return []
+    row = conn.execute(f"TIMELINE_HISTORY {int(timeline_id)}").fetchone()
+    if row is None:
+        raise QueryError(f"TIMELINE_HISTORY {timeline_id} returned no rows")
+    return parse_timeline_history(text(row[1]))
+
+
+def last_timeline_history(
+    conn: Connection, timeline_id: int, keep: int = MAX_TIMELINES_HISTORY
+) -> list[TimelineHistoryEntry]:
+    """The last ``keep`` entries, as the keeper reports them."""
+    entries = timeline_history(conn, timeline_id)
+    return entries[-keep:] if keep > 0 else []
+
+
+def standbys(conn: Connection) -> list[StandbyStatus]:
+    rows = conn.execute("SELECT application_name, state, sync_state FROM pg_stat_replication").fetchall()
+    return [StandbyStatus(text(r[0] or ""), text(r[1] or ""), text(r[2] or "")) for r in rows]
+
+
+def sync_standbys(conn: Connection) -> list[str]:
+    """DB UIDs of the standbys in ``sync`` state: ``stolon_<uid>`` names only, prefix
+    stripped (other application names, e.g. an external standby, do not count)."""
+    return [
+        name_from_stolon_name(s.application_name)
+        for s in standbys(conn)
+        if s.sync_state == "sync" and is_stolon_name(s.application_name)
+    ]
+
+
+def config_file_parameters(conn: Connection) -> dict[str, str]:
+    """Parameters set in the configuration files (``pg_file_settings``; later lines win).
+
+    ``pg_file_settings`` keeps the real value of e.g. ``archive_command`` where
+    ``pg_settings`` shows ``(disabled)``. Rows with an error (a removed restart-only
+    setting) have null name/setting and are skipped.
+    """
+    rows = conn.execute(
+        "SELECT name, setting FROM pg_file_settings"
+        " WHERE name IS NOT NULL AND setting IS NOT NULL ORDER BY seqno"
+    ).fetchall()
+    return {text(name): text(setting) for name, setting in rows}
+
+
+def user_config_parameters(conn: Connection) -> dict[str, str]:
+    """:func:`config_file_parameters` without the managed ones: what the keeper reports."""
+    return filter_managed(config_file_parameters(conn))
+
+
+def pending_restart(conn: Connection) -> list[str]:
+    """Names of the settings changed in the files that only apply after a restart."""
+    rows = conn.execute("SELECT name FROM pg_settings WHERE pending_restart ORDER BY name")
+    return [text(r[0]) for r in rows.fetchall()]
+
+
+def is_in_recovery(conn: Connection) -> bool:
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
+
+
+def checkpoint(conn: Connection) -> None:
+    """``CHECKPOINT``: after a promotion, makes pg_control show the new timeline (a pg_rewind
+    against a promoted server that has not checkpointed sees the old timeline and does
+    nothing)."""
+    conn.execute("CHECKPOINT")
+
+
+@dataclass
+class CollectedState:
+    """What the keeper publishes about its instance (Go ``PostgresState`` minus the
+    keeper-side fields uid/generation/listenAddress/port)."""
+
+    initialized: bool = False
+    healthy: bool = False
+    system_id: str = ""
+    timeline_id: int = 0
+    xlog_pos: int = 0
+    timelines_history: list[TimelineHistoryEntry] = field(default_factory=list)
+    pg_parameters: dict[str, str] = field(default_factory=dict)
+    synchronous_standbys: list[str] = field(default_factory=list)
+    older_wal_file: str = ""
+    #: why ``healthy`` is false (or what was left out), for the keeper's log
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_state(instance: Instance, timeout: float | None = None) -> CollectedState:
+    """Go Stolon's ``GetPGState`` order: config parameters, in-sync standbys (superuser
+    connection), IDENTIFY_SYSTEM and the timeline history (replication connection), the
+    oldest WAL file. ``healthy`` only if all but the last succeeded (as in Go, a WAL file
+    error only leaves ``older_wal_file`` empty). Never raises for PostgreSQL errors."""
+    st = CollectedState()
+    st.initialized = instance.is_initialized()
+    if not st.initialized:
+        return st
+    try:
+        with instance.connect_admin(timeout) as conn:
+            st.pg_parameters = user_config_parameters(conn)
+            st.synchronous_standbys = sync_standbys(conn)
+        with instance.connect_replication(timeout) as rconn:
+            ident = identify_system(rconn)
+            st.system_id = ident.system_id
+            st.timeline_id = ident.timeline_id
+            st.xlog_pos = ident.xlog_pos
+            st.timelines_history = last_timeline_history(rconn, ident.timeline_id)
+    except (PostgresError, ValueError) as e:
+        st.errors.append(str(e))
+        return st
+    try:
+        st.older_wal_file = oldest_wal_file(instance.data_dir)
+    except (PostgresError, OSError) as e:
+        st.errors.append(f"cannot get the oldest wal file: {e}")
+    st.healthy = True
+    return st
