@@ -203,6 +203,7 @@ def setup_logging(level: str = "info", stream: Any = None) -> None:
         stream=stream or sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("stevedore").setLevel(logging.WARNING)
 
 
 def split_csv(values: Sequence[str] | str) -> list[str]:

@@ -78,3 +78,14 @@ def setup_roles(conn: Connection, superuser: Credentials, replication: Credentia
         _quiet_transaction_start(conn, replication.auth_method)
         conn.execute(_role_statement(conn, "CREATE", replication, "LOGIN REPLICATION"))
     log.info("replication role created (role=%s)", replication.username)
+
+
+def ensure_replication_role(conn: Connection, replication: Credentials) -> None:
+    """Create the replication role, or give an existing one ``LOGIN REPLICATION`` and the
+    configured password (an ``existing`` data dir may hold it hashed another way)."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (replication.username,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    with conn.transaction():
+        _quiet_transaction_start(conn, replication.auth_method)
+        conn.execute(_role_statement(conn, verb, replication, "LOGIN REPLICATION"))
+    log.info("replication role %s (role=%s)", "updated" if exists else "created", replication.username)

@@ -1,0 +1,416 @@
+"""stolon-keeper: makes the local PostgreSQL match the DB the cluster data assigns to it.
+
+Threads (reference §5.2):
+
+- the **main thread** runs the state machine every ``sleepInterval``: read the cluster
+  data, gather local facts, :func:`~stolon.keeper.plan.plan`, execute;
+- the **collector** queries PostgreSQL every ``sleepInterval/2`` (time-bounded);
+- the **publisher** writes the KeeperInfo every ``sleepInterval`` with a TTL. It never
+  publishes a stale healthy state: a collection older than ``sleepInterval`` is published
+  as unhealthy. It keeps publishing while the main thread runs a long base backup.
+
+The postmaster is tied to this process (``PR_SET_PDEATHSIG``): if the keeper dies, even
+by SIGKILL, its PostgreSQL shuts down. When the store is unreachable the keeper leaves
+PostgreSQL as it is (Go Stolon's behaviour: the proxies fence clients); see
+docs/keeper.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from stolon import telemetry
+from stolon.keeper import plan as p
+from stolon.keeper.config import KeeperConfig
+from stolon.keeper.executor import Executor, StepFailed
+from stolon.keeper.localstate import (
+    PGDATA_DIR,
+    DataDirLock,
+    DataDirLockedError,
+    DBLocalState,
+    KeeperLocalState,
+)
+from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
+from stolon.metrics import Metrics, set_role
+from stolon.model import ClusterData, ClusterDataError, KeeperInfo, ModelError, PostgresState, TimelineHistory
+from stolon.model.cluster import PostgresBinaryVersion
+from stolon.model.uid import new_uid, new_uuid
+from stolon.postgres.binaries import PgBinaries
+from stolon.postgres.controldata import system_identifier
+from stolon.postgres.credentials import AuthMethod, Credentials
+from stolon.postgres.errors import PostgresError
+from stolon.postgres.instance import Instance
+from stolon.postgres.runas import OSUser, resolve_pg_os_user
+from stolon.postgres.state import collect_state
+from stolon.store import ClusterStore, open_store
+from stolon.store.base import StoreError
+
+log = logging.getLogger("stolon.keeper")
+
+DEFAULT_SLEEP = 5.0
+MAX_INIT_PASSES = 3
+
+
+class FatalError(Exception):
+    """The keeper can't run (Go Stolon's log.Fatal cases)."""
+
+
+class Shutdown(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT to interrupt a long step."""
+
+
+@dataclass
+class Collected:
+    state: PostgresState
+    at: float
+    in_sync: tuple[str, ...]
+    system_id: str
+    timeline: int
+    xlog: int
+
+
+class KeeperMetrics:
+    def __init__(self, cluster_name: str) -> None:
+        self.m = Metrics("keeper", cluster_name)
+        g = self.m.gauge
+        self.cd_valid = g(
+            "stolon_keeper_clusterdata_last_valid_update_seconds", "Last time we received a valid clusterdata"
+        )
+        self.target_role = g("stolon_keeper_target_role", "Keeper last requested target role", ("role",))
+        self.local_role = g("stolon_keeper_local_role", "Keeper current local role", ("role",))
+        self.needs_reload = g("stolon_keeper_needs_reload", "Set to 1 if Postgres requires reload")
+        self.needs_restart = g("stolon_keeper_needs_restart", "Set to 1 if Postgres requires restart")
+        self.last_sync = g(
+            "stolon_keeper_last_sync_success_seconds", "Last time we synchronized the postgres instance"
+        )
+        self.sleep_interval = g("stolon_keeper_sleep_interval", "Seconds to sleep between sync loops")
+        self.shutdown = g("stolon_keeper_shutdown_seconds", "Shutdown time (received termination signal)")
+        set_role(self.target_role, "undefined")
+        set_role(self.local_role, "undefined")
+
+
+class Keeper:
+    def __init__(self, cfg: KeeperConfig) -> None:
+        self.cfg = cfg
+        self.data_dir = cfg.data_dir
+        self.boot_uuid = new_uuid()
+        self.uid = cfg.uid
+        self.cluster_uid = ""
+        self.sleep = DEFAULT_SLEEP
+        self.request_timeout = 10.0
+        self.metrics = KeeperMetrics(cfg.store.cluster_name)
+        self._stop = threading.Event()
+        self._busy = False
+        self._collected: Collected | None = None
+        self._lock: DataDirLock | None = None
+        self.instance: Instance | None = None
+        self.executor: Executor | None = None
+        self.pg_version = PostgresBinaryVersion()
+        self.os_user: OSUser | None = None
+
+    # -- start-up ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        cfg = self.cfg
+        try:
+            self.os_user = resolve_pg_os_user(cfg.pg_os_user)
+            bins = PgBinaries.find(cfg.pg_bin_path or None)
+            version = bins.check_supported()
+        except PostgresError as e:
+            raise FatalError(str(e)) from None
+        self.pg_version = PostgresBinaryVersion(maj=version.major, min=version.minor)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.os_user.switches:
+            # PostgreSQL (another OS user) must reach <data-dir>/postgres: the data dir is
+            # its, mode 0700; our own files in it stay root's, mode 0600.
+            os.chown(self.data_dir, self.os_user.uid, self.os_user.gid)
+        os.chmod(self.data_dir, 0o700)
+        if not cfg.disable_data_dir_locking:
+            self._lock = DataDirLock(self.data_dir)
+            try:
+                self._lock.acquire()
+            except DataDirLockedError as e:
+                raise FatalError(str(e)) from None
+            log.info("exclusive lock on data dir taken")
+        saved = KeeperLocalState.load(self.data_dir)
+        if saved is not None and saved.uid and cfg.uid and saved.uid != cfg.uid:
+            raise FatalError(f"saved uid {saved.uid!r} differs from configuration uid: {cfg.uid!r}")
+        self.uid = (saved.uid if saved else "") or cfg.uid or new_uid()
+        self.cluster_uid = saved.cluster_uid if saved else ""
+        if saved is None or saved.uid != self.uid:
+            KeeperLocalState(self.uid, self.cluster_uid).save(self.data_dir)
+        log.info("keeper uid %s, boot uuid %s", self.uid, self.boot_uuid)
+        su = Credentials(
+            cfg.pg_su_username, cfg.pg_su_password.reveal() or None, AuthMethod(cfg.pg_su_auth_method)
+        )
+        repl = (
+            su
+            if cfg.pg_repl_username == cfg.pg_su_username
+            else Credentials(
+                cfg.pg_repl_username,
+                cfg.pg_repl_password.reveal() or None,
+                AuthMethod(cfg.pg_repl_auth_method),
+            )
+        )
+        self.instance = Instance(
+            self.data_dir / PGDATA_DIR,
+            bins,
+            self.os_user,
+            port=int(cfg.pg_port),
+            socket_dir=self.data_dir / "run",
+            superuser=su,
+            replication=repl,
+        )
+        self.instance.stop_stale_postmaster()
+        self.executor = Executor(cfg, self.instance, self.data_dir)
+
+    def identity(self) -> KeeperIdentity:
+        cfg = self.cfg
+        return KeeperIdentity(
+            uid=self.uid,
+            listen_address=cfg.pg_listen_address,
+            port=int(cfg.pg_port),
+            socket_dir=str(self.data_dir / "run"),
+            su_username=cfg.pg_su_username,
+            su_auth=AuthMethod(cfg.pg_su_auth_method),
+            repl_username=cfg.pg_repl_username,
+            repl_auth=AuthMethod(cfg.pg_repl_auth_method),
+            repl_password=cfg.pg_repl_password.reveal() or None,
+        )
+
+    # -- collector / publisher --------------------------------------------------------------
+    def _collect_once(self) -> None:
+        inst = self.instance
+        assert inst is not None
+        dbls = DBLocalState.load(self.data_dir)
+        st = PostgresState(
+            uid=dbls.uid,
+            generation=dbls.generation,
+            listen_address=self.cfg.pg_advertise_address,
+            port=self.cfg.pg_advertise_port,
+        )
+        cs = collect_state(inst, timeout=self.request_timeout)
+        in_sync: tuple[str, ...] = ()
+        if cs.healthy:
+            st.healthy = True
+            st.system_id = cs.system_id
+            st.timeline_id = cs.timeline_id
+            st.xlog_pos = cs.xlog_pos
+            st.timelines_history = [
+                TimelineHistory(timeline_id=h.timeline_id, switch_point=h.switch_point, reason=h.reason)
+                for h in cs.timelines_history
+            ] or None
+            st.pg_parameters = cs.pg_parameters
+            st.synchronous_standbys = list(cs.synchronous_standbys)
+            st.older_wal_file = cs.older_wal_file
+            in_sync = tuple(cs.synchronous_standbys)
+            if self.executor is not None and self.executor.state.lost_slots:
+                st.unknown_fields["lostReplicationSlots"] = list(self.executor.state.lost_slots)
+        elif cs.errors:
+            log.debug("postgres state not healthy: %s", "; ".join(cs.errors))
+        self._collected = Collected(st, time.monotonic(), in_sync, cs.system_id, cs.timeline_id, cs.xlog_pos)
+        if self.executor is not None and cs.healthy:
+            self.executor.last_xlog = (cs.timeline_id, cs.xlog_pos)
+
+    def _fresh(self) -> Collected | None:
+        c = self._collected
+        if c is None or time.monotonic() - c.at > self.sleep:
+            return None
+        return c
+
+    def _collector(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._collect_once()
+            except Exception as e:
+                log.warning("collecting the postgres state failed: %s", e)
+            self._stop.wait(max(0.2, self.sleep / 2))
+
+    def keeper_info(self) -> KeeperInfo:
+        fresh = self._fresh()
+        if fresh is not None:
+            pg_state = fresh.state
+        else:
+            dbls = DBLocalState.load(self.data_dir)
+            pg_state = PostgresState(
+                uid=dbls.uid,
+                generation=dbls.generation,
+                listen_address=self.cfg.pg_advertise_address,
+                port=self.cfg.pg_advertise_port,
+                healthy=False,
+            )
+        return KeeperInfo(
+            info_uid=new_uid(),
+            uid=self.uid,
+            cluster_uid=self.cluster_uid,
+            boot_uuid=self.boot_uuid,
+            postgres_binary_version=self.pg_version,
+            postgres_state=pg_state,
+            can_be_master=self.cfg.can_be_master,
+            can_be_synchronous_replica=self.cfg.can_be_synchronous_replica,
+        )
+
+    def _publisher(self) -> None:
+        store = open_store(self.cfg.store)
+        try:
+            while not self._stop.is_set():
+                if self.cluster_uid:
+                    try:
+                        store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
+                    except StoreError as e:
+                        log.warning("failed to update keeper info: %s", e)
+                self._stop.wait(self.sleep)
+        finally:
+            store.close()
+
+    # -- the state machine ------------------------------------------------------------------
+    def local_facts(self, cd: ClusterData | None) -> p.LocalFacts:
+        inst = self.instance
+        ex = self.executor
+        assert inst is not None and ex is not None
+        dbls = DBLocalState.load(self.data_dir)
+        running = inst.is_running()
+        applied = inst.applied_config if running else None
+        fresh = self._fresh()
+        system_id = fresh.system_id if fresh is not None and fresh.system_id else ""
+        db = cd.db_of_keeper(self.uid) if cd is not None else None
+        if not system_id and db is not None and db.uid != dbls.uid:
+            system_id = system_identifier(inst)
+        return p.LocalFacts(
+            boot_uuid=self.boot_uuid,
+            db_uid=dbls.uid,
+            db_generation=dbls.generation,
+            initializing=dbls.initializing,
+            init_parameters=dbls.init_pg_parameters,
+            pg_major=self.pg_version.maj,
+            pg_initialized=inst.is_initialized(),
+            pg_running=running,
+            local_role=str(inst.local_role()),
+            local_system_id=system_id,
+            applied=DesiredConfig(dict(applied.parameters), tuple(applied.hba), applied.recovery)
+            if applied
+            else None,
+            sync_guard=ex.state.sync_guard,
+            in_sync_standbys=fresh.in_sync if fresh is not None else None,
+        )
+
+    def cycle(self, store: ClusterStore) -> None:
+        ex = self.executor
+        assert ex is not None
+        try:
+            cd, _ = store.get_cluster_data()
+        except (StoreError, ClusterDataError) as e:
+            log.error("cannot get cluster data, leaving postgres as it is: %s", e)
+            return
+        if cd is not None and cd.cluster is not None:
+            spec = cd.cluster.spec
+            try:
+                if spec is None:
+                    raise ModelError("cluster.spec", "missing")
+                spec.validate()
+            except ModelError as e:
+                log.error("cluster data validation failed, leaving postgres as it is: %s", e)
+                return
+            d = cd.cluster.def_spec().d()
+            self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
+            self.request_timeout = d.request_timeout.seconds
+            ex.timeouts.db_wait_ready = d.db_wait_ready_timeout.seconds
+            ex.timeouts.sync = d.sync_timeout.seconds
+            ex.timeouts.request = d.request_timeout.seconds
+            self.metrics.cd_valid.set(time.time())
+            self.metrics.sleep_interval.set(self.sleep)
+            if cd.cluster.uid != self.cluster_uid:
+                self.cluster_uid = cd.cluster.uid
+                KeeperLocalState(self.uid, self.cluster_uid).save(self.data_dir)
+        me = self.identity()
+        for _ in range(MAX_INIT_PASSES):
+            facts = self.local_facts(cd)
+            pl = p.plan(cd, me, facts)
+            for note in pl.notes:
+                log.info("%s", note)
+            db = cd.db_of_keeper(self.uid) if cd is not None else None
+            ex.trace_context = db.trace_context if db is not None else None
+            set_role(self.metrics.target_role, pl.target_role)
+            set_role(self.metrics.local_role, facts.local_role)
+            self._busy = True
+            try:
+                done = ex.run(pl.steps)
+            finally:
+                self._busy = False
+            if done and pl.converges:
+                self.metrics.last_sync.set(time.time())
+            self.metrics.needs_restart.set(1 if ex.state.needs_restart else 0)
+            if not (done and pl.initializes):
+                break
+
+    def run(self) -> int:
+        try:
+            self._prepare()
+        except FatalError as e:
+            log.critical("%s", e)
+            return 1
+        telemetry.setup_tracing("keeper", self.cfg.store.cluster_name)
+        try:
+            self.metrics.m.serve(self.cfg.metrics_listen_address)
+        except OSError as e:
+            log.critical("metrics http server error: %s", e)
+            return 1
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        store = open_store(self.cfg.store)
+        threads = [
+            threading.Thread(target=self._collector, name="collector", daemon=True),
+            threading.Thread(target=self._publisher, name="publisher", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.cycle(store)
+                except Shutdown:
+                    break
+                except (StepFailed, PostgresError, StoreError, OSError) as e:
+                    log.error("%s", e)
+                except Exception:
+                    log.exception("unexpected error in the keeper state machine")
+                self._stop.wait(self.sleep)
+        except Shutdown:
+            pass
+        finally:
+            self._stop.set()
+            self._shutdown(store)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("got signal %s, stopping", signal.Signals(signum).name)
+        self.metrics.shutdown.set(time.time())
+        first = not self._stop.is_set()
+        self._stop.set()
+        if first and self._busy:
+            raise Shutdown()
+
+    def _shutdown(self, store: ClusterStore) -> None:
+        # Ignore further signals while we stop PostgreSQL cleanly.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.instance is not None:
+            try:
+                if self.instance.is_running():
+                    log.info("stopping database")
+                    self.instance.stop("fast")
+            except PostgresError as e:
+                log.error("failed to stop postgres: %s", e)
+        store.close()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def data_path(cfg: KeeperConfig) -> Path:
+    return cfg.data_dir / PGDATA_DIR

@@ -1,0 +1,356 @@
+"""Runs the steps of a keeper plan against the PostgreSQL instance.
+
+Each long or state-changing step (initdb, restore, resync, promote, restart, reload) is an
+OpenTelemetry span with the DB and keeper uids; when the cluster data carries the trace
+context of the sentinel decision that produced the DB's generation, the span joins that
+trace. A step that fails raises; the daemon logs it and plans again next cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry import trace
+
+from stolon import telemetry
+from stolon.keeper import plan as p
+from stolon.keeper.config import KeeperConfig
+from stolon.keeper.localstate import DBLocalState
+from stolon.keeper.pgconfig import DesiredConfig
+from stolon.postgres import datadir, roles, slots, state
+from stolon.postgres.errors import PostgresError
+from stolon.postgres.instance import Instance
+from stolon.postgres.recovery import NO_RECOVERY
+from stolon.postgres.replication import SourceServer, basebackup, rewind
+from stolon.postgres.runas import run_command
+
+log = logging.getLogger("stolon.keeper")
+
+#: Bound for commands whose spec timeout is 0 ("no limit"): every subprocess is bounded.
+MAX_UNBOUNDED = 24 * 3600.0
+
+
+class StepFailed(Exception):
+    """A step could not be done; the message says why (logged by the daemon)."""
+
+
+@dataclass
+class Timeouts:
+    db_wait_ready: float = 60.0
+    sync: float = 0.0
+    request: float = 10.0
+
+    @property
+    def sync_bound(self) -> float:
+        return self.sync if self.sync > 0 else MAX_UNBOUNDED
+
+
+@dataclass
+class ExecutorState:
+    """What the executor remembers between cycles (in memory only)."""
+
+    sync_guard: bool = False
+    needs_restart: bool = False
+    lost_slots: list[str] = field(default_factory=list)
+    init_parameters: dict[str, str] | None = None
+
+
+def expand_restore_command(command: str, data_dir: Path) -> str:
+    """Go Stolon's ``%d`` expansion: ``%d`` is the data directory, ``%%`` a literal ``%``."""
+    out = []
+    i = 0
+    while i < len(command):
+        c = command[i]
+        if c == "%" and i + 1 < len(command):
+            nxt = command[i + 1]
+            if nxt == "d":
+                out.append(str(data_dir))
+                i += 2
+                continue
+            if nxt == "%":
+                out.append("%")
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+class Executor:
+    def __init__(self, cfg: KeeperConfig, instance: Instance, data_dir: Path) -> None:
+        self.cfg = cfg
+        self.instance = instance
+        self.data_dir = data_dir
+        self.state = ExecutorState()
+        self.timeouts = Timeouts()
+        self.tracer = telemetry.tracer("keeper")
+        #: trace context of the DB generation being applied (set by the daemon each cycle)
+        self.trace_context: dict[str, str] | None = None
+        self.last_xlog = (0, 0)  # (timeline, xlog pos) last collected, for span attributes
+
+    # -- tracing ----------------------------------------------------------------------------
+    @contextmanager
+    def _span(self, name: str, db_uid: str, **attrs: str | int | bool) -> Iterator[trace.Span]:
+        parent = telemetry.context_from(self.trace_context)
+        with self.tracer.start_as_current_span(f"keeper.{name}", context=parent) as span:
+            span.set_attribute(telemetry.ATTR_KEEPER, self.cfg.uid)
+            span.set_attribute(telemetry.ATTR_DB, db_uid)
+            tl, pos = self.last_xlog
+            if tl:
+                span.set_attribute(telemetry.ATTR_TIMELINE, tl)
+                span.set_attribute(telemetry.ATTR_XLOGPOS, pos)
+            for k, v in attrs.items():
+                span.set_attribute(f"stolon.{k}", v)
+            yield span
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _apply(self, config: DesiredConfig) -> None:
+        self.instance.set_config(parameters=config.parameters, hba=config.hba, recovery=config.recovery)
+
+    def _start(self, config: DesiredConfig, *, tmp_merged: bool = False, wait: float | None = None) -> None:
+        self._apply(config)
+        try:
+            self.instance.start(tmp_merged=tmp_merged)
+            self.instance.wait_ready(self.timeouts.db_wait_ready if wait is None else wait)
+        except PostgresError as e:
+            raise StepFailed(f"failed to start postgres: {e}") from None
+
+    def _read_init_parameters(self) -> dict[str, str]:
+        with self.instance.connect_admin() as conn:
+            return state.user_config_parameters(conn)
+
+    def _ensure_roles(self) -> None:
+        """For an existing data dir: set the superuser password and make sure the
+        replication role exists with its password, hashed for the configured method."""
+        su, repl = self.instance.superuser, self.instance.replication
+        with self.instance.connect_admin() as conn:
+            if repl.username == su.username:
+                roles.setup_roles(conn, su, repl)
+                return
+            roles.set_password(conn, su)
+            roles.ensure_replication_role(conn, repl)
+
+    def _save_dbstate(self, st: DBLocalState) -> None:
+        st.save(self.data_dir)
+
+    # -- steps ------------------------------------------------------------------------------
+    def run(self, steps: tuple[p.Step, ...]) -> bool:
+        """Run the steps in order; return True when all ran (no Wait/Fail)."""
+        for step in steps:
+            if isinstance(step, p.Wait):
+                log.info("%s", step.message)
+                return False
+            if isinstance(step, p.Fail):
+                log.error("%s", step.message)
+                return False
+            handler = getattr(self, f"_do_{type(step).__name__}")
+            handler(step)
+        return True
+
+    def _do_StopPostgres(self, step: p.StopPostgres) -> None:
+        if self.instance.is_running():
+            log.info("stopping database: %s", step.reason)
+            self.instance.stop("fast")
+
+    def _do_CleanFailedInit(self, step: p.CleanFailedInit) -> None:
+        log.error("db failed to initialize or resync")
+        self.instance.stop("fast")
+        self.instance.remove_data_dir()
+        self._save_dbstate(DBLocalState())
+
+    def _do_BeginInit(self, step: p.BeginInit) -> None:
+        self.state.sync_guard = False
+        self.state.init_parameters = None
+        self._save_dbstate(DBLocalState(uid=step.db_uid, generation=0, initializing=step.initializing))
+
+    def _do_InitNew(self, step: p.InitNew) -> None:
+        log.info("initializing the database cluster")
+        with self._span("initdb", step.db_uid):
+            self.instance.stop("fast")
+            self.instance.remove_data_dir()
+            self.instance.initdb(
+                locale=step.locale or None,
+                encoding=step.encoding or None,
+                data_checksums=step.data_checksums,
+            )
+            self._start(step.config, tmp_merged=True)
+            if step.include_previous:
+                self.state.init_parameters = self._read_init_parameters()
+            self.instance.setup_roles()
+            self.instance.stop("fast")
+
+    def _do_InitPITR(self, step: p.InitPITR) -> None:
+        log.info("restoring the database cluster")
+        with self._span("restore", step.db_uid) as span:
+            self.instance.stop("fast")
+            self.instance.remove_data_dir()
+            pgdata = self.instance.data_dir
+            datadir.create_data_dir(pgdata, self.instance.os_user)
+            command = expand_restore_command(step.data_restore_command, pgdata)
+            log.info("running the data restore command")
+            try:
+                run_command(
+                    ["/bin/sh", "-c", command],
+                    user=self.instance.os_user,
+                    timeout=self.timeouts.sync_bound,
+                )
+            except PostgresError as e:
+                datadir.remove_data_dir(pgdata)
+                span.record_exception(e)
+                raise StepFailed(f"data restore command failed: {e}") from None
+            _fix_ownership(pgdata, self.instance.os_user.uid, self.instance.os_user.gid)
+            self._start(step.config, tmp_merged=True, wait=self.timeouts.sync_bound)
+            if step.wait_recovery:
+                self.instance.wait_recovery_done(self.timeouts.sync)
+                self.instance.wait_ready(self.timeouts.sync_bound)
+            if step.include_previous:
+                self.state.init_parameters = self._read_init_parameters()
+            self.instance.stop("fast")
+
+    def _do_InitExisting(self, step: p.InitExisting) -> None:
+        log.info("using the existing database cluster")
+        with self._span("init_existing", step.db_uid):
+            self.instance.stop("fast")
+            if not self.instance.is_initialized():
+                raise StepFailed(
+                    f"init mode existing but {self.instance.data_dir} is not an initialized data directory"
+                )
+            self._start(DesiredConfig(step.config.parameters, step.config.hba, NO_RECOVERY), tmp_merged=True)
+            if step.include_previous:
+                self.state.init_parameters = self._read_init_parameters()
+            self._ensure_roles()
+            self.instance.stop("fast")
+
+    def _do_Resync(self, step: p.Resync) -> None:
+        log.info("resyncing the database cluster")
+        with self._span("resync", step.db_uid, source_db=step.source_db) as span:
+            self.instance.stop("fast")
+            rewound = False
+            if step.try_rewind:
+                su = self.instance.superuser
+                try:
+                    with self.tracer.start_as_current_span("keeper.pg_rewind"):
+                        rewind(
+                            self.instance,
+                            SourceServer(step.source_host, step.source_port, su.username, su.login_password),
+                            timeout=self.timeouts.sync_bound,
+                        )
+                    rewound = True
+                except PostgresError as e:
+                    log.warning("pg_rewind failed, falling back to a full resync: %s", e)
+                    span.add_event("pg_rewind failed, falling back to pg_basebackup", {"error": str(e)})
+            if rewound:
+                try:
+                    self._start(step.config)
+                    span.set_attribute("stolon.resync.method", "pg_rewind")
+                    return
+                except StepFailed as e:
+                    log.warning("rewound instance did not start (%s): doing a full resync", e)
+                    span.add_event("rewound instance not ready, falling back to pg_basebackup")
+                    self.instance.stop("fast")
+            repl = self.instance.replication
+            self.instance.remove_data_dir()
+            with self.tracer.start_as_current_span("keeper.pg_basebackup"):
+                basebackup(
+                    self.instance,
+                    SourceServer(step.source_host, step.source_port, repl.username, repl.login_password),
+                    db_uid=step.db_uid,
+                    timeout=self.timeouts.sync_bound,
+                )
+            span.set_attribute("stolon.resync.method", "pg_basebackup")
+            self._start(step.config, wait=max(self.timeouts.db_wait_ready, self.timeouts.sync))
+
+    def _do_FinishInit(self, step: p.FinishInit) -> None:
+        self._save_dbstate(
+            DBLocalState(
+                uid=step.db_uid,
+                generation=0,
+                initializing=False,
+                init_pg_parameters=self.state.init_parameters,
+            )
+        )
+
+    def _do_StartPostgres(self, step: p.StartPostgres) -> None:
+        log.info("%s", step.reason)
+        self._start(step.config)
+
+    def _do_Promote(self, step: p.Promote) -> None:
+        log.info("promoting to master")
+        with self._span("promote", self.cfg.uid):
+            self._apply(step.config)
+            self.instance.promote(wait=True, timeout=max(self.timeouts.db_wait_ready, 10.0))
+
+    def _do_Reload(self, step: p.Reload) -> None:
+        log.info("%s", step.reason)
+        with self._span("reload", self.cfg.uid, reason=step.reason):
+            self._apply(step.config)
+            self.instance.reload()
+
+    def _do_Restart(self, step: p.Restart) -> None:
+        log.info("%s", step.reason)
+        with self._span("restart", self.cfg.uid, reason=step.reason):
+            self._apply(step.config)
+            self.instance.restart("fast")
+            self.instance.wait_ready(self.timeouts.db_wait_ready)
+
+    def _do_CheckRestart(self, step: p.CheckRestart) -> None:
+        with self.instance.connect_admin() as conn:
+            pending = state.pending_restart(conn)
+        self.state.needs_restart = bool(pending)
+        if not pending:
+            return
+        if not step.automatic:
+            log.info("postgres parameters %s need a restart to apply (automaticPgRestart is off)", pending)
+            return
+        if step.blockers:
+            log.info("not restarting yet: %s", "; ".join(step.blockers))
+            return
+        self._do_Restart(p.Restart(step.config, f"restarting postgres to apply {', '.join(pending)}"))
+        self.state.needs_restart = False
+
+    def _do_RefreshSlots(self, step: p.RefreshSlots) -> None:
+        with self.instance.connect_admin() as conn:
+            res = slots.refresh_slots(conn, step.wanted)
+        self.state.lost_slots = res.lost
+        for name in res.lost:
+            log.warning(
+                "replication slot %s lost its WAL (max_slot_wal_keep_size): its standby must resync", name
+            )
+
+    def _do_SetSyncGuard(self, step: p.SetSyncGuard) -> None:
+        if step.on:
+            log.info(
+                "not allowing connection as normal users since synchronous replication is enabled and instance was down"
+            )
+        else:
+            log.info("allowing connection as normal users: synchronous standbys are in sync")
+        self.state.sync_guard = step.on
+
+    def _do_SaveGeneration(self, step: p.SaveGeneration) -> None:
+        current = DBLocalState.load(self.data_dir)
+        if current.uid != step.db_uid or current.generation != step.generation or current.initializing:
+            current.uid = step.db_uid
+            current.generation = step.generation
+            current.initializing = False
+            self._save_dbstate(current)
+
+
+def _fix_ownership(path: Path, uid: int, gid: int) -> None:
+    """A restore command may leave files of another owner: PostgreSQL needs them all."""
+    if os.geteuid() != 0:
+        return
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+    os.lchown(path, uid, gid)
+    os.chmod(path, 0o700)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,305 @@
+"""What the instance's configuration must be, derived from the cluster data (pure).
+
+Inputs are the DB assigned to this keeper, the cluster data around it and the keeper's own
+flags; the output is the parameters, pg_hba entries and recovery configuration to write.
+Nothing here touches PostgreSQL, so every rule is table-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from stolon.model import DB, ClusterData
+from stolon.model.cluster import FOLLOW_EXTERNAL, FOLLOW_INTERNAL, ROLE_MASTER, ROLE_STANDBY
+from stolon.postgres.credentials import AuthMethod
+from stolon.postgres.hba import SUReplAccessMode, build_hba
+from stolon.postgres.parameters import ParameterInputs, build_parameters
+from stolon.postgres.recovery import (
+    NO_RECOVERY,
+    ArchiveRecoverySettings,
+    RecoveryConfig,
+    RecoveryMode,
+    RecoveryTargetSettings,
+    StandbySettings,
+    build_recovery_config,
+    internal_standby_config,
+)
+
+#: Parameters a hot standby must have at least as high as its primary: with a lower value
+#: PostgreSQL refuses to start the standby or pauses its recovery.
+STANDBY_MINIMUM_PARAMETERS = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+#: PostgreSQL's defaults for them, used when nobody set a value.
+POSTGRES_DEFAULTS = {
+    "max_connections": 100,
+    "max_worker_processes": 8,
+    "max_wal_senders": 10,
+    "max_prepared_transactions": 0,
+    "max_locks_per_transaction": 64,
+}
+#: Bounded WAL retention for replication slots unless the user sets it: a standby that
+#: stays away longer loses its slot (reported, and resynced) instead of filling the disk.
+DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = "8GB"
+
+
+@dataclass(frozen=True)
+class KeeperIdentity:
+    """The keeper flags the configuration depends on."""
+
+    uid: str
+    listen_address: str
+    port: int
+    socket_dir: str
+    su_username: str
+    su_auth: AuthMethod
+    repl_username: str
+    repl_auth: AuthMethod
+    repl_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DesiredConfig:
+    parameters: dict[str, str]
+    hba: tuple[str, ...]
+    recovery: RecoveryConfig
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def db_parameters(
+    db: DB,
+    cd: ClusterData,
+    me: KeeperIdentity,
+    *,
+    pg_major: int,
+    init_parameters: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """postgresql.conf parameters for ``db``, Go Stolon's precedence plus our additions:
+
+    - ``max_slot_wal_keep_size`` bounded by default;
+    - ``password_encryption = scram-sha-256`` when the keeper's users use SCRAM (so a
+      password set later, or by an ``existing`` data dir's owner, is not md5 by accident);
+    - on a standby, the parameters of :data:`STANDBY_MINIMUM_PARAMETERS` never below the
+      value its primary reports, whatever the spec says (a lowered value reaches the
+      standby only after the primary runs with it).
+    """
+    spec = db.spec
+    assert spec is not None
+    user = dict(spec.pg_parameters or {})
+    params = build_parameters(
+        ParameterInputs(
+            pg_major=pg_major,
+            socket_dir=me.socket_dir,
+            listen_address=me.listen_address,
+            port=me.port,
+            max_standbys=spec.max_standbys,
+            additional_wal_senders=spec.additional_wal_senders,
+            use_pg_rewind=spec.use_pgrewind,
+            user_parameters=user,
+            init_parameters=init_parameters,
+            include_init_parameters=spec.include_previous_config,
+            synchronous_replication=spec.synchronous_replication,
+            synchronous_standbys=tuple(spec.synchronous_standbys or ()),
+            external_synchronous_standbys=tuple(spec.external_synchronous_standbys or ()),
+        )
+    )
+    if pg_major >= 13 and "max_slot_wal_keep_size" not in user:
+        params["max_slot_wal_keep_size"] = DEFAULT_MAX_SLOT_WAL_KEEP_SIZE
+    if "password_encryption" not in user and AuthMethod.SCRAM_SHA_256 in (me.su_auth, me.repl_auth):
+        params["password_encryption"] = "scram-sha-256"
+    if spec.role == ROLE_STANDBY:
+        primary = followed_db(db, cd)
+        if primary is not None:
+            reported = primary.status.pg_parameters or {}
+            for key in STANDBY_MINIMUM_PARAMETERS:
+                theirs = _int(reported.get(key))
+                ours = _int(params.get(key))
+                if theirs is not None and (ours if ours is not None else POSTGRES_DEFAULTS[key]) < theirs:
+                    params[key] = str(theirs)
+    return params
+
+
+def restart_blockers(db: DB, cd: ClusterData, params: Mapping[str, str]) -> list[str]:
+    """Why a master must not restart yet with ``params``: a standby still runs with a lower
+    value of a :data:`STANDBY_MINIMUM_PARAMETERS` parameter (it must raise it first)."""
+    spec = db.spec
+    if spec is None or spec.role != ROLE_MASTER:
+        return []
+    out = []
+    for follower_uid in spec.followers or ():
+        follower = (cd.dbs or {}).get(follower_uid)
+        if follower is None or not follower.status.healthy:
+            continue
+        theirs_all = follower.status.pg_parameters or {}
+        for key in STANDBY_MINIMUM_PARAMETERS:
+            ours = _int(params.get(key))
+            theirs = _int(theirs_all.get(key))
+            if ours is not None and (theirs if theirs is not None else POSTGRES_DEFAULTS[key]) < ours:
+                out.append(
+                    f"standby {follower_uid} runs {key}={theirs_all.get(key, POSTGRES_DEFAULTS[key])} < {ours}"
+                )
+    return out
+
+
+def followed_db(db: DB, cd: ClusterData) -> DB | None:
+    spec = db.spec
+    if spec is None or spec.follow_config is None or spec.follow_config.type != FOLLOW_INTERNAL:
+        return None
+    return (cd.dbs or {}).get(spec.follow_config.dbuid)
+
+
+def is_master_type(db: DB) -> bool:
+    """Master role, or the standby-cluster master (standby role following outside)."""
+    spec = db.spec
+    if spec is None:
+        return False
+    if spec.role == ROLE_MASTER:
+        return True
+    return (
+        spec.role == ROLE_STANDBY
+        and spec.follow_config is not None
+        and spec.follow_config.type == FOLLOW_EXTERNAL
+    )
+
+
+def db_hba(db: DB, cd: ClusterData, me: KeeperIdentity, *, only_internal: bool = False) -> tuple[str, ...]:
+    spec = db.spec
+    assert spec is not None
+    mode = SUReplAccessMode(
+        (cd.cluster.def_spec().default_su_repl_access_mode if cd.cluster else "all") or "all"
+    )
+    others = [
+        d.status.listen_address
+        for uid, d in sorted((cd.dbs or {}).items())
+        if uid != db.uid and d.status.listen_address
+    ]
+    return tuple(
+        build_hba(
+            su_user=me.su_username,
+            su_auth=me.su_auth,
+            repl_user=me.repl_username,
+            repl_auth=me.repl_auth,
+            access_mode=mode,
+            is_master_type=is_master_type(db),
+            other_db_addresses=others,
+            user_entries=spec.pg_hba,
+            only_internal=only_internal,
+        )
+    )
+
+
+class NotReadyToFollow(Exception):
+    """The followed DB has no address yet (it has not reported)."""
+
+
+def db_recovery(db: DB, cd: ClusterData, me: KeeperIdentity) -> RecoveryConfig:
+    """The recovery configuration for the DB's role (standby settings or none)."""
+    spec = db.spec
+    assert spec is not None
+    if spec.role == ROLE_MASTER:
+        return NO_RECOVERY
+    fc = spec.follow_config
+    if fc is None:
+        raise NotReadyToFollow("standby without a follow config")
+    if fc.type == FOLLOW_EXTERNAL:
+        return external_recovery(fc.standby_settings, fc.archive_recovery_settings)
+    primary = (cd.dbs or {}).get(fc.dbuid)
+    if primary is None or not primary.status.listen_address or not primary.status.port:
+        raise NotReadyToFollow(f"followed db {fc.dbuid!r} has not reported its address yet")
+    return internal_standby_config(
+        host=primary.status.listen_address,
+        port=primary.status.port,
+        user=me.repl_username,
+        password=me.repl_password if me.repl_auth is not AuthMethod.TRUST else None,
+        db_uid=db.uid,
+    )
+
+
+def external_recovery(standby: object, archive: object) -> RecoveryConfig:
+    """Standby-cluster settings from the spec (``standbySettings``, ``archiveRecoverySettings``)."""
+    from stolon.model.spec import ArchiveRecoverySettings as SpecArchive
+    from stolon.model.spec import StandbySettings as SpecStandby
+
+    ss = standby if isinstance(standby, SpecStandby) else None
+    ars = archive if isinstance(archive, SpecArchive) else None
+    return build_recovery_config(
+        RecoveryMode.STANDBY,
+        StandbySettings(
+            primary_conninfo=ss.primary_conninfo if ss else "",
+            primary_slot_name=ss.primary_slot_name if ss else "",
+            recovery_min_apply_delay=ss.recovery_min_apply_delay if ss else "",
+        )
+        if ss
+        else None,
+        ArchiveRecoverySettings(ars.restore_command) if ars and ars.restore_command else None,
+    )
+
+
+def pitr_recovery(db: DB) -> RecoveryConfig:
+    """Recovery for an ``initMode: pitr`` restore: archive recovery to the targets, or a
+    standby of the external primary for a standby cluster."""
+    spec = db.spec
+    assert spec is not None
+    if spec.follow_config is not None and spec.follow_config.type == FOLLOW_EXTERNAL:
+        return external_recovery(
+            spec.follow_config.standby_settings, spec.follow_config.archive_recovery_settings
+        )
+    pitr = spec.pitr_config
+    archive = None
+    targets = None
+    if pitr is not None and pitr.archive_recovery_settings is not None:
+        archive = ArchiveRecoverySettings(pitr.archive_recovery_settings.restore_command)
+    if pitr is not None and pitr.recovery_target_settings is not None:
+        t = pitr.recovery_target_settings
+        targets = RecoveryTargetSettings(
+            recovery_target=t.recovery_target,
+            recovery_target_lsn=t.recovery_target_lsn,
+            recovery_target_name=t.recovery_target_name,
+            recovery_target_time=t.recovery_target_time,
+            recovery_target_xid=t.recovery_target_xid,
+            recovery_target_timeline=t.recovery_target_timeline,
+        )
+    return build_recovery_config(RecoveryMode.RECOVERY, None, archive, targets)
+
+
+def wanted_slots(db: DB) -> set[str]:
+    from stolon.postgres.slots import wanted_slots as _wanted
+
+    spec = db.spec
+    assert spec is not None
+    return _wanted(db.uid, spec.followers, spec.additional_replication_slots)
+
+
+#: Recovery parameters PostgreSQL 13+ re-reads on reload (others need a restart).
+RELOADABLE_RECOVERY_13 = frozenset({"primary_conninfo", "primary_slot_name"})
+RELOADABLE_RECOVERY_14 = RELOADABLE_RECOVERY_13 | {"restore_command", "recovery_min_apply_delay"}
+
+
+def recovery_change_needs_restart(old: RecoveryConfig, new: RecoveryConfig, pg_major: int) -> bool:
+    """Whether going from ``old`` to ``new`` needs a restart rather than a reload."""
+    if old.mode is not new.mode:
+        return True
+    if pg_major < 13:
+        return old.parameters != new.parameters
+    reloadable = RELOADABLE_RECOVERY_14 if pg_major >= 14 else RELOADABLE_RECOVERY_13
+    keys = set(old.parameters) | set(new.parameters)
+    return any(old.parameters.get(k) != new.parameters.get(k) for k in keys - reloadable)
+
+
+def sync_guard_satisfied(db: DB, in_sync: Sequence[str]) -> bool:
+    """The restart guard of a synchronous master can be lifted: every standby the spec
+    lists is reported in sync (reference §5.7)."""
+    spec = db.spec
+    assert spec is not None
+    return set(spec.synchronous_standbys or ()) == set(in_sync)

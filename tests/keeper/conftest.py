@@ -1,0 +1,60 @@
+"""Fixtures for keeper integration tests (real PostgreSQL, the embedded store)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stolon.model.uid import new_uid
+from stolon.postgres.binaries import PgBinaries
+from stolon.postgres.errors import BinaryNotFoundError
+from stolon.store import open_store
+from stolon.store.base import StoreConfig
+
+from .harness import FakeSentinel, Sandbox, TestCluster
+
+
+def _have_postgres() -> bool:
+    try:
+        PgBinaries.find()
+        return True
+    except BinaryNotFoundError:
+        return False
+
+
+@pytest.fixture
+def cluster() -> Iterator[TestCluster]:
+    if not _have_postgres():
+        pytest.skip("PostgreSQL binaries not found: install PostgreSQL 12+ to run the keeper tests")
+    sandbox = Sandbox()
+    cfg = StoreConfig(
+        backend="embedded", cluster_name=f"k-{new_uid()}", endpoints=(str(sandbox.path / "store.db"),)
+    )
+    store = open_store(cfg)
+    c = TestCluster(sandbox, cfg, store, FakeSentinel(store))
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def logs_on_failure(request: pytest.FixtureRequest, cluster: TestCluster) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for k in cluster.keepers.values():
+            print(f"===== keeper {k.uid} log =====\n{k.output()[-6000:]}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep
+
+
+__all__ = ["Path", "shutil"]
