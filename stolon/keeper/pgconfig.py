@@ -143,12 +143,12 @@ def restart_blockers(db: DB, cd: ClusterData, params: Mapping[str, str]) -> list
             continue
         theirs_all = follower.status.pg_parameters or {}
         for key in STANDBY_MINIMUM_PARAMETERS:
+            # Only what the standby reports: managed ones (max_wal_senders) are computed
+            # from the same spec on every DB and are not reported.
             ours = _int(params.get(key))
             theirs = _int(theirs_all.get(key))
-            if ours is not None and (theirs if theirs is not None else POSTGRES_DEFAULTS[key]) < ours:
-                out.append(
-                    f"standby {follower_uid} runs {key}={theirs_all.get(key, POSTGRES_DEFAULTS[key])} < {ours}"
-                )
+            if ours is not None and theirs is not None and theirs < ours:
+                out.append(f"standby {follower_uid} runs {key}={theirs} < {ours}")
     return out
 
 

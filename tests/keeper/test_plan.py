@@ -1,0 +1,365 @@
+"""The keeper's pure plan(): table tests, no PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from stolon.keeper import pgconfig
+from stolon.keeper import plan as p
+from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
+from stolon.model import DB, Cluster, ClusterData, ClusterSpec, DBSpec, FollowConfig, Keeper, KeeperStatus
+from stolon.model.spec import StandbySettings
+from stolon.postgres.credentials import AuthMethod
+from stolon.postgres.recovery import NO_RECOVERY, RecoveryMode
+
+ME = KeeperIdentity(
+    uid="k0", listen_address="10.0.0.1", port=5432, socket_dir="/run/k0",
+    su_username="su", su_auth=AuthMethod.MD5, repl_username="repl", repl_auth=AuthMethod.MD5,
+    repl_password="pw",
+)  # fmt: skip
+BOOT = "boot-0"
+
+
+def cd(**spec: Any) -> ClusterData:
+    c = ClusterData.new(Cluster.new(ClusterSpec.from_obj({"initMode": "new", **spec})))
+    assert c.keepers is not None
+    c.keepers["k0"] = Keeper(uid="k0", status=KeeperStatus(healthy=True, boot_uuid=BOOT))
+    c.keepers["k1"] = Keeper(uid="k1", status=KeeperStatus(healthy=True, boot_uuid="boot-1"))
+    return c
+
+
+def add_db(c: ClusterData, uid: str, keeper: str, role: str, *, init_mode: str = "none", follows: str = "",
+           followers: list[str] | None = None, address: str = "", **spec: Any) -> DB:  # fmt: skip
+    assert c.dbs is not None and c.cluster is not None
+    db = DB(
+        uid=uid, generation=2,
+        spec=DBSpec(keeper_uid=keeper, role=role, init_mode=init_mode, max_standbys=20, additional_wal_senders=5,
+                    follow_config=FollowConfig(type="internal", dbuid=follows) if follows else None,
+                    followers=followers or [], **spec),
+    )  # fmt: skip
+    if address:
+        db.status.listen_address, db.status.port = address, "5432"
+        db.status.system_id = "7000"
+    c.dbs[uid] = db
+    if role == "master":
+        c.cluster.status.master = uid
+    return db
+
+
+def facts(**kw: Any) -> p.LocalFacts:
+    base: dict[str, Any] = dict(
+        boot_uuid=BOOT, db_uid="db0", db_generation=2, initializing=False, init_parameters=None, pg_major=15,
+        pg_initialized=True, pg_running=True, local_role="master", local_system_id="7000", applied=None,
+    )  # fmt: skip
+    base.update(kw)
+    return p.LocalFacts(**base)
+
+
+def kinds(plan: p.Plan) -> list[str]:
+    return [type(s).__name__ for s in plan.steps]
+
+
+def master_cluster(**spec: Any) -> ClusterData:
+    c = cd(**spec)
+    add_db(c, "db0", "k0", "master", followers=["db1"], address="10.0.0.1")
+    add_db(c, "db1", "k1", "standby", follows="db0", address="10.0.0.2")
+    return c
+
+
+def applied_for(c: ClusterData, f: p.LocalFacts, **kw: Any) -> DesiredConfig:
+    db = c.db_of_keeper("k0")
+    assert db is not None
+    d = DesiredConfig(
+        pgconfig.db_parameters(db, c, ME, pg_major=15, init_parameters=None),
+        pgconfig.db_hba(db, c, ME),
+        pgconfig.db_recovery(db, c, ME),
+    )
+    return replace(d, **kw)
+
+
+Case = Callable[[], None]
+CASES: list[tuple[str, Case]] = []
+
+
+def case(name: str) -> Callable[[Case], Case]:
+    def deco(fn: Case) -> Case:
+        CASES.append((name, fn))
+        return fn
+
+    return deco
+
+
+@case("no cluster data: wait")
+def _c1() -> None:
+    pl = p.plan(None, ME, facts())
+    assert kinds(pl) == ["Wait"] and "no cluster data available" in pl.steps[0].message  # type: ignore[attr-defined]
+
+
+@case("keeper unknown to the sentinel: wait, PostgreSQL left alone")
+def _c2() -> None:
+    c = cd()
+    assert c.keepers is not None
+    del c.keepers["k0"]
+    pl = p.plan(c, ME, facts())
+    assert kinds(pl) == ["Wait"] and "our keeper data is not available" in pl.steps[0].message  # type: ignore[attr-defined]
+
+
+@case("no db assigned: stop a running PostgreSQL")
+def _c3() -> None:
+    assert kinds(p.plan(cd(), ME, facts())) == ["StopPostgres"]
+    assert kinds(p.plan(cd(), ME, facts(pg_running=False))) == ["Wait"]
+
+
+@case("the sentinel has not seen this boot: stop and wait")
+def _c4() -> None:
+    c = master_cluster()
+    pl = p.plan(c, ME, facts(boot_uuid="boot-new"))
+    assert kinds(pl) == ["StopPostgres", "Wait"]
+    assert kinds(p.plan(c, ME, facts(boot_uuid="boot-new", pg_running=False))) == ["Wait"]
+
+
+@case("an init that crashed is cleaned first")
+def _c5() -> None:
+    pl = p.plan(master_cluster(), ME, facts(initializing=True))
+    assert kinds(pl) == ["CleanFailedInit"] and pl.initializes
+
+
+@case("init mode new: begin, initdb, finish")
+def _c6() -> None:
+    c = cd()
+    add_db(c, "dbn", "k0", "master", init_mode="new", include_previous_config=True)
+    pl = p.plan(c, ME, facts(db_uid="", pg_running=True))
+    assert kinds(pl) == ["BeginInit", "StopPostgres", "InitNew", "FinishInit"] and pl.initializes
+    init = pl.steps[2]
+    assert isinstance(init, p.InitNew) and init.include_previous and init.config.recovery == NO_RECOVERY
+
+
+@case("init mode pitr: restore with archive recovery and targets")
+def _c7() -> None:
+    c = cd()
+    from stolon.model.spec import ArchiveRecoverySettings, PITRConfig, RecoveryTargetSettings
+
+    pitr = PITRConfig(
+        data_restore_command="tar xf b.tar -C %d",
+        archive_recovery_settings=ArchiveRecoverySettings(restore_command="cp /a/%f %p"),
+        recovery_target_settings=RecoveryTargetSettings(recovery_target_time="2026-01-01 00:00:00"),
+    )
+    add_db(c, "dbp", "k0", "master", init_mode="pitr", pitr_config=pitr)
+    pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pg_initialized=False))
+    assert kinds(pl) == ["BeginInit", "InitPITR", "FinishInit"]
+    step = pl.steps[1]
+    assert isinstance(step, p.InitPITR) and step.wait_recovery
+    assert step.recovery.mode is RecoveryMode.RECOVERY
+    assert step.recovery.parameters == {
+        "restore_command": "cp /a/%f %p",
+        "recovery_target_time": "2026-01-01 00:00:00",
+        "recovery_target_action": "promote",
+    }
+
+
+@case("init mode existing: not marked initializing (the data must not be wiped on a crash)")
+def _c8() -> None:
+    c = cd()
+    add_db(c, "dbe", "k0", "master", init_mode="existing")
+    pl = p.plan(c, ME, facts(db_uid="old", pg_running=False))
+    assert kinds(pl) == ["BeginInit", "InitExisting", "FinishInit"]
+    begin = pl.steps[0]
+    assert isinstance(begin, p.BeginInit) and not begin.initializing
+
+
+@case("resync: pg_rewind tried when allowed and the system ids match")
+def _c9() -> None:
+    c = cd(usePgrewind=True)
+    add_db(c, "db1", "k1", "master", followers=["db2"], address="10.0.0.2")
+    add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1", use_pgrewind=True)
+    pl = p.plan(c, ME, facts(db_uid="db0", local_system_id="7000", pg_running=False))
+    assert kinds(pl) == ["BeginInit", "Resync", "FinishInit"]
+    step = pl.steps[1]
+    assert isinstance(step, p.Resync) and step.try_rewind and step.source_host == "10.0.0.2"
+    assert step.config.recovery.parameters["primary_slot_name"] == "stolon_db2"
+    # another system id, or usePgrewind off: straight to pg_basebackup
+    pl = p.plan(c, ME, facts(db_uid="db0", local_system_id="9999", pg_running=False))
+    assert isinstance(pl.steps[1], p.Resync) and not pl.steps[1].try_rewind
+
+
+@case("resync from a db that has not reported its address: wait")
+def _c10() -> None:
+    c = cd()
+    add_db(c, "db1", "k1", "master", followers=["db2"])
+    add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1")
+    assert kinds(p.plan(c, ME, facts(db_uid=""))) == ["Wait"]
+
+
+@case("lost keeper data with init mode none: refuse (manual intervention)")
+def _c11() -> None:
+    pl = p.plan(master_cluster(), ME, facts(db_uid=""))
+    assert kinds(pl) == ["Fail"] and "init mode is none" in pl.steps[0].message  # type: ignore[attr-defined]
+
+
+@case("master not running: start, restart check, slots, generation")
+def _c12() -> None:
+    pl = p.plan(master_cluster(), ME, facts(pg_running=False))
+    assert kinds(pl) == ["StartPostgres", "CheckRestart", "RefreshSlots", "SaveGeneration"]
+    assert pl.converges and pl.target_role == "master"
+    slots = pl.steps[2]
+    assert isinstance(slots, p.RefreshSlots) and slots.wanted == {"stolon_db1"}
+
+
+@case("standby promoted: promote with recovery removed")
+def _c13() -> None:
+    pl = p.plan(master_cluster(), ME, facts(local_role="standby"))
+    assert "Promote" in kinds(pl)
+    promote = next(s for s in pl.steps if isinstance(s, p.Promote))
+    assert promote.config.recovery == NO_RECOVERY
+
+
+@case("synchronous master starting: guard on, only the keeper's users in pg_hba")
+def _c14() -> None:
+    c = master_cluster(synchronousReplication=True)
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None and db0.spec is not None
+    db0.spec.synchronous_replication = True
+    db0.spec.synchronous_standbys = ["db1"]
+    pl = p.plan(c, ME, facts(pg_running=False))
+    assert kinds(pl)[:2] == ["SetSyncGuard", "StartPostgres"]
+    start = pl.steps[1]
+    assert isinstance(start, p.StartPostgres)
+    assert not any("all all" in e for e in start.config.hba)
+    assert (
+        start.config.parameters["synchronous_standbys_names" if False else "synchronous_standby_names"]
+        == "stolon_db1"
+    )
+    # running, guard on, db1 reported in sync: guard off (and pg_hba reloaded)
+    f = facts(sync_guard=True, in_sync_standbys=("db1",))
+    f = replace(f, applied=applied_for(c, f, hba=start.config.hba))
+    pl = p.plan(c, ME, f)
+    assert kinds(pl)[0] == "SetSyncGuard" and not pl.steps[0].on  # type: ignore[attr-defined]
+    assert any(isinstance(s, p.Reload) and "hba" in s.reason for s in pl.steps)
+    # not yet in sync: guard stays
+    pl = p.plan(c, ME, facts(sync_guard=True, in_sync_standbys=()))
+    assert "SetSyncGuard" not in kinds(pl)
+
+
+@case("an old master given a standby role is never demoted in place")
+def _c15() -> None:
+    c = cd()
+    add_db(c, "db1", "k1", "master", followers=["db0"], address="10.0.0.2")
+    add_db(c, "db0", "k0", "standby", follows="db1")
+    pl = p.plan(c, ME, facts(local_role="master"))
+    assert kinds(pl) == ["Fail"] and "cannot move from master role to standby role" in pl.steps[0].message  # type: ignore[attr-defined]
+
+
+@case("the followed master moved: PostgreSQL 13+ reloads primary_conninfo, older versions restart")
+def _c16() -> None:
+    c = cd()
+    add_db(c, "db1", "k1", "master", followers=["db0"], address="10.0.0.2")
+    add_db(c, "db0", "k0", "standby", follows="db1")
+    f = facts(local_role="standby")
+    old = applied_for(c, f)
+    (c.dbs or {})["db1"].status.port = "6543"
+    pl = p.plan(c, ME, replace(f, applied=old))
+    assert "Restart" not in kinds(pl)
+    reload = next(s for s in pl.steps if isinstance(s, p.Reload))
+    assert "recovery parameters changed" in reload.reason
+    assert "port=6543" in reload.config.recovery.parameters["primary_conninfo"]
+    pl = p.plan(c, ME, replace(f, applied=old, pg_major=12))
+    assert "Restart" in kinds(pl)
+
+
+@case("parameters changed on a running master: reload; automaticPgRestart flows to CheckRestart")
+def _c17() -> None:
+    c = master_cluster(automaticPgRestart=True)
+    f = facts()
+    old = applied_for(c, f)
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None and db0.spec is not None
+    db0.spec.pg_parameters = {"work_mem": "8MB"}
+    pl = p.plan(c, ME, replace(f, applied=old))
+    assert kinds(pl) == ["Reload", "CheckRestart", "RefreshSlots", "SaveGeneration"]
+    assert "postgres parameters changed" in pl.steps[0].reason  # type: ignore[attr-defined]
+    check = pl.steps[1]
+    assert isinstance(check, p.CheckRestart) and check.automatic and not check.blockers
+    # nothing changed: no reload
+    pl = p.plan(c, ME, replace(f, applied=applied_for(c, f)))
+    assert "Reload" not in kinds(pl)
+
+
+@case("raising max_connections: the master waits for its standbys to raise it first")
+def _c18() -> None:
+    c = master_cluster(automaticPgRestart=True)
+    dbs = c.dbs or {}
+    dbs["db0"].spec.pg_parameters = {"max_connections": "200"}  # type: ignore[union-attr]
+    dbs["db1"].status.healthy = True
+    dbs["db1"].status.pg_parameters = {"max_connections": "100"}
+    pl = p.plan(c, ME, facts())
+    check = next(s for s in pl.steps if isinstance(s, p.CheckRestart))
+    assert check.blockers and "db1 runs max_connections=100 < 200" in check.blockers[0]
+    dbs["db1"].status.pg_parameters = {"max_connections": "200"}
+    check = next(s for s in p.plan(c, ME, facts()).steps if isinstance(s, p.CheckRestart))
+    assert not check.blockers
+
+
+@case("a standby never runs below its primary's hot-standby parameters")
+def _c19() -> None:
+    c = cd()
+    add_db(
+        c,
+        "db1",
+        "k1",
+        "master",
+        followers=["db0"],
+        address="10.0.0.2",
+        pg_parameters={"max_connections": "50"},
+    )
+    add_db(c, "db0", "k0", "standby", follows="db1", pg_parameters={"max_connections": "50"})
+    (c.dbs or {})["db1"].status.pg_parameters = {"max_connections": "300", "max_worker_processes": "16"}
+    db0 = (c.dbs or {})["db0"]
+    params = pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
+    assert params["max_connections"] == "300" and params["max_worker_processes"] == "16"
+
+
+@case("standby cluster master: follows the external primary from standbySettings")
+def _c20() -> None:
+    c = cd(initMode="pitr", role="standby", pitrConfig={"dataRestoreCommand": "x"},
+           standbyConfig={"standbySettings": {"primaryConninfo": "host=remote port=5432"}})  # fmt: skip
+    db = add_db(c, "db0", "k0", "standby")
+    assert db.spec is not None
+    db.spec.follow_config = FollowConfig(
+        type="external",
+        standby_settings=StandbySettings(primary_conninfo="host=remote port=5432", primary_slot_name="s1"),
+    )
+    pl = p.plan(c, ME, facts(local_role="standby", pg_running=False))
+    start = next(s for s in pl.steps if isinstance(s, p.StartPostgres))
+    assert start.config.recovery.mode is RecoveryMode.STANDBY
+    assert start.config.recovery.parameters["primary_conninfo"] == "host=remote port=5432"
+    assert start.config.recovery.parameters["primary_slot_name"] == "s1"
+
+
+@case("SCRAM users: password_encryption set explicitly; slot WAL retention bounded")
+def _c21() -> None:
+    me = replace(ME, su_auth=AuthMethod.SCRAM_SHA_256, repl_auth=AuthMethod.SCRAM_SHA_256)
+    c = master_cluster()
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None
+    params = pgconfig.db_parameters(db0, c, me, pg_major=15, init_parameters=None)
+    assert params["password_encryption"] == "scram-sha-256"
+    assert params["max_slot_wal_keep_size"] == pgconfig.DEFAULT_MAX_SLOT_WAL_KEEP_SIZE
+    assert "password_encryption" not in pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
+
+
+@pytest.mark.parametrize(("name", "fn"), CASES, ids=[n for n, _ in CASES])
+def test_plan(name: str, fn: Case) -> None:
+    fn()
+
+
+def test_restore_command_expansion() -> None:
+    from pathlib import Path
+
+    from stolon.keeper.executor import expand_restore_command
+
+    assert expand_restore_command("tar xf b.tar -C %d", Path("/d")) == "tar xf b.tar -C /d"
+    assert expand_restore_command("echo 100%% %d %x %", Path("/d")) == "echo 100% /d %x %"
