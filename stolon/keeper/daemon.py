@@ -211,7 +211,7 @@ class Keeper:
             st.older_wal_file = cs.older_wal_file
             in_sync = tuple(cs.synchronous_standbys)
             if self.executor is not None and self.executor.state.lost_slots:
-                st.unknown_fields["lostReplicationSlots"] = list(self.executor.state.lost_slots)
+                st.lost_replication_slots = list(self.executor.state.lost_slots)
         elif cs.errors:
             log.debug("postgres state not healthy: %s", "; ".join(cs.errors))
         self._collected = Collected(st, time.monotonic(), in_sync, cs.system_id, cs.timeline_id, cs.xlog_pos)

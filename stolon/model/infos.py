@@ -22,6 +22,9 @@ class PostgresState(Document):
     pg_parameters: dict[str, str] | None = jf("pgParameters")
     synchronous_standbys: list[str] | None = jf("synchronousStandbys", omitempty=False)
     older_wal_file: str = jf("olderWalFile", default="")
+    #: ours: managed replication slots whose WAL was removed (max_slot_wal_keep_size);
+    #: the standbys using them can't catch up and need a resync.
+    lost_replication_slots: list[str] | None = jf("lostReplicationSlots")
 
 
 @dataclass(kw_only=True)
