@@ -1,0 +1,88 @@
+"""``stolon-sentinel`` command line: Go Stolon's flags and ``STSENTINEL_*`` variables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from stolon.cli.common import (
+    CliError,
+    add_bool_flag,
+    add_store_flags,
+    apply_env_defaults,
+    go_duration_seconds,
+    log_level,
+    normalize_bool_flags,
+    setup_logging,
+    store_config_from_args,
+)
+from stolon.model import ModelError
+
+ENV_PREFIX = "STSENTINEL"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stolon-sentinel",
+        description="stolon sentinel: elects a leader that decides the cluster data",
+        epilog="Every flag --foo-bar can also be set with the environment variable STSENTINEL_FOO_BAR.",
+    )
+    add_store_flags(p)
+    g = p.add_argument_group("sentinel options")
+    g.add_argument(
+        "--initial-cluster-spec",
+        default="",
+        help="a file providing the initial cluster specification, used only at cluster initialization",
+    )
+    g.add_argument(
+        "--metrics-listen-address", default="", help="metrics listen address (disabled by default)"
+    )
+    g.add_argument(
+        "--election-ttl",
+        default=20.0,
+        type=go_duration_seconds,
+        metavar="DURATION",
+        help="leader election session TTL (default 20s, Go Stolon's fixed value): how long a dead"
+        " leader keeps the leadership",
+    )
+    g.add_argument("--log-level", default="info", type=log_level, help="debug, info (default), warn or error")
+    add_bool_flag(g, "--log-color", "enable color in log output")
+    add_bool_flag(g, "--debug", "enable debug logging (deprecated: use --log-level=debug)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging("info")
+    parser = build_parser()
+    apply_env_defaults(parser, ENV_PREFIX)
+    try:
+        a = parser.parse_args(normalize_bool_flags(sys.argv[1:] if argv is None else argv))
+        store = store_config_from_args(a)
+        spec = None
+        if a.initial_cluster_spec:
+            from stolon.sentinel.daemon import load_initial_spec
+
+            try:
+                spec = load_initial_spec(a.initial_cluster_spec)
+            except ModelError as e:
+                raise CliError(f"invalid --initial-cluster-spec: {e}") from None
+    except CliError as e:
+        print(f"stolon-sentinel: {e}", file=sys.stderr)
+        return e.exit_code
+    level = "debug" if a.debug else a.log_level
+    logging.getLogger().setLevel({"warn": "WARNING"}.get(level, level.upper()))
+    from stolon.sentinel.daemon import Sentinel, SentinelConfig
+
+    cfg = SentinelConfig(
+        store=store,
+        initial_cluster_spec=spec,
+        metrics_listen_address=a.metrics_listen_address,
+        election_ttl=a.election_ttl,
+    )
+    return Sentinel(cfg).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The sentinel's decision logic: one pure function per cycle.
+
+:func:`decide` takes the stored cluster data, what the store reported this cycle
+(:class:`Observations`), the leader's :class:`Memory` and the time (:class:`Now`), and returns
+a :class:`Decision`: the new cluster data, the new memory and the structured reasons
+(:mod:`stolon.sentinel.reasons`). The daemon (store I/O, leadership, telemetry) lives
+elsewhere. DECISIONS.md lists where the algorithm deliberately differs from Go Stolon.
+"""
+
+from stolon.sentinel.decide import Decision, decide
+from stolon.sentinel.memory import ConvergenceTimer, DBReport, KeeperInfoSeen, Memory, ProxyInfoSeen
+from stolon.sentinel.observations import Now, Observations
+from stolon.sentinel.proxies import active_proxies
+
+__all__ = [
+    "ConvergenceTimer",
+    "DBReport",
+    "Decision",
+    "KeeperInfoSeen",
+    "Memory",
+    "Now",
+    "Observations",
+    "ProxyInfoSeen",
+    "active_proxies",
+    "decide",
+]

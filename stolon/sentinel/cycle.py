@@ -1,0 +1,148 @@
+"""The working state of one sentinel cycle, and typed access to the cluster data.
+
+A :class:`Cycle` holds mutable copies of the memory, this cycle's clock and spec, the
+per-cycle facts the health step learns (which DBs reported a healthy state, what they report
+as synchronous right now), the active proxies and the reasons emitted so far. It lives only
+inside one :func:`stolon.sentinel.decide.decide` call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stolon.model.cluster import DB, ClusterData, ClusterStatus, DBSpec, Keeper, Proxy
+from stolon.model.duration import Duration
+from stolon.model.infos import ProxyInfo
+from stolon.model.spec import ClusterSpec, DefaultedSpec
+from stolon.sentinel.memory import (
+    ConvergenceTimer,
+    DBReport,
+    KeeperInfoSeen,
+    Memory,
+    ProxyInfoSeen,
+)
+from stolon.sentinel.observations import Now
+from stolon.sentinel.reasons import Reason
+
+log = logging.getLogger("stolon.sentinel")
+
+
+class UpdateFailed(Exception):
+    """The cycle cannot compute new cluster data (nothing is written; retried next cycle)."""
+
+
+@dataclass
+class Cycle:
+    now: Now
+    #: the stored cluster spec with defaults applied (``cd.cluster.DefSpec()``)
+    spec: ClusterSpec
+    new_uid: Callable[[], str]
+    pick_index: Callable[[int], int]
+    keeper_errors: dict[str, float] = field(default_factory=dict)
+    db_errors: dict[str, float] = field(default_factory=dict)
+    xlog_stalls: dict[str, int] = field(default_factory=dict)
+    keeper_infos: dict[str, KeeperInfoSeen] = field(default_factory=dict)
+    convergence: dict[str, ConvergenceTimer] = field(default_factory=dict)
+    proxy_infos: dict[str, ProxyInfoSeen] = field(default_factory=dict)
+    db_reports: dict[str, DBReport] = field(default_factory=dict)
+    #: DBs whose status was refreshed from a fresh, healthy state of the same DB this cycle
+    refreshed: set[str] = field(default_factory=set)
+    #: DB UID → standbys it reports as ``sync`` right now (Go's CurSynchronousStandbys)
+    cur_sync: dict[str, list[str]] = field(default_factory=dict)
+    #: DB UID → managed replication slots it reports lost (their WAL is gone)
+    lost_slots: dict[str, list[str]] = field(default_factory=dict)
+    #: this cycle's DB error causes (``DB_ERROR_*``), for the reasons
+    db_error_causes: dict[str, str] = field(default_factory=dict)
+    active_proxies: dict[str, ProxyInfo] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        memory: Memory,
+        now: Now,
+        spec: ClusterSpec,
+        new_uid: Callable[[], str],
+        pick_index: Callable[[int], int],
+    ) -> Cycle:
+        return cls(
+            now=now,
+            spec=spec.with_defaults(),
+            new_uid=new_uid,
+            pick_index=pick_index,
+            keeper_errors=dict(memory.keeper_errors),
+            db_errors=dict(memory.db_errors),
+            xlog_stalls=dict(memory.xlog_stalls),
+            keeper_infos=dict(memory.keeper_infos),
+            convergence=dict(memory.convergence),
+            proxy_infos=dict(memory.proxy_infos),
+            db_reports=dict(memory.db_reports),
+        )
+
+    @property
+    def d(self) -> DefaultedSpec:
+        return DefaultedSpec(self.spec)
+
+    def emit(self, reason: Reason) -> None:
+        log.debug("sentinel reason: %s", reason)
+        self.reasons.append(reason)
+
+    def since(self, mono: float) -> float:
+        return self.now.mono - mono
+
+
+def fresh_db_uid(cd: ClusterData, cyc: Cycle) -> str:
+    """A new DB UID from the injected generator, never one already in the cluster data."""
+    for _ in range(1000):
+        uid = cyc.new_uid()
+        if uid not in dbs(cd):
+            return uid
+    raise UpdateFailed("cannot generate a DB UID that is not already in use")
+
+
+def seconds(d: Duration) -> float:
+    return d.ns / 1e9
+
+
+# -- typed access (decide normalizes the working copy so these hold) -------------------------
+
+
+def dbs(cd: ClusterData) -> dict[str, DB]:
+    assert cd.dbs is not None
+    return cd.dbs
+
+
+def keepers(cd: ClusterData) -> dict[str, Keeper]:
+    assert cd.keepers is not None
+    return cd.keepers
+
+
+def proxy(cd: ClusterData) -> Proxy:
+    assert cd.proxy is not None
+    return cd.proxy
+
+
+def status(cd: ClusterData) -> ClusterStatus:
+    assert cd.cluster is not None
+    return cd.cluster.status
+
+
+def spec(db: DB) -> DBSpec:
+    assert db.spec is not None
+    return db.spec
+
+
+def normalize(cd: ClusterData) -> None:
+    """Give a working copy the shape the algorithm reads (no null maps or specs)."""
+    assert cd.cluster is not None
+    if cd.keepers is None:
+        cd.keepers = {}
+    if cd.dbs is None:
+        cd.dbs = {}
+    if cd.proxy is None:
+        cd.proxy = Proxy()
+    for db in cd.dbs.values():
+        if db.spec is None:
+            db.spec = DBSpec()

@@ -1,0 +1,275 @@
+"""stolon-sentinel: watches every keeper, decides the cluster data and writes it.
+
+Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
+
+1. read the cluster data; none → create it from ``--initial-cluster-spec`` (create-only),
+   or wait;
+2. publish this sentinel's info, read the keepers' and proxies' infos;
+3. non-leaders stop here; a leader that just gained the leadership runs a *first run*
+   (every timer reset, stale infos ignored);
+4. :func:`stolon.sentinel.decide.decide` (pure) computes the new cluster data and the
+   reasons;
+5. the reasons become an OpenTelemetry span (one per decision that changes something; the
+   failover decision is its own span with every candidate), the span's trace context is
+   stored in the DBs and proxy object the decision changed, and the new cluster data is
+   written with a compare-and-swap that the store also conditions on still holding the
+   leadership, so a paused ex-leader that wakes up can't overwrite it.
+
+Timers use the monotonic clock; wall time only goes into persisted ``changeTime`` fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from stolon import telemetry
+from stolon.metrics import Metrics
+from stolon.model import Cluster, ClusterData, ClusterDataError, ClusterSpec, ModelError, SentinelInfo
+from stolon.model.uid import new_uid
+from stolon.sentinel import reasons as r
+from stolon.sentinel.decide import Decision, decide
+from stolon.sentinel.memory import Memory
+from stolon.sentinel.observations import Now, Observations
+from stolon.store import ClusterStore, open_store
+from stolon.store.base import ConflictError, Election, NotLeaderError, StoreConfig, StoreError
+
+log = logging.getLogger("stolon.sentinel")
+
+DEFAULT_SLEEP = 5.0
+#: Go Stolon's sentinel election session TTL.
+DEFAULT_ELECTION_TTL = 20.0
+
+#: Reasons that only restate a steady cluster: no span for a cycle made of these alone.
+STEADY_KINDS = frozenset(
+    {
+        r.KeeperHealthy.kind,
+        r.DBHealthy.kind,
+        r.ProxiesWaiting.kind,
+        r.SyncStandbysWaiting.kind,
+        r.SpecPropagated.kind,
+    }
+)
+#: Reasons that change what keepers or proxies must do: their trace context is stored.
+FAILOVER_KINDS = frozenset({r.MasterElected.kind, r.NoEligibleMaster.kind})
+
+
+@dataclass(frozen=True)
+class SentinelConfig:
+    store: StoreConfig
+    initial_cluster_spec: ClusterSpec | None
+    metrics_listen_address: str = ""
+    election_ttl: float = DEFAULT_ELECTION_TTL
+    uid: str = ""
+
+
+def load_initial_spec(path: str) -> ClusterSpec:
+    """``--initial-cluster-spec``: validated at start-up (Go Stolon's behaviour)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ModelError("", f"cannot read --initial-cluster-spec {path!r}: {e.strerror}") from None
+    spec = ClusterSpec.loads(text, strict=True)
+    spec.validate()
+    return spec
+
+
+class SentinelMetrics:
+    def __init__(self, cluster_name: str) -> None:
+        self.m = Metrics("sentinel", cluster_name)
+        self.last_check = self.m.gauge(
+            "stolon_sentinel_last_cluster_check_success_seconds",
+            "Last time we successfully checked the cluster",
+        )
+        self.is_leader = self.m.gauge("stolon_sentinel_is_leader", "Set to 1 if the sentinel is the leader")
+        self.leader_count = self.m.gauge(
+            "stolon_sentinel_leader_count", "Number of times the sentinel became the leader"
+        )
+
+
+class Sentinel:
+    def __init__(self, cfg: SentinelConfig) -> None:
+        self.cfg = cfg
+        self.uid = cfg.uid or new_uid()
+        self.sleep = DEFAULT_SLEEP
+        self.memory = Memory.empty()
+        self.metrics = SentinelMetrics(cfg.store.cluster_name)
+        self.tracer = telemetry.tracer("sentinel")
+        self._stop = threading.Event()
+        self._seen_terms = 0
+        self.store: ClusterStore | None = None
+        self.election: Election | None = None
+
+    # -- one cycle ----------------------------------------------------------------------------
+    def cycle(self) -> Decision | None:
+        store, election = self.store, self.election
+        assert store is not None and election is not None
+        try:
+            cd, rev = store.get_cluster_data()
+        except (StoreError, ClusterDataError) as e:
+            log.error("cannot get cluster data: %s", e)
+            return None
+        if cd is None:
+            self._create_cluster(store)
+            return None
+        if cd.cluster is None or cd.cluster.spec is None:
+            log.error("cluster data without a cluster spec: re-initialize it with stolonctl init")
+            return None
+        try:
+            cd.cluster.spec.validate()
+        except ModelError as e:
+            log.error("cluster data validation failed: %s", e)
+            return None
+        d = cd.cluster.def_spec().d()
+        self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
+        try:
+            store.put_sentinel_info(SentinelInfo(uid=self.uid), ttl=2 * self.sleep)
+            keepers_info = store.keepers_info()
+            proxies_info = store.proxies_info()
+        except StoreError as e:
+            log.error("store error: %s", e)
+            return None
+        lead = election.leadership()
+        self.metrics.is_leader.set(1 if lead is not None else 0)
+        self.metrics.leader_count.set(election.times_elected)
+        if lead is None:
+            return None
+        first_run = lead.term != self._seen_terms
+        if first_run:
+            log.info("sentinel leadership acquired (term %d): first run, timers reset", lead.term)
+            self._seen_terms = lead.term
+        now = Now(mono=time.monotonic(), wall=datetime.now(UTC))
+        decision = decide(cd, Observations(keepers_info, proxies_info, first_run), self.memory, now)
+        self.memory = decision.memory
+        if decision.cluster_data is None:
+            log.error("cluster update failed: %s", decision.error)
+            return decision
+        new_cd = self._trace(cd, decision)
+        if not lead.is_valid():
+            log.warning("leadership expired during the cycle: not writing the cluster data")
+            return decision
+        try:
+            store.cas_cluster_data(new_cd, rev, leadership=lead)
+        except NotLeaderError as e:
+            log.warning("not writing the cluster data: %s", e)
+            return decision
+        except ConflictError as e:
+            log.warning("cluster data changed meanwhile, retrying next cycle: %s", e)
+            return decision
+        except StoreError as e:
+            log.error("failed to write the cluster data: %s", e)
+            return decision
+        self.metrics.last_check.set(time.time())
+        return decision
+
+    def _create_cluster(self, store: ClusterStore) -> None:
+        spec = self.cfg.initial_cluster_spec
+        if spec is None:
+            log.info("no cluster data available, waiting for it to appear")
+            return
+        cd = ClusterData.new(Cluster.new(spec))
+        try:
+            store.create_cluster_data(cd)
+            log.info("cluster data created from the initial cluster spec")
+        except ConflictError:
+            pass
+        except StoreError as e:
+            log.error("cannot create the cluster data: %s", e)
+
+    # -- tracing ------------------------------------------------------------------------------
+    def _trace(self, prev: ClusterData, decision: Decision) -> ClusterData:
+        """Turn the decision's reasons into spans and stamp the trace context on what changed."""
+        new_cd = decision.cluster_data
+        assert new_cd is not None
+        for reason in decision.reasons:
+            _log_reason(reason)
+        if all(reason.kind in STEADY_KINDS for reason in decision.reasons):
+            return new_cd
+        with self.tracer.start_as_current_span("sentinel.decide") as span:
+            span.set_attribute("stolon.sentinel.uid", self.uid)
+            span.set_attribute(telemetry.ATTR_CLUSTER, self.cfg.store.cluster_name)
+            for reason in decision.reasons:
+                if reason.kind in FAILOVER_KINDS:
+                    self._failover_span(reason)
+                else:
+                    span.add_event(reason.kind, reason.attributes())
+            carrier = telemetry.current_carrier()
+        bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
+        for uid, db in (new_cd.dbs or {}).items():
+            if uid in bumped:
+                db.trace_context = dict(carrier)
+        if (
+            new_cd.proxy is not None
+            and prev.proxy is not None
+            and new_cd.proxy.generation != prev.proxy.generation
+        ):
+            new_cd.proxy.trace_context = dict(carrier)
+        return new_cd
+
+    def _failover_span(self, reason: r.Reason) -> None:
+        with self.tracer.start_as_current_span("sentinel.failover") as span:
+            attrs = reason.attributes()
+            for key, value in attrs.items():
+                span.set_attribute(f"stolon.failover.{key}", value)
+            if isinstance(reason, r.NoEligibleMaster):
+                span.set_attribute("stolon.failover.verdict", "no eligible master")
+                span.set_status(Status(StatusCode.ERROR, "no eligible master"))
+            else:
+                span.set_attribute("stolon.failover.verdict", "master elected")
+            span.add_event(reason.kind, attrs)
+
+    # -- process ------------------------------------------------------------------------------
+    def run(self) -> int:
+        telemetry.setup_tracing("sentinel", self.cfg.store.cluster_name)
+        try:
+            self.metrics.m.serve(self.cfg.metrics_listen_address)
+        except OSError as e:
+            log.critical("metrics http server error: %s", e)
+            return 1
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.store = open_store(self.cfg.store)
+        self.election = self.store.election(self.uid, self.cfg.election_ttl)
+        log.info("sentinel uid %s: trying to acquire sentinels leadership", self.uid)
+        self.election.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.cycle()
+                except Exception:
+                    log.exception("unexpected error in the sentinel cycle")
+                self._stop.wait(self.sleep)
+        finally:
+            self.election.resign()
+            self.store.close()
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("got signal %s, stopping", signal.Signals(signum).name)
+        self._stop.set()
+
+
+def _log_reason(reason: r.Reason) -> None:
+    level = logging.DEBUG if reason.kind in STEADY_KINDS else logging.INFO
+    if isinstance(reason, r.NoEligibleMaster | r.UpdateError):
+        level = logging.WARNING
+    if log.isEnabledFor(level):
+        log.log(level, "%s %s", reason.kind, _short(reason.attributes()))
+
+
+def _short(attrs: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in attrs.items())
+
+
+def current_span() -> trace.Span:
+    return trace.get_current_span()

@@ -1,0 +1,201 @@
+"""Keeper and DB health detection (§4.2, Go's ``updateKeepersStatus``).
+
+Freshness: a keeper info counts only if its InfoUID changed within the last
+``sleepInterval`` (as first seen by this sentinel). Infos recorded at a first run
+(``seen=False``) never count until their InfoUID changes, so that infos published before a
+leadership change are not mistaken for live ones.
+
+Error timers start at the first failed check and are cleared by a good one; a keeper or DB
+is healthy while its error is at most ``failInterval`` old. ``forceFail`` makes a keeper
+unhealthy for exactly one cycle.
+"""
+
+from __future__ import annotations
+
+from stolon.model.cluster import INITIAL_GENERATION, ClusterData, Keeper, KeeperSpec, KeeperStatus
+from stolon.model.infos import KeeperInfo
+from stolon.sentinel.cycle import Cycle, dbs, keepers, seconds, spec, status
+from stolon.sentinel.memory import DBReport, KeeperInfoSeen
+from stolon.sentinel.reasons import (
+    DB_ERROR_KEEPER_UNHEALTHY,
+    DB_ERROR_NO_DB_STATE,
+    DB_ERROR_NO_KEEPER_INFO,
+    DB_ERROR_POSTGRES_UNHEALTHY,
+    DB_ERROR_UNEXPECTED_DB_UID,
+    DBHealthy,
+    DBUnhealthy,
+    FirstRun,
+    KeeperAdded,
+    KeeperForceFailed,
+    KeeperHealthy,
+    KeeperInfoWrongCluster,
+    KeeperUnhealthy,
+)
+
+
+def fresh_keeper_infos(cd: ClusterData, infos: dict[str, KeeperInfo], cyc: Cycle) -> dict[str, KeeperInfo]:
+    """The infos that count this cycle; updates the info history."""
+    sleep = seconds(cyc.d.sleep_interval)
+    fresh: dict[str, KeeperInfo] = {}
+    for uid in sorted(infos):
+        ki = infos[uid]
+        seen = cyc.keeper_infos.get(uid)
+        if seen is not None and seen.info_uid == ki.info_uid:
+            if not seen.seen or cyc.since(seen.changed_at) > sleep:
+                continue  # recorded at a first run, or not updated for too long: stale
+        else:
+            cyc.keeper_infos[uid] = KeeperInfoSeen(ki.info_uid, True, cyc.now.mono)
+        fresh[uid] = ki
+    return fresh
+
+
+def update_health(cd: ClusterData, keepers_info: dict[str, KeeperInfo], first_run: bool, cyc: Cycle) -> None:
+    """Update keepers and DB statuses of the working copy ``cd`` from the keeper infos."""
+    assert cd.cluster is not None
+    infos: dict[str, KeeperInfo] = {}
+    for uid in sorted(keepers_info):
+        ki = keepers_info[uid]
+        if ki.cluster_uid != cd.cluster.uid:
+            cyc.emit(KeeperInfoWrongCluster(uid, ki.cluster_uid))
+            continue
+        infos[uid] = ki
+
+    if first_run:
+        # Only remember what is there; nothing in the cluster data changes.
+        for uid, ki in infos.items():
+            cyc.keeper_infos[uid] = KeeperInfoSeen(ki.info_uid, False, cyc.now.mono)
+        cyc.emit(FirstRun(len(infos)))
+        return
+
+    fresh = fresh_keeper_infos(cd, infos, cyc)
+    _update_keepers(cd, fresh, cyc)
+    _update_dbs(cd, fresh, cyc)
+    _record_replication_evidence(cd, cyc)
+
+
+def _update_keepers(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> None:
+    now = cyc.now
+    fail_interval = seconds(cyc.d.fail_interval)
+    for uid, ki in fresh.items():
+        if uid not in keepers(cd):
+            keepers(cd)[uid] = Keeper(
+                uid=uid,
+                generation=INITIAL_GENERATION,
+                spec=KeeperSpec(),
+                status=KeeperStatus(healthy=True, last_healthy_time=now.wall, boot_uuid=ki.boot_uuid),
+            )
+            cyc.emit(KeeperAdded(uid))
+
+    for uid in sorted(keepers(cd)):
+        k = keepers(cd)[uid]
+        info = fresh.get(uid)
+        if info is None:
+            cyc.keeper_errors.setdefault(uid, now.mono)
+        else:
+            k.status.can_be_master = info.can_be_master
+            k.status.can_be_synchronous_replica = info.can_be_synchronous_replica
+            cyc.keeper_errors.pop(uid, None)
+            k.status.boot_uuid = info.boot_uuid
+            k.status.postgres_binary_version = info.postgres_binary_version.copy()
+
+        was_healthy = k.status.healthy
+        since = cyc.keeper_errors.get(uid)
+        healthy = since is None or cyc.since(since) <= fail_interval
+        forced = k.status.force_fail
+        if forced:
+            healthy = False
+            k.status.force_fail = False
+            cyc.emit(KeeperForceFailed(uid))
+        if k.status.last_healthy_time is None or healthy:
+            k.status.last_healthy_time = now.wall
+        k.status.healthy = healthy
+        if was_healthy and not healthy:
+            age = cyc.since(since) if since is not None else None
+            cyc.emit(KeeperUnhealthy(uid, since, age, forced))
+        elif healthy and not was_healthy:
+            cyc.emit(KeeperHealthy(uid))
+
+
+def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> None:
+    now = cyc.now
+    for uid in sorted(dbs(cd)):
+        db = dbs(cd)[uid]
+        ki = fresh.get(spec(db).keeper_uid)
+        cause: str | None = None
+        if ki is None:
+            cause = DB_ERROR_NO_KEEPER_INFO
+        elif ki.postgres_state is None:
+            cause = DB_ERROR_NO_DB_STATE
+        elif ki.postgres_state.uid != db.uid:
+            cause = DB_ERROR_UNEXPECTED_DB_UID
+        else:
+            pg = ki.postgres_state
+            if db.status.xlog_pos == pg.xlog_pos:
+                cyc.xlog_stalls[uid] = cyc.xlog_stalls.get(uid, 0) + 1
+            else:
+                cyc.xlog_stalls.pop(uid, None)
+            db.status.listen_address = pg.listen_address
+            db.status.port = pg.port
+            db.status.current_generation = pg.generation
+            if pg.healthy:
+                cyc.db_errors.pop(uid, None)
+                db.status.system_id = pg.system_id
+                db.status.timeline_id = pg.timeline_id
+                db.status.xlog_pos = pg.xlog_pos
+                db.status.timelines_history = (
+                    [h.copy() for h in pg.timelines_history] if pg.timelines_history is not None else None
+                )
+                db.status.pg_parameters = dict(pg.pg_parameters) if pg.pg_parameters is not None else None
+                db.status.older_wal_file = pg.older_wal_file
+                cyc.cur_sync[uid] = list(pg.synchronous_standbys or [])
+                cyc.lost_slots[uid] = list(pg.lost_replication_slots or [])
+                cyc.refreshed.add(uid)
+            else:
+                cause = DB_ERROR_POSTGRES_UNHEALTHY
+        if cause is not None:
+            cyc.db_errors.setdefault(uid, now.mono)
+            cyc.db_error_causes[uid] = cause
+
+    fail_interval = seconds(cyc.d.fail_interval)
+    for uid in sorted(dbs(cd)):
+        db = dbs(cd)[uid]
+        was_healthy = db.status.healthy
+        since = cyc.db_errors.get(uid)
+        healthy = since is None or cyc.since(since) <= fail_interval
+        keeper = keepers(cd).get(spec(db).keeper_uid)
+        if keeper is None or not keeper.status.healthy:
+            healthy = False
+        db.status.healthy = healthy
+        if was_healthy and not healthy:
+            age = cyc.since(since) if since is not None else None
+            # An error timer still running means this cycle's check failed too.
+            own_failure = age is not None and age > fail_interval
+            cause = cyc.db_error_causes.get(uid, DB_ERROR_KEEPER_UNHEALTHY) if own_failure else None
+            cause = cause or DB_ERROR_KEEPER_UNHEALTHY
+            cyc.emit(DBUnhealthy(uid, spec(db).keeper_uid, cause, since, age))
+        elif healthy and not was_healthy:
+            cyc.emit(DBHealthy(uid, spec(db).keeper_uid))
+
+
+def _record_replication_evidence(cd: ClusterData, cyc: Cycle) -> None:
+    """Remember when each DB last reported healthy and last showed replication progress.
+
+    Progress: its xLogPos grew since its previous healthy report, or it is at or past the
+    master's reported xLogPos (a standby on a quiet master makes no progress but is current).
+    See quirk 2 in DECISIONS.md for how the election uses it.
+    """
+    master = dbs(cd).get(status(cd).master)
+    for uid in sorted(cyc.refreshed):
+        db = dbs(cd)[uid]
+        prev = cyc.db_reports.get(uid)
+        xlog = db.status.xlog_pos
+        progressed = (prev is not None and xlog > prev.xlog_pos) or (
+            master is not None and xlog >= master.status.xlog_pos
+        )
+        progress_at = cyc.now.mono if progressed else (prev.progress_at if prev is not None else None)
+        cyc.db_reports[uid] = DBReport(
+            observed_since=prev.observed_since if prev is not None else cyc.now.mono,
+            healthy_at=cyc.now.mono,
+            progress_at=progress_at,
+            xlog_pos=xlog,
+        )

@@ -1,0 +1,106 @@
+"""Spec propagation into DB specs (§3.5), generation bumps and change times (§3.8).
+
+Deep equality is equality of the stored JSON form (``Document.to_obj()``): what the keeper
+reads back. Go compares in-memory values with ``reflect.DeepEqual``, where a nil and an
+empty list or map differ although both are stored the same; that bumps generations for
+nothing (and, for the proxy, every cycle). See DECISIONS.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stolon.model.cluster import FOLLOW_EXTERNAL, ClusterData, DBSpec, FollowConfig
+from stolon.model.spec import DefaultedSpec
+from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec
+from stolon.sentinel.observations import Now
+from stolon.sentinel.predicates import MASTER_TYPE, db_type
+from stolon.sentinel.reasons import DBGenerationBumped, SpecPropagated
+
+
+def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
+
+
+def _follow_obj(fc: FollowConfig | None) -> dict[str, Any] | None:
+    return fc.to_obj() if fc is not None else None
+
+
+def _propagated(ds: DBSpec) -> dict[str, Any]:
+    """The propagated fields of a DB spec, by JSON key, in comparable form."""
+    return {
+        "requestTimeout": ds.request_timeout,
+        "maxStandbys": ds.max_standbys,
+        "usePgrewind": ds.use_pgrewind,
+        "pgParameters": ds.pg_parameters or None,  # omitempty: {} is stored as absent
+        "pgHBA": ds.pg_hba,
+        "followConfig": _follow_obj(ds.follow_config),
+        "additionalWalSenders": ds.additional_wal_senders,
+        "additionalReplicationSlots": ds.additional_replication_slots,
+    }
+
+
+def propagate_spec(cd: ClusterData, existed: set[str], cyc: Cycle) -> None:
+    """Copy the cluster-spec values every DB spec carries (Go's setDBSpecFromClusterSpec).
+
+    Uses the cluster spec as it is now (init may just have merged pgParameters into it).
+    """
+    assert cd.cluster is not None
+    s = (cd.cluster.spec or cyc.spec).with_defaults()
+    d = DefaultedSpec(s)
+    sc = s.standby_config
+    for uid in sorted(dbs(cd)):
+        db = dbs(cd)[uid]
+        ds = spec(db)
+        before = _propagated(ds)
+        ds.request_timeout = d.request_timeout
+        ds.max_standbys = d.max_standbys
+        ds.use_pgrewind = d.use_pgrewind
+        ds.pg_parameters = dict(s.pg_parameters) if s.pg_parameters is not None else None
+        ds.pg_hba = list(s.pg_hba) if s.pg_hba is not None else None
+        fc = ds.follow_config
+        if fc is not None and fc.type == FOLLOW_EXTERNAL:
+            fc.standby_settings = sc.standby_settings.copy() if sc and sc.standby_settings else None
+            fc.archive_recovery_settings = (
+                sc.archive_recovery_settings.copy() if sc and sc.archive_recovery_settings else None
+            )
+        ds.additional_wal_senders = d.additional_wal_senders
+        if db_type(db) == MASTER_TYPE:
+            slots = s.additional_master_replication_slots
+            ds.additional_replication_slots = list(slots) if slots is not None else None
+        else:
+            ds.additional_replication_slots = None
+        fields = changed_keys(before, _propagated(ds))
+        if fields and uid in existed:
+            cyc.emit(SpecPropagated(uid, fields))
+
+
+def bump_generations(cd: ClusterData, prev_specs: dict[str, dict[str, Any]], cyc: Cycle) -> None:
+    """+1 on every pre-existing DB whose spec changed this cycle."""
+    for uid in sorted(dbs(cd)):
+        before = prev_specs.get(uid)
+        if before is None:
+            continue
+        db = dbs(cd)[uid]
+        fields = changed_keys(before, spec(db).to_obj())
+        if fields:
+            db.generation += 1
+            cyc.emit(DBGenerationBumped(uid, db.generation - 1, db.generation, fields))
+
+
+def update_change_times(prev: dict[str, Any], cd: ClusterData, now: Now) -> None:
+    """``cd.changeTime`` always; every other object's when it is new or differs from ``prev``
+    (the stored form of the previous cluster data)."""
+    new = cd.to_obj()
+    cd.change_time = now.wall
+    assert cd.cluster is not None
+    if prev.get("cluster") != new.get("cluster"):
+        cd.cluster.change_time = now.wall
+    for key, objs in (("dbs", dbs(cd)), ("keepers", keepers(cd))):
+        before = prev.get(key) or {}
+        after = new.get(key) or {}
+        for uid, obj in objs.items():
+            if before.get(uid) != after.get(uid):
+                obj.change_time = now.wall
+    if prev.get("proxy") != new.get("proxy"):
+        proxy(cd).change_time = now.wall
