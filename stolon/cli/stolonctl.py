@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from stolon import __version__
-from stolon.cli import ctl_clusterdata, ctl_keepers, ctl_plugins, ctl_spec, ctl_status
+from stolon.cli import ctl_clusterdata, ctl_keepers, ctl_local, ctl_plugins, ctl_spec, ctl_status
 from stolon.cli.common import (
     CliError,
     add_store_flags,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_keepers.register(sub)
     ctl_clusterdata.register(sub)
     ctl_plugins.register(sub)
+    ctl_local.register(sub)
     v = sub.add_parser("version", help="Display the version")
     v.set_defaults(func=lambda ctx: (ctx.out(f"stolonctl version {__version__}"), 0)[1])
     plugin_manager().hook.stolonctl_add_commands(subparsers=sub)
@@ -74,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (StoreError, PluginError, ModelError) as e:
             ctx.err(f"stolonctl: {e}")
             return 1
+        except BrokenPipeError:  # e.g. `stolonctl status | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
 
 if __name__ == "__main__":
