@@ -1,0 +1,78 @@
+"""A writer that inserts one row every ``interval`` through a DSN and records every
+acknowledged id, for failover tests and the failover benchmark."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+
+
+@dataclass
+class Writer:
+    dsn: str
+    interval: float = 0.02
+    table: str = "acks"
+    acked: list[int] = field(default_factory=list)
+    #: (monotonic time, ok) of every attempt
+    attempts: list[tuple[float, bool]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def setup(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY)")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        next_id = 1
+        conn: psycopg.Connection[tuple[object, ...]] | None = None
+        while not self._stop.is_set():
+            t = time.monotonic()
+            ok = False
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
+                    conn.execute("SET statement_timeout = '5s'")
+                conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (next_id,))
+                self.acked.append(next_id)
+                ok = True
+            except psycopg.Error:
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except psycopg.Error:
+                        pass
+                conn = None
+            self.attempts.append((t, ok))
+            next_id += 1
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t)))
+        if conn is not None:
+            conn.close()
+
+    def unavailability(self, since: float) -> float:
+        """The longest stretch without a successful write after ``since``."""
+        last_ok = since
+        worst = 0.0
+        for t, ok in self.attempts:
+            if t < since:
+                continue
+            if ok:
+                worst = max(worst, t - last_ok)
+                last_ok = t
+        return worst
+
+    def missing(self, dsn: str) -> list[int]:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            present = {r[0] for r in conn.execute(f"SELECT id FROM {self.table}").fetchall()}
+        return [i for i in self.acked if i not in present]
