@@ -24,13 +24,20 @@ def spec(**extra: object) -> ClusterSpec:
 def test_master_init_and_standby_resync(cluster: TestCluster) -> None:
     s = cluster.sentinel
     s.init(spec())
-    k0 = cluster.keeper("keeper0").start()
-    k1 = cluster.keeper("keeper1").start()
+    scram = ("--pg-su-auth-method", "scram-sha-256", "--pg-repl-auth-method", "scram-sha-256")
+    k0 = cluster.keeper("keeper0", *scram).start()
+    k1 = cluster.keeper("keeper1", *scram).start()
     s.wait_keeper("keeper0")
     s.wait_keeper("keeper1")
     s.set_db("db0", "keeper0", role="master", init_mode="new")
     s.wait_converged("db0")
     assert k0.query("select pg_is_in_recovery()") == [(False,)]
+    # SCRAM end to end: hba method, password_encryption, stored verifiers
+    assert k0.query("show password_encryption") == [("scram-sha-256",)]
+    verifiers = k0.query(
+        "select rolname, left(rolpassword, 14) from pg_authid where rolname like 'stolon%' order by 1"
+    )
+    assert verifiers == [("stolon_repl", "SCRAM-SHA-256$"), ("stolon_su", "SCRAM-SHA-256$")]
     k0.query("create table t(id int primary key)")
     k0.query("insert into t values (1)")
     # a standby: the master gets the follower (its slot), the standby resyncs from it
