@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from stolon.fencing.base import FencingOutcome, FencingTarget
     from stolon.store.base import Store, StoreConfig
 
 hookspec = pluggy.HookspecMarker("stolon")
@@ -89,7 +90,12 @@ def stolon_store_backends() -> Sequence[StoreBackendSpec]:  # type: ignore[empty
 @hookspec
 def stolon_fencing_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
     """Return the fencing methods this plugin provides (used by the sentinel before it
-    promotes a new master while the old one may be alive). All results are collected."""
+    promotes a new master while the old one may be alive). All results are collected.
+
+    ``MethodSpec.factory`` takes the method's ``config`` object from the cluster spec
+    (``fencing.methods[]``) and returns a :class:`stolon.fencing.base.Fencer`; it raises
+    ``ValueError`` for a bad config. The sentinel calls ``Fencer.fence`` directly.
+    """
 
 
 @hookspec
@@ -101,7 +107,28 @@ def stolon_backup_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
 @hookspec
 def stolon_proxy_health_policies() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
     """Return the proxy routing policies this plugin provides (which backends a proxy
-    listener may route to). All results are collected."""
+    listener may route to). All results are collected; the first plugin providing a name
+    wins. Each ``MethodSpec.factory`` takes the listener's settings (the ``key=value``
+    pairs of its ``--listener`` flag) and returns a
+    :class:`stolon.proxy.policies.HealthPolicy`. Called when a proxy starts, not per
+    connection."""
+
+
+# -- events on the failover path -------------------------------------------------------------
+
+
+@hookspec
+def stolon_fencing_done(target: FencingTarget, outcome: FencingOutcome) -> None:
+    """An old master was fenced, or fencing it failed.
+
+    When: in the leader sentinel, on the failover path, right after it ran the fencing
+    methods configured in the cluster spec against ``target`` (the old master it is about to
+    replace) and before the next decision promotes a new master, or refuses to under policy
+    ``required`` when ``outcome.fenced`` is false. All implementations are called, in the
+    sentinel's cycle thread: return quickly (hand slow work to a thread). The outcome is
+    decided already; a hook can't change it, and an exception is logged and ignored. For
+    alerting and audit.
+    """
 
 
 # -- stolonctl ---------------------------------------------------------------------------

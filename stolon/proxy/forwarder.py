@@ -1,0 +1,298 @@
+"""The data path: one accepted client connection forwarded to one PostgreSQL instance.
+
+This is the product's hot path, so it is written for speed:
+
+* asyncio *protocols*, not streams: the event loop reads into a bytes object and calls
+  ``data_received``, which hands the very same object to the peer transport's ``write``.
+  That is one Python call per chunk read and nothing per byte; with uvloop (used when
+  installed) both the read and the write happen in C. The transport sends at once when
+  the socket can take it and buffers only the rest.
+* Back-pressure is the transports' own flow control: when one side's write buffer passes
+  its high-water mark, reading from the other side pauses until it drains.
+* TCP_NODELAY on both sockets (PostgreSQL's messages are small and latency-bound);
+  keepalive on client sockets with the ``--tcp-keepalive-*`` settings. Client sockets
+  inherit them from the listening socket; upstream sockets get TCP_NODELAY before they
+  connect.
+* ``os.splice`` zero-copy was measured against this and lost on PostgreSQL traffic (see
+  ``benchmarks/proxy_forwarders.py`` and docs/proxy.md), so it is not used.
+
+Closing rules: a side that closes makes the other close after flushing what is already
+buffered (so a client gets the server's last error message); a half-close (EOF) is passed
+on as a half-close; a route change *aborts* both sides at once, discarding buffers, and
+cancels a dial in progress (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+from stolon.proxy.routing import Destination, RoutingTable
+
+log = logging.getLogger("stolon.proxy")
+
+#: Give up dialing a destination after this long (Go's dialer has no limit of its own;
+#: the OS gives up after minutes, which would hold the client just as long).
+DIAL_TIMEOUT = 10.0
+#: Write-buffer marks per direction: large enough that a bulk transfer (COPY, a big result)
+#: does not pause and resume reading on every read, small enough to bound memory.
+WRITE_HIGH_WATER = 1024 * 1024
+WRITE_LOW_WATER = 256 * 1024
+#: At most one warning about failed dials per listener this often (seconds).
+DIAL_WARNING_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """TCP keepalive settings for client sockets; 0 keeps the OS default."""
+
+    keepalive_idle: int = 0
+    keepalive_count: int = 0
+    keepalive_interval: int = 0
+
+
+@dataclass(slots=True)
+class ForwardingContext:
+    """What every connection of one listener shares: its routing table and counters."""
+
+    name: str
+    table: RoutingTable
+    options: SocketOptions = field(default_factory=SocketOptions)
+    #: connections accepted (including refused ones)
+    accepted: int = 0
+    #: connections closed at once because there was no destination
+    refused: int = 0
+    #: dials that failed or timed out
+    dial_failures: int = 0
+    _last_dial_warning: float = -DIAL_WARNING_INTERVAL
+    _unreported_dial_failures: int = 0
+
+    def dial_failed(self, dest: Destination, error: BaseException) -> None:
+        """Count a failed dial; warn at most every DIAL_WARNING_INTERVAL seconds."""
+        self.dial_failures += 1
+        now = time.monotonic()
+        if now - self._last_dial_warning < DIAL_WARNING_INTERVAL:
+            self._unreported_dial_failures += 1
+            return
+        more = self._unreported_dial_failures
+        self._last_dial_warning, self._unreported_dial_failures = now, 0
+        log.warning(
+            "listener %s: cannot connect to %s (db %s): %s%s",
+            self.name,
+            dest,
+            dest.db_uid,
+            error or type(error).__name__,
+            f" ({more} more failed dials not logged)" if more else "",
+        )
+
+
+def tune_listening_socket(sock: socket.socket, options: SocketOptions) -> None:
+    """TCP_NODELAY and keepalive for client connections, set once on the listening socket:
+    Linux copies them to every socket it accepts, which saves five system calls (and, on
+    uvloop, a socket object) per connection."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if options.keepalive_idle > 0:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, options.keepalive_idle)
+    if options.keepalive_count > 0:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, options.keepalive_count)
+    if options.keepalive_interval > 0:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, options.keepalive_interval)
+
+
+def upstream_socket(dest: Destination) -> socket.socket:
+    """A non-blocking socket for ``dest`` with TCP_NODELAY set before it connects."""
+    family = socket.AF_INET6 if ":" in dest.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Connection(asyncio.Protocol):
+    """A client connection (this object is its protocol) and its upstream connection."""
+
+    __slots__ = (
+        "_client_eof",
+        "_closed",
+        "_ctx",
+        "_dial",
+        "_pending",
+        "_upstream_eof",
+        "client",
+        "destination",
+        "upstream",
+    )
+
+    def __init__(self, ctx: ForwardingContext) -> None:
+        self._ctx = ctx
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.destination: Destination | None = None
+        self._dial: asyncio.Task[None] | None = None
+        self._pending: list[bytes] | None = None
+        self._closed = False
+        self._client_eof = False
+        self._upstream_eof = False
+
+    # -- client side ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.client = transport
+        ctx = self._ctx
+        ctx.accepted += 1
+        dest = ctx.table.pick()
+        if dest is None:
+            ctx.refused += 1
+            self._closed = True
+            transport.abort()
+            return
+        transport.pause_reading()
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        self.destination = dest
+        ctx.table.add(dest, self)
+        self._dial = asyncio.get_running_loop().create_task(self._connect(dest))
+
+    def data_received(self, data: bytes) -> None:
+        up = self.upstream
+        if up is not None:
+            up.write(data)
+        else:
+            self._early_data(data)
+
+    def _early_data(self, data: bytes) -> None:
+        """Data before the upstream connection exists: keep it and stop reading. (uvloop
+        starts reading a server-side transport after ``connection_made`` even when the
+        protocol paused it there.)"""
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(data)
+        if self.client is not None:
+            self.client.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._client_eof = True
+        up = self.upstream
+        if up is None and not self._closed:
+            return True  # still dialing: the EOF is passed on once connected
+        if up is None or self._upstream_eof or not up.can_write_eof():
+            self._close_both()
+            return False
+        up.write_eof()
+        return True  # keep the client side open to send it the server's remaining data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close_both()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    # -- upstream side --------------------------------------------------------------------------
+    async def _connect(self, dest: Destination) -> None:
+        loop = asyncio.get_running_loop()
+        sock = None
+        try:
+            sock = upstream_socket(dest)
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                await loop.sock_connect(sock, (dest.host, dest.port))
+            transport, _ = await loop.create_connection(lambda: _Upstream(self), sock=sock)
+        except (OSError, TimeoutError) as e:
+            if sock is not None:
+                sock.close()
+            self._dial = None
+            self._ctx.dial_failed(dest, e)
+            self._close_both()
+            return
+        except asyncio.CancelledError:
+            if sock is not None:
+                sock.close()
+            raise
+        self._dial = None
+        if self._closed:  # aborted (route change) or the client left while dialing
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        if self._pending is not None:
+            transport.write(b"".join(self._pending))
+            self._pending = None
+        self.upstream = transport
+        if self._client_eof:
+            transport.write_eof()
+            return
+        self.client.resume_reading()  # type: ignore[union-attr]
+
+    def _upstream_eof_received(self) -> bool:
+        self._upstream_eof = True
+        client = self.client
+        if client is None or self._client_eof or not client.can_write_eof():
+            self._close_both()
+            return False
+        client.write_eof()
+        return True
+
+    # -- closing --------------------------------------------------------------------------------
+    def _close_both(self) -> None:
+        """One side is done: flush what is buffered for the other, then close it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._forget()
+        if self._dial is not None and not self._dial.done():
+            self._dial.cancel()
+        if self.client is not None:
+            self.client.close()
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def abort(self) -> None:
+        """Close both sides at once, discarding buffers, and cancel a dial (route change)."""
+        self._closed = True
+        self._forget()
+        if self._dial is not None and not self._dial.done():
+            self._dial.cancel()
+        if self.client is not None:
+            self.client.abort()
+        if self.upstream is not None:
+            self.upstream.abort()
+
+    def _forget(self) -> None:
+        if self.destination is not None:
+            self._ctx.table.discard(self.destination, self)
+
+
+class _Upstream(asyncio.Protocol):
+    """The server side of a :class:`Connection`."""
+
+    __slots__ = ("client", "conn")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.client = conn.client
+
+    def data_received(self, data: bytes) -> None:
+        self.client.write(data)  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        return self.conn._upstream_eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._close_both()
+
+    def pause_writing(self) -> None:
+        self.client.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.client.resume_reading()  # type: ignore[union-attr]

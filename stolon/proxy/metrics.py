@@ -1,0 +1,78 @@
+"""The proxy's Prometheus metrics.
+
+``stolon_cluster_identifier{component="proxy"}`` is Go Stolon's (the only metric its proxy
+has). Ours are read from the listeners' plain counters when ``/metrics`` is scraped, so
+the data path never touches a metric object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stolon.metrics import Metrics
+from stolon.proxy.listener import Listener
+
+
+class ProxyCollector(Collector):
+    """Connection counts per listener and the time of the last good check."""
+
+    def __init__(self, listeners: Sequence[Listener], last_success: Callable[[], float | None]) -> None:
+        self.listeners = list(listeners)
+        self.last_success = last_success
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        current = GaugeMetricFamily(
+            "stolon_proxy_connections", "Client connections in flight (dials included)", labels=["listener"]
+        )
+        listening = GaugeMetricFamily(
+            "stolon_proxy_listening", "1 when the listener's socket is open", labels=["listener"]
+        )
+        destinations = GaugeMetricFamily(
+            "stolon_proxy_destinations", "Destinations new connections may go to", labels=["listener"]
+        )
+        accepted = CounterMetricFamily(
+            "stolon_proxy_connections_accepted", "Client connections accepted", labels=["listener"]
+        )
+        refused = CounterMetricFamily(
+            "stolon_proxy_connections_refused",
+            "Client connections closed at once because there was no destination",
+            labels=["listener"],
+        )
+        closed = CounterMetricFamily(
+            "stolon_proxy_connections_closed_by_route_change",
+            "Connections closed because their destination was no longer routed to",
+            labels=["listener"],
+        )
+        dial_failures = CounterMetricFamily(
+            "stolon_proxy_dial_failures", "Connections to a destination that failed", labels=["listener"]
+        )
+        for listener in self.listeners:
+            ctx = listener.ctx
+            labels = [listener.name]
+            current.add_metric(labels, ctx.table.connection_count())
+            listening.add_metric(labels, 1 if listener.listening else 0)
+            destinations.add_metric(labels, len(ctx.table.destinations))
+            accepted.add_metric(labels, ctx.accepted)
+            refused.add_metric(labels, ctx.refused)
+            closed.add_metric(labels, ctx.table.closed_by_route_change)
+            dial_failures.add_metric(labels, ctx.dial_failures)
+        yield from (current, listening, destinations, accepted, refused, closed, dial_failures)
+        last = self.last_success()
+        if last is not None:
+            g = GaugeMetricFamily(
+                "stolon_proxy_last_check_success_seconds",
+                "Unix time of the last successful check of the cluster data",
+            )
+            g.add_metric([], last)
+            yield g
+
+
+def proxy_metrics(
+    cluster_name: str, listeners: Sequence[Listener], last_success: Callable[[], float | None]
+) -> Metrics:
+    metrics = Metrics("proxy", cluster_name)
+    metrics.registry.register(ProxyCollector(listeners, last_success))
+    return metrics
