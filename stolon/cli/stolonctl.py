@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from stolon import __version__
-from stolon.cli import ctl_clusterdata, ctl_keepers, ctl_local, ctl_plugins, ctl_spec, ctl_status
+from stolon.cli import (
+    ctl_clusterdata,
+    ctl_keepers,
+    ctl_local,
+    ctl_plugins,
+    ctl_spec,
+    ctl_status,
+    ctl_switchover,
+)
 from stolon.cli.common import (
     CliError,
     add_store_flags,
@@ -39,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_spec.register(sub)
     ctl_status.register(sub)
     ctl_keepers.register(sub)
+    ctl_switchover.register(sub)
     ctl_clusterdata.register(sub)
     ctl_plugins.register(sub)
     ctl_local.register(sub)

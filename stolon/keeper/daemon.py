@@ -245,6 +245,11 @@ class Keeper:
                 port=self.cfg.pg_advertise_port,
                 healthy=False,
             )
+        stopped = self.executor.state.stopped_at if self.executor is not None else None
+        if stopped is not None and not pg_state.healthy and stopped[0] == pg_state.uid:
+            # Cleanly shut down as the DB spec asks (switchover): say where its WAL ends.
+            pg_state = pg_state.copy()
+            pg_state.stopped_xlog_pos = stopped[1]
         return KeeperInfo(
             info_uid=new_uid(),
             uid=self.uid,

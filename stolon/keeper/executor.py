@@ -24,13 +24,18 @@ from stolon.keeper.config import KeeperConfig
 from stolon.keeper.localstate import DBLocalState
 from stolon.keeper.pgconfig import DesiredConfig
 from stolon.postgres import datadir, roles, slots, state
+from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
+from stolon.postgres.lsn import format_lsn, parse_lsn
 from stolon.postgres.recovery import NO_RECOVERY
 from stolon.postgres.replication import SourceServer, basebackup, rewind
 from stolon.postgres.runas import run_command
 
 log = logging.getLogger("stolon.keeper")
+
+#: pg_controldata's "Database cluster state" of a primary after a clean shutdown.
+CLEAN_SHUTDOWN = "shut down"
 
 #: Bound for commands whose spec timeout is 0 ("no limit"): every subprocess is bounded.
 MAX_UNBOUNDED = 24 * 3600.0
@@ -59,6 +64,8 @@ class ExecutorState:
     needs_restart: bool = False
     lost_slots: list[str] = field(default_factory=list)
     init_parameters: dict[str, str] | None = None
+    #: (db uid, shutdown checkpoint location) after a StopCleanly, until PostgreSQL starts again
+    stopped_at: tuple[str, int] | None = None
 
 
 def expand_restore_command(command: str, data_dir: Path) -> str:
@@ -114,6 +121,7 @@ class Executor:
         self.instance.set_config(parameters=config.parameters, hba=config.hba, recovery=config.recovery)
 
     def _start(self, config: DesiredConfig, *, tmp_merged: bool = False, wait: float | None = None) -> None:
+        self.state.stopped_at = None
         self._apply(config)
         try:
             self.instance.start(tmp_merged=tmp_merged)
@@ -164,7 +172,36 @@ class Executor:
         self.instance.remove_data_dir()
         self._save_dbstate(DBLocalState())
 
+    def _do_StopCleanly(self, step: p.StopCleanly) -> None:
+        if self.instance.is_running():
+            log.info("%s", step.reason)
+            with self._span("shutdown", step.db_uid):
+                self.instance.stop("fast")
+        elif self.state.stopped_at is not None and self.state.stopped_at[0] == step.db_uid:
+            return  # already shut down and read by this process
+        facts = read_controldata(self.instance, timeout=self.timeouts.request)
+        state = facts.get("Database cluster state", "")
+        if state != CLEAN_SHUTDOWN:
+            # Crashed: recover and shut down again, so the end of its WAL covers everything
+            # it may have acknowledged (proxies are fenced; direct writes meanwhile are in it).
+            log.warning("postgres was not shut down cleanly (%r): starting it to shut it down cleanly", state)
+            self._start(step.config)
+            with self._span("shutdown", step.db_uid):
+                self.instance.stop("fast")
+            facts = read_controldata(self.instance, timeout=self.timeouts.request)
+            state = facts.get("Database cluster state", "")
+            if state != CLEAN_SHUTDOWN:
+                raise StepFailed(f"postgres is still not cleanly shut down (state {state!r})")
+        try:
+            pos = parse_lsn(facts.get("Latest checkpoint location", ""))
+        except ValueError as e:
+            raise StepFailed(f"cannot read the shutdown checkpoint location: {e}") from None
+        if self.state.stopped_at != (step.db_uid, pos):
+            log.info("postgres shut down cleanly, its WAL ends with the checkpoint at %s", format_lsn(pos))
+        self.state.stopped_at = (step.db_uid, pos)
+
     def _do_BeginInit(self, step: p.BeginInit) -> None:
+        self.state.stopped_at = None
         self.state.sync_guard = False
         self.state.init_parameters = None
         self._save_dbstate(DBLocalState(uid=step.db_uid, generation=0, initializing=step.initializing))

@@ -62,6 +62,22 @@ class StopPostgres(Step):
 
 
 @dataclass(frozen=True)
+class StopCleanly(Step):
+    """The DB spec says ``stopped`` (a switchover): shut PostgreSQL down cleanly and record
+    where its WAL ends, for the keeper info (``stoppedXLogPos``).
+
+    A fast shutdown ends every session, writes the shutdown checkpoint and waits for the
+    connected standbys to receive the WAL up to it. An instance found stopped but not cleanly
+    shut down (it crashed) is started with ``config`` and shut down again, so that the
+    reported position is the end of everything it may have acknowledged.
+    """
+
+    db_uid: str
+    config: DesiredConfig
+    reason: str
+
+
+@dataclass(frozen=True)
 class CleanFailedInit(Step):
     """An earlier init or resync crashed half way: stop, remove PGDATA, reset dbstate."""
 
@@ -398,6 +414,13 @@ def _plan_master(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts)
     assert spec is not None
     if not facts.pg_initialized or facts.local_role == LOCAL_UNDEFINED:
         return Plan((Fail("database is not initialized but its role is master: cannot start it"),))
+    if spec.stopped:
+        desired = _desired(db, cd, me, facts, only_internal=True)
+        reason = "the db spec asks to stop (switchover): shutting down cleanly"
+        return Plan(
+            (StopCleanly(db.uid, desired, reason), SaveGeneration(db.uid, db.generation)),
+            target_role=LOCAL_MASTER,
+        )
     steps: list[Step] = []
     guard = facts.sync_guard
     if not spec.synchronous_replication:

@@ -16,12 +16,13 @@ from stolon.model.cluster import (
     Proxy,
     ProxySpec,
     ProxyStatus,
+    Switchover,
     TimelineHistory,
 )
 from stolon.model.codec import Document, ModelError
 from stolon.model.duration import Duration
 from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo, SentinelInfo
-from stolon.model.spec import ClusterSpec, SpecError
+from stolon.model.spec import ClusterSpec, FencingMethod, FencingSpec, SpecError
 
 __all__ = [
     "DB",
@@ -34,6 +35,8 @@ __all__ = [
     "DBStatus",
     "Document",
     "Duration",
+    "FencingMethod",
+    "FencingSpec",
     "FollowConfig",
     "Keeper",
     "KeeperInfo",
@@ -48,5 +51,6 @@ __all__ = [
     "ProxyStatus",
     "SentinelInfo",
     "SpecError",
+    "Switchover",
     "TimelineHistory",
 ]

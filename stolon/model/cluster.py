@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stolon.model.codec import I64, U16, U64, Document, ModelError, jf
-from stolon.model.duration import Duration
+from stolon.model.duration import SECOND, Duration
 from stolon.model.gotime import now_utc
 from stolon.model.spec import (
     ArchiveRecoverySettings,
@@ -44,9 +44,59 @@ FOLLOW_EXTERNAL = "external"
 NO_GENERATION = 0
 INITIAL_GENERATION = 1
 
+# Switchover phases (ours; see docs/switchover.md), in order.
+SWITCHOVER_REQUESTED = "requested"  # written by stolonctl
+SWITCHOVER_STOPPING = "stopping_master"  # proxies fenced, the old master told to shut down cleanly
+SWITCHOVER_CATCHING_UP = "catching_up"  # old master stopped at masterXLogPos; waiting for the target
+SWITCHOVER_PROMOTING = "promoting"  # the target is the master in the cluster data; waiting for it
+SWITCHOVER_COMPLETED = "completed"
+SWITCHOVER_CANCELLED = "cancelled"
+SWITCHOVER_ACTIVE_PHASES = (
+    SWITCHOVER_REQUESTED,
+    SWITCHOVER_STOPPING,
+    SWITCHOVER_CATCHING_UP,
+    SWITCHOVER_PROMOTING,
+)
+#: How long a switchover may take before the sentinel cancels it (when the request has none).
+DEFAULT_SWITCHOVER_TIMEOUT = Duration(60 * SECOND)
+
 
 class ClusterDataError(ModelError):
     """Stored cluster data this version can't act on (format version, bad document)."""
+
+
+@dataclass(kw_only=True)
+class Switchover(Document):
+    """A planned master change (``stolonctl switchover``; ours, Go Stolon has none).
+
+    stolonctl writes it with phase ``requested``; the leader sentinel moves it through the
+    ``SWITCHOVER_*`` phases and leaves the last one, ``completed`` or ``cancelled`` (with
+    ``message``), in place until the next request replaces it. Go Stolon does not know the
+    key and drops it when it rewrites the cluster data (the switchover is then abandoned).
+    """
+
+    id: str = jf("id", default="")
+    phase: str = jf("phase", default="")
+    #: requested target keeper; "" lets the sentinel pick the best eligible standby
+    target_keeper: str = jf("targetKeeper", default="")
+    #: cancel when not promoted within this time (0: DEFAULT_SWITCHOVER_TIMEOUT)
+    timeout: Duration = jf("timeout", default=Duration(0))
+    request_time: datetime | None = jf("requestTime")
+    #: the master DB when the request was made (a different master cancels the request)
+    master_db: str = jf("masterDB", default="")
+    #: the standby DB being promoted (chosen by the sentinel when the phase leaves requested)
+    target_db: str = jf("targetDB", default="")
+    #: where the old master's clean shutdown ended its WAL (its shutdown checkpoint)
+    master_xlog_pos: U64 = jf("masterXLogPos", default=0)
+    #: why it was cancelled, or what it waits for
+    message: str = jf("message", default="")
+
+    @property
+    def active(self) -> bool:
+        return self.phase in SWITCHOVER_ACTIVE_PHASES
+
+    def timeout_seconds(self) -> float:
+        return (self.timeout if self.timeout.ns > 0 else DEFAULT_SWITCHOVER_TIMEOUT).seconds
 
 
 @dataclass(kw_only=True)
@@ -54,6 +104,8 @@ class ClusterStatus(Document):
     current_generation: I64 = jf("currentGeneration", default=0)
     phase: str = jf("phase", default="")
     master: str = jf("master", default="")
+    #: the current or last planned switchover (ours)
+    switchover: Switchover | None = jf("switchover")
 
 
 @dataclass(kw_only=True)
@@ -146,6 +198,9 @@ class DBSpec(Document):
     include_previous_config: bool = jf("includePreviousConfig", default=False)
     synchronous_standbys: list[str] | None = jf("synchronousStandbys", omitempty=False)
     external_synchronous_standbys: list[str] | None = jf("externalSynchronousStandbys", omitempty=False)
+    #: ours: keep PostgreSQL cleanly shut down. A switchover sets it on the old master so that
+    #: it stops accepting writes and its last WAL reaches the standbys (docs/switchover.md).
+    stopped: bool = jf("stopped", default=False)
 
 
 @dataclass(kw_only=True)

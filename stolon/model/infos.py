@@ -25,6 +25,10 @@ class PostgresState(Document):
     #: ours: managed replication slots whose WAL was removed (max_slot_wal_keep_size);
     #: the standbys using them can't catch up and need a resync.
     lost_replication_slots: list[str] | None = jf("lostReplicationSlots")
+    #: ours: PostgreSQL is cleanly shut down because the DB spec says ``stopped``, and this is
+    #: the location of its shutdown checkpoint record. Every commit it ever acknowledged is
+    #: before it (the shutdown checkpoint is written after the last session ended).
+    stopped_xlog_pos: U64 = jf("stoppedXLogPos", default=0)
 
 
 @dataclass(kw_only=True)

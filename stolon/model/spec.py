@@ -30,6 +30,10 @@ SUREPL_ALL = "all"
 SUREPL_STRICT = "strict"
 SUREPL_ACCESS_MODES = (SUREPL_ALL, SUREPL_STRICT)
 
+FENCING_REQUIRED = "required"
+FENCING_BEST_EFFORT = "best-effort"
+FENCING_POLICIES = (FENCING_REQUIRED, FENCING_BEST_EFFORT)
+
 STOLON_PREFIX = "stolon_"
 _REPL_SLOT_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -85,6 +89,55 @@ class StandbyConfig(Document):
     archive_recovery_settings: ArchiveRecoverySettings | None = jf("archiveRecoverySettings")
 
 
+@dataclass(kw_only=True)
+class FencingMethod(Document):
+    """One fencing method: ``name`` is a ``stolon.fencing`` entry-point name, ``config`` its
+    settings (a JSON object the method's factory checks)."""
+
+    name: str = jf("name", default="")
+    config: dict[str, Any] | None = jf("config")
+
+
+@dataclass(kw_only=True)
+class FencingSpec(Document):
+    """Fencing of an old master before an automatic promotion (ours; docs/fencing.md).
+
+    ``methods`` are tried in order until one succeeds. ``policy``: ``required`` (default)
+    promotes only after a method succeeded; ``best-effort`` logs a failure and promotes.
+    ``timeout`` bounds the whole attempt (default 10s).
+    """
+
+    methods: list[FencingMethod] | None = jf("methods")
+    policy: str | None = jf("policy")
+    timeout: Duration | None = jf("timeout")
+
+    @property
+    def effective_policy(self) -> str:
+        return self.policy or DEFAULT_FENCING_POLICY
+
+    @property
+    def effective_timeout(self) -> Duration:
+        return self.timeout if self.timeout is not None else DEFAULT_FENCING_TIMEOUT
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.methods)
+
+    def validate(self, path: str = "fencing") -> None:
+        for i, m in enumerate(self.methods or []):
+            if not m.name or m.name != m.name.strip():
+                raise SpecError(
+                    f"{path}.methods[{i}].name",
+                    "is required: name an installed fencing method (see `stolonctl plugins`)",
+                )
+        if self.policy is not None and self.policy not in FENCING_POLICIES:
+            raise SpecError(
+                f"{path}.policy", f'unknown policy {self.policy!r}: use "required" or "best-effort"'
+            )
+        if self.timeout is not None and self.timeout.ns <= 0:
+            raise SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "10s"')
+
+
 # Defaults (Go Stolon's, except maxStandbyLag: see docs/compatibility.md).
 DEFAULT_SLEEP_INTERVAL = Duration(5 * SECOND)
 DEFAULT_REQUEST_TIMEOUT = Duration(10 * SECOND)
@@ -108,6 +161,8 @@ DEFAULT_MERGE_PG_PARAMETERS = True
 DEFAULT_ROLE = ROLE_MASTER
 DEFAULT_SUREPL_ACCESS = SUREPL_ALL
 DEFAULT_AUTOMATIC_PG_RESTART = False
+DEFAULT_FENCING_POLICY = FENCING_REQUIRED
+DEFAULT_FENCING_TIMEOUT = Duration(10 * SECOND)
 
 #: synchronous_commit values that acknowledge a commit before any standby has it.
 UNSAFE_SYNCHRONOUS_COMMIT = ("local", "off")
@@ -147,6 +202,8 @@ class ClusterSpec(Document):
     pg_parameters: dict[str, str] | None = jf("pgParameters")
     pg_hba: list[str] | None = jf("pgHBA", omitempty=False)
     automatic_pg_restart: bool | None = jf("automaticPgRestart", omitempty=False)
+    #: ours: fence an old master before an automatic promotion (docs/fencing.md)
+    fencing: FencingSpec | None = jf("fencing")
 
     # -- defaults ---------------------------------------------------------------------------
     def with_defaults(self) -> ClusterSpec:
@@ -266,6 +323,8 @@ class ClusterSpec(Document):
             )
         if s.role == ROLE_STANDBY and s.standby_config is None:
             raise SpecError("standbyConfig", 'is required when the cluster role is "standby"')
+        if s.fencing is not None:
+            s.fencing.validate()
         if s.synchronous_replication:
             value = (s.pg_parameters or {}).get("synchronous_commit")
             if value is not None and value.strip().lower() in UNSAFE_SYNCHRONOUS_COMMIT:

@@ -8,7 +8,14 @@ elsewhere. DECISIONS.md lists where the algorithm deliberately differs from Go S
 """
 
 from stolon.sentinel.decide import Decision, decide
-from stolon.sentinel.memory import ConvergenceTimer, DBReport, KeeperInfoSeen, Memory, ProxyInfoSeen
+from stolon.sentinel.memory import (
+    ConvergenceTimer,
+    DBReport,
+    KeeperInfoSeen,
+    Memory,
+    ProxyInfoSeen,
+    SwitchoverClock,
+)
 from stolon.sentinel.observations import Now, Observations
 from stolon.sentinel.proxies import active_proxies
 
@@ -21,6 +28,7 @@ __all__ = [
     "Now",
     "Observations",
     "ProxyInfoSeen",
+    "SwitchoverClock",
     "active_proxies",
     "decide",
 ]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from stolon.fencing.base import FencingOutcome
 from stolon.model.cluster import DB, ClusterData, ClusterStatus, DBSpec, Keeper, Proxy
 from stolon.model.duration import Duration
 from stolon.model.infos import ProxyInfo
@@ -22,6 +23,7 @@ from stolon.sentinel.memory import (
     KeeperInfoSeen,
     Memory,
     ProxyInfoSeen,
+    SwitchoverClock,
 )
 from stolon.sentinel.observations import Now
 from stolon.sentinel.reasons import Reason
@@ -47,6 +49,13 @@ class Cycle:
     convergence: dict[str, ConvergenceTimer] = field(default_factory=dict)
     proxy_infos: dict[str, ProxyInfoSeen] = field(default_factory=dict)
     db_reports: dict[str, DBReport] = field(default_factory=dict)
+    switchover: SwitchoverClock | None = None
+    #: old master DB UID → fencing outcome observed by the daemon since the last cycle
+    fencing: dict[str, FencingOutcome] = field(default_factory=dict)
+    #: DB UID → where its WAL ends: cleanly shut down as its spec asks (``stopped``), this cycle
+    stopped: dict[str, int] = field(default_factory=dict)
+    #: keepers force-failed (``stolonctl failkeeper``) in this cycle
+    force_failed: set[str] = field(default_factory=set)
     #: DBs whose status was refreshed from a fresh, healthy state of the same DB this cycle
     refreshed: set[str] = field(default_factory=set)
     #: DB UID → standbys it reports as ``sync`` right now (Go's CurSynchronousStandbys)
@@ -79,6 +88,7 @@ class Cycle:
             convergence=dict(memory.convergence),
             proxy_infos=dict(memory.proxy_infos),
             db_reports=dict(memory.db_reports),
+            switchover=memory.switchover,
         )
 
     @property

@@ -13,7 +13,11 @@ Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
    failover decision is its own span with every candidate), the span's trace context is
    stored in the DBs and proxy object the decision changed, and the new cluster data is
    written with a compare-and-swap that the store also conditions on still holding the
-   leadership, so a paused ex-leader that wakes up can't overwrite it.
+   leadership, so a paused ex-leader that wakes up can't overwrite it;
+6. when the decision asks to fence an old master first (``FencingRequested``, fencing
+   configured in the spec), the configured methods run now (:mod:`stolon.fencing.runner`,
+   in the failover's trace) and the next cycle starts at once with their outcome in its
+   observations: it promotes if the fencing policy allows (docs/fencing.md).
 
 Timers use the monotonic clock; wall time only goes into persisted ``changeTime`` fields.
 """
@@ -30,13 +34,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from stolon import telemetry
+from stolon.fencing.base import FencingOutcome, FencingTarget
+from stolon.fencing.runner import FencingRunner
 from stolon.metrics import Metrics
 from stolon.model import Cluster, ClusterData, ClusterDataError, ClusterSpec, ModelError, SentinelInfo
+from stolon.model.spec import FencingSpec
 from stolon.model.uid import new_uid
+from stolon.plugins import plugin_manager
 from stolon.sentinel import reasons as r
 from stolon.sentinel.decide import Decision, decide
 from stolon.sentinel.memory import Memory
@@ -60,8 +69,12 @@ STEADY_KINDS = frozenset(
         r.SpecPropagated.kind,
     }
 )
-#: Reasons that change what keepers or proxies must do: their trace context is stored.
+#: Election outcomes: each is its own ``sentinel.failover`` span with every candidate.
 FAILOVER_KINDS = frozenset({r.MasterElected.kind, r.NoEligibleMaster.kind})
+#: Reasons about the same election: events of its failover span.
+FENCING_KINDS = frozenset({r.FencingRequested.kind, r.FencingChecked.kind})
+#: Reasons logged as warnings.
+WARNING_KINDS = frozenset({r.NoEligibleMaster.kind, r.UpdateError.kind, r.SwitchoverCancelled.kind})
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,16 @@ class Sentinel:
         self._seen_terms = 0
         self.store: ClusterStore | None = None
         self.election: Election | None = None
+        #: old master DB UID → fencing outcome, handed to the next decision
+        self.fencing_outcomes: dict[str, FencingOutcome] = {}
+        #: trace context of the failover span that requested fencing (the promotion joins it)
+        self._fencing_trace: dict[str, str] | None = None
+        self._run_now = False
+        self.fencing_runner = FencingRunner(
+            lambda: plugin_manager().fencing_methods(),
+            self.tracer,
+            lambda target, outcome: plugin_manager().hook.stolon_fencing_done(target=target, outcome=outcome),
+        )
 
     # -- one cycle ----------------------------------------------------------------------------
     def cycle(self) -> Decision | None:
@@ -148,9 +171,16 @@ class Sentinel:
         if first_run:
             log.info("sentinel leadership acquired (term %d): first run, timers reset", lead.term)
             self._seen_terms = lead.term
+            self.fencing_outcomes = {}
         now = Now(mono=time.monotonic(), wall=datetime.now(UTC))
-        decision = decide(cd, Observations(keepers_info, proxies_info, first_run), self.memory, now)
+        observations = Observations(
+            keepers_info, proxies_info, first_run, fencing=dict(self.fencing_outcomes)
+        )
+        decision = decide(cd, observations, self.memory, now)
         self.memory = decision.memory
+        fencing_requests = decision.of(r.FencingRequested)
+        if not fencing_requests:
+            self.fencing_outcomes = {}
         if decision.cluster_data is None:
             log.error("cluster update failed: %s", decision.error)
             return decision
@@ -170,7 +200,31 @@ class Sentinel:
             log.error("failed to write the cluster data: %s", e)
             return decision
         self.metrics.last_check.set(time.time())
+        if fencing_requests and cd.cluster.spec.fencing is not None:
+            self._fence(fencing_requests[-1], cd.cluster.spec.fencing)
         return decision
+
+    # -- fencing ------------------------------------------------------------------------------
+    def _fence(self, request: r.FencingRequested, spec: FencingSpec) -> None:
+        """Run the configured fencing methods against the old master, in the failover's trace;
+        the outcome goes to the next decision, which runs without waiting."""
+        target = FencingTarget(
+            cluster_name=self.cfg.store.cluster_name,
+            keeper_uid=request.old_master_keeper,
+            db_uid=request.old_master_db,
+            host=request.host,
+            port=request.port,
+        )
+        parent = telemetry.context_from(self._fencing_trace)
+        token = otel_context.attach(parent) if parent is not None else None
+        try:
+            self.fencing_runner.tracer = self.tracer
+            outcome = self.fencing_runner.run(target, spec)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        self.fencing_outcomes = {request.old_master_db: outcome}
+        self._run_now = True
 
     def _create_cluster(self, store: ClusterStore) -> None:
         spec = self.cfg.initial_cluster_spec
@@ -195,13 +249,18 @@ class Sentinel:
             _log_reason(reason)
         if all(reason.kind in STEADY_KINDS for reason in decision.reasons):
             return new_cd
-        with self.tracer.start_as_current_span("sentinel.decide") as span:
+        # The decision that acts on a fencing outcome continues the trace that requested it.
+        parent = telemetry.context_from(self._fencing_trace) if decision.of(r.FencingChecked) else None
+        if not decision.of(r.FencingRequested) and not decision.of(r.FencingChecked):
+            self._fencing_trace = None
+        with self.tracer.start_as_current_span("sentinel.decide", context=parent) as span:
             span.set_attribute("stolon.sentinel.uid", self.uid)
             span.set_attribute(telemetry.ATTR_CLUSTER, self.cfg.store.cluster_name)
+            elections = [x for x in decision.reasons if x.kind in FAILOVER_KINDS]
             for reason in decision.reasons:
                 if reason.kind in FAILOVER_KINDS:
-                    self._failover_span(reason)
-                else:
+                    self._failover_span(reason, decision)
+                elif reason.kind not in FENCING_KINDS or not elections:
                     span.add_event(reason.kind, reason.attributes())
             carrier = telemetry.current_carrier()
         bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
@@ -216,17 +275,35 @@ class Sentinel:
             new_cd.proxy.trace_context = dict(carrier)
         return new_cd
 
-    def _failover_span(self, reason: r.Reason) -> None:
+    def _failover_span(self, reason: r.Reason, decision: Decision) -> None:
+        """One span per election: every candidate, the verdict, and the fencing that gates
+        the promotion (events)."""
         with self.tracer.start_as_current_span("sentinel.failover") as span:
             attrs = reason.attributes()
             for key, value in attrs.items():
                 span.set_attribute(f"stolon.failover.{key}", value)
-            if isinstance(reason, r.NoEligibleMaster):
-                span.set_attribute("stolon.failover.verdict", "no eligible master")
-                span.set_status(Status(StatusCode.ERROR, "no eligible master"))
-            else:
-                span.set_attribute("stolon.failover.verdict", "master elected")
             span.add_event(reason.kind, attrs)
+            requested = decision.of(r.FencingRequested)
+            checked = decision.of(r.FencingChecked)
+            for fencing in [*checked, *requested]:
+                span.add_event(fencing.kind, fencing.attributes())
+            if checked:
+                span.set_attribute("stolon.failover.fenced", checked[-1].fenced)
+                span.set_attribute("stolon.failover.fencing_policy", checked[-1].policy)
+            if isinstance(reason, r.NoEligibleMaster):
+                verdict = "no eligible master"
+                span.set_status(Status(StatusCode.ERROR, verdict))
+            elif checked and not checked[-1].promote:
+                verdict = "not promoted: fencing the old master failed (policy required)"
+                span.set_status(Status(StatusCode.ERROR, verdict))
+            elif requested:
+                verdict = "promotion waits for fencing the old master"
+            else:
+                verdict = "master elected"
+            span.set_attribute("stolon.failover.verdict", verdict)
+            if requested:
+                # the fencing run and the next decision join this trace
+                self._fencing_trace = telemetry.current_carrier()
 
     # -- process ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -238,21 +315,42 @@ class Sentinel:
             return 1
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.close()
+        return 0
+
+    def start(self) -> None:
+        """Open the store and start campaigning (:meth:`run` does it; tests call it to run a
+        sentinel on a thread of their own)."""
         self.store = open_store(self.cfg.store)
         self.election = self.store.election(self.uid, self.cfg.election_ttl)
         log.info("sentinel uid %s: trying to acquire sentinels leadership", self.uid)
         self.election.start()
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.cycle()
-                except Exception:
-                    log.exception("unexpected error in the sentinel cycle")
-                self._stop.wait(self.sleep)
-        finally:
+
+    def loop(self) -> None:
+        """A cycle every ``sleepInterval`` until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                self.cycle()
+            except Exception:
+                log.exception("unexpected error in the sentinel cycle")
+            if self._run_now:
+                self._run_now = False  # a fencing outcome is waiting for its decision
+                continue
+            self._stop.wait(self.sleep)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        """Resign the leadership and close the store."""
+        if self.election is not None:
             self.election.resign()
+        if self.store is not None:
             self.store.close()
-        return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)
@@ -261,7 +359,7 @@ class Sentinel:
 
 def _log_reason(reason: r.Reason) -> None:
     level = logging.DEBUG if reason.kind in STEADY_KINDS else logging.INFO
-    if isinstance(reason, r.NoEligibleMaster | r.UpdateError):
+    if reason.kind in WARNING_KINDS or (isinstance(reason, r.FencingChecked) and not reason.promote):
         level = logging.WARNING
     if log.isEnabledFor(level):
         log.log(level, "%s %s", reason.kind, _short(reason.attributes()))

@@ -83,6 +83,7 @@ def decide(
     normalize(cd)
     assert cd.cluster is not None
     cyc = Cycle.start(base, now, cd.cluster.spec or ClusterSpec(), new_uid, pick_index)
+    cyc.fencing = dict(observations.fencing)
     if first_run:
         _follow_generations(cd, cyc)
 
@@ -140,4 +141,10 @@ def _memory(cd: ClusterData, observations: Observations, cyc: Cycle) -> Memory:
         convergence={u: t for u, t in cyc.convergence.items() if u in d_uids},
         proxy_infos=dict(cyc.proxy_infos),
         db_reports={u: r for u, r in cyc.db_reports.items() if u in d_uids},
+        switchover=cyc.switchover if _switchover_active(cd) else None,
     )
+
+
+def _switchover_active(cd: ClusterData) -> bool:
+    sw = status(cd).switchover
+    return sw is not None and sw.active

@@ -105,6 +105,7 @@ def _update_keepers(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -
         if forced:
             healthy = False
             k.status.force_fail = False
+            cyc.force_failed.add(uid)
             cyc.emit(KeeperForceFailed(uid))
         if k.status.last_healthy_time is None or healthy:
             k.status.last_healthy_time = now.wall
@@ -150,6 +151,12 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
                 cyc.cur_sync[uid] = list(pg.synchronous_standbys or [])
                 cyc.lost_slots[uid] = list(pg.lost_replication_slots or [])
                 cyc.refreshed.add(uid)
+            elif spec(db).stopped:
+                # Stopping or stopped because its spec says so (a switchover): not a failure
+                # while its keeper reports. Where its WAL ends once it applied the stop.
+                cyc.db_errors.pop(uid, None)
+                if pg.stopped_xlog_pos and pg.generation == db.generation:
+                    cyc.stopped[uid] = pg.stopped_xlog_pos
             else:
                 cause = DB_ERROR_POSTGRES_UNHEALTHY
         if cause is not None:

@@ -59,6 +59,15 @@ class DBReport:
 
 
 @dataclass(frozen=True)
+class SwitchoverClock:
+    """When this sentinel first saw the switchover request ``switchover_id`` (its timeout
+    counts from there; a new leader starts counting again)."""
+
+    switchover_id: str
+    since: float
+
+
+@dataclass(frozen=True)
 class Memory:
     """The sentinel's timers and histories.
 
@@ -69,6 +78,7 @@ class Memory:
     - ``convergence``: DB UID → convergence timer of its current generation.
     - ``proxy_infos``: proxy UID → info history (§4.7).
     - ``db_reports``: DB UID → replication evidence for the election (ours, not Go's).
+    - ``switchover``: the clock of the running switchover (ours).
 
     The mappings are never mutated by ``decide``; treat them as read-only.
     """
@@ -80,6 +90,7 @@ class Memory:
     convergence: Mapping[str, ConvergenceTimer] = field(default_factory=dict)
     proxy_infos: Mapping[str, ProxyInfoSeen] = field(default_factory=dict)
     db_reports: Mapping[str, DBReport] = field(default_factory=dict)
+    switchover: SwitchoverClock | None = None
 
     @classmethod
     def empty(cls) -> Memory:

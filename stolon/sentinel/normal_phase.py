@@ -1,11 +1,13 @@
 """Phase ``normal`` (§4.5): keep a healthy master with the wanted standbys.
 
-In order: remove dead keepers without a DB; check the master; elect and promote a
-replacement if it failed; otherwise (master settled) run proxy fencing step 2, promote a
-standby cluster whose role became master, and, only while the master is healthy and
-converged, remove old masters, invalid DBs and DBs that cannot sync, manage synchronous
-standbys, keep maxStandbysPerSender standbys and point every standby at the master.
-Finally the old master's followers list is recomputed.
+In order: remove dead keepers without a DB; advance a planned switchover (while it runs it
+owns the master: :mod:`stolon.sentinel.switchover`); check the master; elect a replacement
+if it failed and promote it once fencing allows (:mod:`stolon.sentinel.fencing`);
+otherwise (master settled) run proxy fencing step 2, promote a standby cluster whose role
+became master, and, only while the master is healthy and converged, remove old masters,
+invalid DBs and DBs that cannot sync, manage synchronous standbys, keep
+maxStandbysPerSender standbys and point every standby at the master. Finally the old
+master's followers list is recomputed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from stolon.model.cluster import (
     FollowConfig,
 )
 from stolon.model.spec import ROLE_MASTER as CLUSTER_ROLE_MASTER
-from stolon.sentinel import syncrepl
+from stolon.sentinel import fencing, switchover, syncrepl
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, fresh_db_uid, keepers, seconds, spec, status
 from stolon.sentinel.election import elect, master_failures, promote, sync_repl
 from stolon.sentinel.predicates import (
@@ -67,11 +69,17 @@ def normal(cd: ClusterData, cyc: Cycle) -> None:
     cur = dbs(cd).get(cur_uid)
     if cur is None:
         raise UpdateFailed(f"master db {cur_uid!r} not available")
+    planned = switchover.step(cd, cyc)
+    if planned is switchover.Step.HOLD:
+        return  # a switchover owns the master: no failure detection, no standby changes
+    if planned is switchover.Step.PROMOTED:
+        _update_followers(cd, cur_uid, status(cd).master)
+        return
     wanted_uid = cur_uid
     causes = master_failures(cur, cyc)
     if causes:
         chosen = elect(cd, cur, causes, cyc)
-        if chosen is not None:
+        if chosen is not None and fencing.allows_promotion(cd, cur, chosen, cyc):
             promote(cd, cur_uid, chosen, cyc)
             wanted_uid = chosen
     if wanted_uid == cur_uid:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from stolon.fencing.base import FencingOutcome
 from stolon.model.infos import KeeperInfo, ProxyInfo
 
 
@@ -34,8 +35,11 @@ class Observations:
     ``keepers_info`` and ``proxies_info`` are keyed by keeper / proxy UID, as the store
     returns them. ``first_run`` is true on the first cycle after (re)gaining leadership: the
     memory is then reset and the keeper infos are only recorded (§4.1, §4.2).
+    ``fencing``: old master DB UID → the outcome of the fencing the previous cycle requested
+    (a ``FencingRequested`` reason), run by the daemon between the two cycles.
     """
 
     keepers_info: Mapping[str, KeeperInfo] = field(default_factory=dict)
     proxies_info: Mapping[str, ProxyInfo] = field(default_factory=dict)
     first_run: bool = False
+    fencing: Mapping[str, FencingOutcome] = field(default_factory=dict)

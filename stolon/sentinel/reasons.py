@@ -86,6 +86,22 @@ PROXIES_MASTER_NOT_PROMOTED = "master_not_promoted"
 PROXIES_MASTER_UNHEALTHY = "master_unhealthy"
 
 
+#: Why a switchover waits (``SwitchoverWaiting.cause``).
+SWITCHOVER_WAIT_MASTER_STOP = "master_not_stopped"  # the old master has not reported its clean shutdown
+SWITCHOVER_WAIT_TARGET_BEHIND = "target_behind"  # the target has not reported the old master's last WAL
+SWITCHOVER_WAIT_TARGET_REPORT = "target_no_fresh_report"  # no healthy report of the target this cycle
+
+#: Why a switchover was cancelled (``SwitchoverCancelled.cause``).
+SWITCHOVER_TIMED_OUT = "timeout"
+SWITCHOVER_MASTER_CHANGED = "master_changed"  # the master is not the one the request was made for
+SWITCHOVER_MASTER_FAILED = "master_failed"  # the old master failed: automatic failover takes over
+SWITCHOVER_UNKNOWN_KEEPER = "unknown_keeper"
+SWITCHOVER_NOT_ELIGIBLE = "target_not_eligible"
+SWITCHOVER_NO_CANDIDATE = "no_eligible_standby"
+SWITCHOVER_UNSUPPORTED = "unsupported"  # a standby cluster
+SWITCHOVER_NEW_MASTER_REPLACED = "new_master_replaced"  # the promoted target failed before it was ready
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -455,6 +471,122 @@ class SyncStandbysChanged(Reason):
     new_external: tuple[str, ...]
 
 
+# -- fencing (ours; docs/fencing.md) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FencingRequested(Reason):
+    """An election chose ``new_master_db``, but the fencing methods of the cluster spec must
+    first be run against the old master (which may still be alive). The daemon runs them
+    after writing this cycle's cluster data and reports the outcome to the next cycle; the
+    proxies are fenced already."""
+
+    kind: ClassVar[str] = "fencing_requested"
+    old_master_db: str
+    old_master_keeper: str
+    host: str
+    port: str
+    new_master_db: str
+    new_master_keeper: str
+    methods: tuple[str, ...]
+    policy: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class FencingChecked(Reason):
+    """The outcome of fencing the old master, and what the election does with it under
+    ``policy``: ``promote`` says whether ``new_master_db`` is promoted in this cycle."""
+
+    kind: ClassVar[str] = "fencing_checked"
+    old_master_db: str
+    old_master_keeper: str
+    new_master_db: str
+    policy: str
+    fenced: bool
+    promote: bool
+    detail: str
+
+
+# -- planned switchover (ours; docs/switchover.md) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwitchoverStarted(Reason):
+    """Step 1: proxies fenced and the old master told to shut down cleanly (DB spec
+    ``stopped``); ``target_db`` will be promoted once it has all of the old master's WAL.
+    ``chosen_by`` is ``request`` (stolonctl --to) or ``sentinel`` (best eligible standby)."""
+
+    kind: ClassVar[str] = "switchover_started"
+    switchover_id: str
+    old_master_db: str
+    old_master_keeper: str
+    target_db: str
+    target_keeper: str
+    synchronous: bool
+    chosen_by: str
+
+
+@dataclass(frozen=True)
+class SwitchoverMasterStopped(Reason):
+    """Step 2: the old master reported its clean shutdown; its WAL ends at ``xlog_pos``."""
+
+    kind: ClassVar[str] = "switchover_master_stopped"
+    switchover_id: str
+    db_uid: str
+    keeper_uid: str
+    xlog_pos: int
+
+
+@dataclass(frozen=True)
+class SwitchoverWaiting(Reason):
+    """A switchover step is waiting; ``cause`` is a ``SWITCHOVER_WAIT_*`` constant."""
+
+    kind: ClassVar[str] = "switchover_waiting"
+    switchover_id: str
+    phase: str
+    cause: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SwitchoverPromoted(Reason):
+    """Step 3: the target reported ``target_xlog_pos`` ≥ the old master's last position
+    ``master_xlog_pos`` and is made master (promoted by its keeper)."""
+
+    kind: ClassVar[str] = "switchover_promoted"
+    switchover_id: str
+    old_master_db: str
+    old_master_keeper: str
+    new_master_db: str
+    new_master_keeper: str
+    master_xlog_pos: int
+    target_xlog_pos: int
+
+
+@dataclass(frozen=True)
+class SwitchoverCompleted(Reason):
+    """The new master is promoted and healthy; the old master comes back as a standby."""
+
+    kind: ClassVar[str] = "switchover_completed"
+    switchover_id: str
+    new_master_db: str
+    new_master_keeper: str
+
+
+@dataclass(frozen=True)
+class SwitchoverCancelled(Reason):
+    """The switchover was refused or abandoned in ``phase``; ``cause`` is a
+    ``SWITCHOVER_*`` constant, ``detail`` the one-line message stored in the request. A
+    stopped old master is told to start again (it is still the master)."""
+
+    kind: ClassVar[str] = "switchover_cancelled"
+    switchover_id: str
+    phase: str
+    cause: str
+    detail: str
+
+
 # -- spec and generations (§3.5, §3.8) --------------------------------------------------------
 
 
@@ -507,4 +639,12 @@ ALL_REASONS: tuple[type[Reason], ...] = (
     SyncStandbysChanged,
     SpecPropagated,
     DBGenerationBumped,
+    FencingRequested,
+    FencingChecked,
+    SwitchoverStarted,
+    SwitchoverMasterStopped,
+    SwitchoverWaiting,
+    SwitchoverPromoted,
+    SwitchoverCompleted,
+    SwitchoverCancelled,
 )

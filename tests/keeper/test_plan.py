@@ -351,6 +351,25 @@ def _c21() -> None:
     assert "password_encryption" not in pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
 
 
+@case("master told to stop (switchover): clean shutdown, then the generation; nothing else")
+def _c22() -> None:
+    c = master_cluster(synchronousReplication=True)
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None and db0.spec is not None
+    db0.spec.stopped = True
+    db0.spec.synchronous_replication = True
+    for running in (True, False):
+        pl = p.plan(c, ME, facts(pg_running=running, sync_guard=True))
+        assert kinds(pl) == ["StopCleanly", "SaveGeneration"] and pl.converges
+        stop = pl.steps[0]
+        assert isinstance(stop, p.StopCleanly) and stop.db_uid == "db0"
+        # if it has to be started to recover from a crash, only the keeper's users get in
+        assert not any("all all" in e for e in stop.config.hba)
+    # told to start again: an ordinary master start (with the sync guard)
+    db0.spec.stopped = False
+    assert kinds(p.plan(c, ME, facts(pg_running=False)))[:2] == ["SetSyncGuard", "StartPostgres"]
+
+
 @pytest.mark.parametrize(("name", "fn"), CASES, ids=[n for n, _ in CASES])
 def test_plan(name: str, fn: Case) -> None:
     fn()

@@ -44,6 +44,7 @@ from stolon.model.cluster import (
     PostgresBinaryVersion,
     Proxy,
     ProxySpec,
+    Switchover,
     TimelineHistory,
 )
 from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo
@@ -115,6 +116,9 @@ class DBB:
     pitr_config: Any = None
     #: DBSpec attributes to force after spec propagation (e.g. stale values)
     spec_overrides: dict[str, Any] = field(default_factory=dict)
+    #: spec ``stopped`` (switchover), and the position its keeper reports once cleanly stopped
+    stopped: bool = False
+    stopped_at: int = 0
     #: postgresState.healthy in the fresh info (default: same as ``healthy``)
     pg_healthy: bool | None = None
     # memory knobs
@@ -138,6 +142,7 @@ class CD:
         self.proxy_master = ""
         self.proxy_enabled: list[str] | None = None
         self.proxies: dict[str, tuple[str, int, float]] = {}  # uid -> (infoUID, generation, timeout s)
+        self.switchover_obj: Switchover | None = None
 
     # -- description -----------------------------------------------------------------------
     def clone(self) -> CD:
@@ -179,6 +184,15 @@ class CD:
         self.proxy_generation, self.proxy_master, self.proxy_enabled = generation, master, enabled
         return self
 
+    def switchover(self, **kw: Any) -> CD:
+        """``cluster.status.switchover`` (fields of :class:`Switchover`); updates on re-call."""
+        base = self.switchover_obj.to_obj() if self.switchover_obj is not None else {}
+        sw = Switchover.from_obj(base)
+        for k, v in kw.items():
+            setattr(sw, k, v)
+        self.switchover_obj = sw
+        return self
+
     def proxy_info(self, uid: str, generation: int, info_uid: str | None = None, timeout: float = 15.0) -> CD:
         self.proxies[uid] = (info_uid or f"{uid}-info", generation, timeout)
         return self
@@ -213,7 +227,12 @@ class CD:
                 uid=CLUSTER_UID,
                 generation=1,
                 spec=cs,
-                status=ClusterStatus(current_generation=1, phase=self.phase, master=self.master_uid),
+                status=ClusterStatus(
+                    current_generation=1,
+                    phase=self.phase,
+                    master=self.master_uid,
+                    switchover=self.switchover_obj.copy() if self.switchover_obj is not None else None,
+                ),
             ),
             keepers=keepers,
             dbs=dbs,
@@ -255,6 +274,7 @@ class CD:
             include_previous_config=b.include_previous_config,
             synchronous_standbys=list(b.sync_standbys) if b.sync_standbys is not None else None,
             external_synchronous_standbys=list(b.ext_sync) if b.ext_sync is not None else None,
+            stopped=b.stopped,
         )
         for name, value in b.spec_overrides.items():
             setattr(s, name, value)
@@ -306,6 +326,10 @@ class CD:
             return PostgresState(uid=k.reports_db, healthy=True)
         if b is None:
             return None
+        if b.stopped_at:
+            return PostgresState(
+                uid=b.uid, generation=b.current, healthy=False, stopped_xlog_pos=b.stopped_at
+            )
         return PostgresState(
             uid=b.uid,
             generation=b.current,

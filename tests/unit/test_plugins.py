@@ -130,7 +130,7 @@ def test_trace_hooks(fake_site: Path) -> None:
         check=True,
     ).stdout
     assert "stolon_fencing_methods" in out
-    assert "['good']" in out
+    assert "['command', 'good']" in out  # the built-in command method and the fake one
 
 
 def test_unknown_backend_error_lists_installed(fake_site: Path) -> None:

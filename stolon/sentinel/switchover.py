@@ -1,0 +1,301 @@
+"""Planned switchover (ours; Go Stolon has none): a master change without losing a commit.
+
+``stolonctl switchover`` stores a :class:`~stolon.model.cluster.Switchover` request with
+phase ``requested`` in ``cluster.status.switchover``. Each cycle, :func:`step` moves it on:
+
+1. ``requested`` → ``stopping_master``: the target is checked (or chosen: the eligible
+   standby with the highest reported xLogPos), the proxies are fenced (``masterDbUid``
+   cleared) and the old master's DB spec gets ``stopped``: its keeper shuts PostgreSQL down
+   cleanly (sessions end, the shutdown checkpoint is written and the connected standbys
+   receive the WAL up to it) and reports where the WAL ends.
+2. ``stopping_master`` → ``catching_up``: the old master reported that position.
+3. ``catching_up`` → ``promoting``: the target is converged, healthy, freshly reported on
+   the old master's timeline, with xLogPos ≥ that position (and, with synchronous
+   replication, in the old master's known-in-sync set): it is made master as in a failover
+   (:func:`stolon.sentinel.election.promote`).
+4. ``promoting`` → ``completed``: the new master is promoted and healthy. The old master DB
+   is then removed like any old master and its keeper resyncs as a standby (pg_rewind when
+   ``usePgrewind``, else a base backup).
+
+While a switchover is in steps 1-3 it owns the master: no failure detection and no standby
+management run (the synchronous standby set in particular cannot change under it). It is
+cancelled, and a stopped old master told to start again, when the request is bad, the
+target stops being eligible, the old master or its keeper fails (automatic failover then
+takes over in the same cycle), or it has not reached ``promoting`` within its timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from stolon.model.cluster import (
+    DB,
+    FOLLOW_INTERNAL,
+    SWITCHOVER_CANCELLED,
+    SWITCHOVER_CATCHING_UP,
+    SWITCHOVER_COMPLETED,
+    SWITCHOVER_PROMOTING,
+    SWITCHOVER_REQUESTED,
+    SWITCHOVER_STOPPING,
+    ClusterData,
+    Switchover,
+)
+from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
+from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec, status
+from stolon.sentinel.election import known_in_sync, promote
+from stolon.sentinel.memory import SwitchoverClock
+from stolon.sentinel.predicates import STANDBY_TYPE, VALID, db_type, db_validity
+from stolon.sentinel.proxies import master_promoted
+from stolon.sentinel.reasons import (
+    SWITCHOVER_MASTER_CHANGED,
+    SWITCHOVER_MASTER_FAILED,
+    SWITCHOVER_NEW_MASTER_REPLACED,
+    SWITCHOVER_NO_CANDIDATE,
+    SWITCHOVER_NOT_ELIGIBLE,
+    SWITCHOVER_TIMED_OUT,
+    SWITCHOVER_UNKNOWN_KEEPER,
+    SWITCHOVER_UNSUPPORTED,
+    SWITCHOVER_WAIT_MASTER_STOP,
+    SWITCHOVER_WAIT_TARGET_BEHIND,
+    SWITCHOVER_WAIT_TARGET_REPORT,
+    ProxiesFenced,
+    SwitchoverCancelled,
+    SwitchoverCompleted,
+    SwitchoverMasterStopped,
+    SwitchoverPromoted,
+    SwitchoverStarted,
+    SwitchoverWaiting,
+)
+
+# Why a DB can't be the target (one-line, user-facing).
+NOT_A_STANDBY = "it is not a standby of the master"
+KEEPER_UNHEALTHY = "its keeper is unhealthy"
+CANNOT_BE_MASTER = "its keeper runs with --can-be-master=false"
+DB_UNHEALTHY = "it is not healthy"
+NOT_CONVERGED = "it has not converged to its spec (e.g. still resyncing)"
+INVALID = "its data does not belong to the master's history"
+OTHER_TIMELINE = "it is on another timeline than the master"
+NOT_IN_SYNC_SET = "it is not in the master's synchronous standby set"
+NO_FRESH_REPORT = "its keeper did not report it healthy in this cycle"
+
+
+class Step(enum.Enum):
+    """What :func:`step` did to the master this cycle."""
+
+    NONE = "none"  # no switchover owns the master: the normal master checks run
+    HOLD = "hold"  # the switchover owns the master: skip failure detection and standby work
+    PROMOTED = "promoted"  # the target was made master in this cycle
+
+
+def target_refusals(cd: ClusterData, master: DB, db: DB) -> list[str]:
+    """Why ``db`` can't replace ``master`` in a switchover, from the cluster data alone
+    (``stolonctl switchover`` checks the same before writing a request)."""
+    out: list[str] = []
+    fc = spec(db).follow_config
+    if (
+        db.uid == master.uid
+        or db_type(db) != STANDBY_TYPE
+        or fc is None
+        or fc.type != FOLLOW_INTERNAL
+        or fc.dbuid != master.uid
+    ):
+        return [NOT_A_STANDBY]
+    keeper = keepers(cd).get(spec(db).keeper_uid)
+    if keeper is None or not keeper.status.healthy:
+        out.append(KEEPER_UNHEALTHY)
+    if keeper is not None and keeper.status.can_be_master is False:
+        out.append(CANNOT_BE_MASTER)
+    if not db.status.healthy:
+        out.append(DB_UNHEALTHY)
+    if db.status.current_generation != db.generation:
+        out.append(NOT_CONVERGED)
+    if db_validity(cd, db) != VALID:
+        out.append(INVALID)
+    elif db.status.timeline_id != master.status.timeline_id:
+        out.append(OTHER_TIMELINE)
+    if spec(master).synchronous_replication and db.uid not in known_in_sync(master):
+        out.append(NOT_IN_SYNC_SET)
+    return out
+
+
+def candidates(cd: ClusterData, master: DB) -> tuple[list[DB], dict[str, list[str]]]:
+    """Eligible standbys, best first (highest reported xLogPos, then UID), and the refusals
+    of the others by keeper UID."""
+    ok: list[DB] = []
+    refused: dict[str, list[str]] = {}
+    for uid in sorted(dbs(cd)):
+        db = dbs(cd)[uid]
+        if uid == master.uid:
+            continue
+        why = target_refusals(cd, master, db)
+        if why:
+            refused[spec(db).keeper_uid] = why
+        else:
+            ok.append(db)
+    ok.sort(key=lambda d: (-d.status.xlog_pos, d.uid))
+    return ok, refused
+
+
+def describe_refusals(refused: dict[str, list[str]]) -> str:
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(refused.items())) or "no standby"
+
+
+def step(cd: ClusterData, cyc: Cycle) -> Step:
+    sw = status(cd).switchover
+    if sw is None or not sw.active:
+        cyc.switchover = None
+        return Step.NONE
+    if cyc.switchover is None or cyc.switchover.switchover_id != sw.id:
+        cyc.switchover = SwitchoverClock(sw.id, cyc.now.mono)
+    if sw.phase == SWITCHOVER_PROMOTING:
+        _promoting(cd, sw, cyc)
+        return Step.NONE
+
+    old = dbs(cd).get(status(cd).master)
+    if old is None or old.uid != sw.master_db:
+        now = old.uid if old is not None else "none"
+        detail = f"the master changed (now db {now})"
+        return _cancel(sw, dbs(cd).get(sw.master_db), SWITCHOVER_MASTER_CHANGED, detail, cyc, hold=False)
+    old_keeper = keepers(cd).get(spec(old).keeper_uid)
+    if old_keeper is None or not old_keeper.status.healthy or not old.status.healthy:
+        return _cancel(
+            sw,
+            old,
+            SWITCHOVER_MASTER_FAILED,
+            "the old master failed during the switchover: automatic failover takes over",
+            cyc,
+            hold=False,
+        )
+    elapsed = cyc.since(cyc.switchover.since)
+    if elapsed > sw.timeout_seconds():
+        detail = f"timed out after {sw.timeout_seconds():g}s in phase {sw.phase}"
+        if sw.message:
+            detail += f" ({sw.message})"
+        return _cancel(sw, old, SWITCHOVER_TIMED_OUT, detail, cyc)
+
+    if sw.phase == SWITCHOVER_REQUESTED:
+        return _start(cd, sw, old, cyc)
+    target = dbs(cd).get(sw.target_db)
+    if target is None:
+        return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, f"the target db {sw.target_db} was removed", cyc)
+    why = target_refusals(cd, old, target)
+    if why:
+        detail = f"the target keeper {spec(target).keeper_uid} is no longer eligible: {', '.join(why)}"
+        return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
+
+    if sw.phase == SWITCHOVER_STOPPING:
+        pos = cyc.stopped.get(old.uid)
+        if pos is None:
+            return _wait(
+                sw, SWITCHOVER_WAIT_MASTER_STOP, "waiting for the old master to shut down cleanly", cyc
+            )
+        sw.master_xlog_pos = pos
+        sw.phase = SWITCHOVER_CATCHING_UP
+        cyc.emit(SwitchoverMasterStopped(sw.id, old.uid, spec(old).keeper_uid, pos))
+
+    # catching_up
+    if target.uid not in cyc.refreshed:
+        return _wait(sw, SWITCHOVER_WAIT_TARGET_REPORT, f"waiting for a fresh report of db {target.uid}", cyc)
+    if target.status.xlog_pos < sw.master_xlog_pos:
+        detail = (
+            f"waiting for db {target.uid} to receive the old master's WAL up to {sw.master_xlog_pos}"
+            f" (at {target.status.xlog_pos})"
+        )
+        return _wait(sw, SWITCHOVER_WAIT_TARGET_BEHIND, detail, cyc)
+    promote(cd, old.uid, target.uid, cyc)
+    sw.phase = SWITCHOVER_PROMOTING
+    sw.message = f"waiting for db {target.uid} to be promoted"
+    cyc.emit(
+        SwitchoverPromoted(
+            sw.id,
+            old.uid,
+            spec(old).keeper_uid,
+            target.uid,
+            spec(target).keeper_uid,
+            sw.master_xlog_pos,
+            target.status.xlog_pos,
+        )
+    )
+    return Step.PROMOTED
+
+
+def _start(cd: ClusterData, sw: Switchover, old: DB, cyc: Cycle) -> Step:
+    if cyc.spec.role == CLUSTER_ROLE_STANDBY:
+        return _cancel(sw, old, SWITCHOVER_UNSUPPORTED, "a standby cluster can't switch over", cyc)
+    if sw.target_keeper:
+        if sw.target_keeper not in keepers(cd):
+            detail = f"keeper {sw.target_keeper!r} is not in the cluster data"
+            return _cancel(sw, old, SWITCHOVER_UNKNOWN_KEEPER, detail, cyc)
+        target = cd.db_of_keeper(sw.target_keeper)
+        why = [NOT_A_STANDBY] if target is None else target_refusals(cd, old, target)
+        if target is None or why:
+            detail = f"keeper {sw.target_keeper} is not eligible: {', '.join(why)}"
+            return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
+        chosen_by = "request"
+    else:
+        ok, refused = candidates(cd, old)
+        if not ok:
+            detail = f"no standby is eligible ({describe_refusals(refused)})"
+            return _cancel(sw, old, SWITCHOVER_NO_CANDIDATE, detail, cyc)
+        target = ok[0]
+        chosen_by = "sentinel"
+    sw.target_db = target.uid
+    sw.target_keeper = spec(target).keeper_uid
+    sw.phase = SWITCHOVER_STOPPING
+    sw.message = "waiting for the old master to shut down cleanly"
+    p = proxy(cd)
+    if p.spec.master_db_uid:
+        p.spec.master_db_uid = ""
+        p.generation += 1
+        cyc.emit(ProxiesFenced(old.uid, target.uid, p.generation))
+    spec(old).stopped = True
+    cyc.emit(
+        SwitchoverStarted(
+            sw.id,
+            old.uid,
+            spec(old).keeper_uid,
+            target.uid,
+            spec(target).keeper_uid,
+            spec(old).synchronous_replication,
+            chosen_by,
+        )
+    )
+    return Step.HOLD
+
+
+def _promoting(cd: ClusterData, sw: Switchover, cyc: Cycle) -> None:
+    master = dbs(cd).get(status(cd).master)
+    if master is None or master.uid != sw.target_db:
+        now = master.uid if master is not None else "none"
+        detail = f"the promoted db {sw.target_db} was replaced by db {now} before it was ready"
+        _cancel(sw, None, SWITCHOVER_NEW_MASTER_REPLACED, detail, cyc, hold=False)
+        return
+    if master_promoted(master) and master.status.healthy and master.uid in cyc.refreshed:
+        sw.phase = SWITCHOVER_COMPLETED
+        sw.message = ""
+        cyc.switchover = None
+        cyc.emit(SwitchoverCompleted(sw.id, master.uid, spec(master).keeper_uid))
+
+
+def _wait(sw: Switchover, cause: str, detail: str, cyc: Cycle) -> Step:
+    sw.message = detail
+    cyc.emit(SwitchoverWaiting(sw.id, sw.phase, cause, detail))
+    return Step.HOLD
+
+
+def _cancel(
+    sw: Switchover, old: DB | None, cause: str, detail: str, cyc: Cycle, *, hold: bool = True
+) -> Step:
+    """Abandon the switchover; ``old``, if stopped, is told to start again.
+
+    ``hold``: skip the normal master checks in this cycle (the old master is being told to
+    start again, so don't point proxies at it yet); False when the master failed or changed.
+    """
+    phase = sw.phase
+    if old is not None and spec(old).stopped:
+        spec(old).stopped = False
+    sw.phase = SWITCHOVER_CANCELLED
+    sw.message = detail
+    cyc.switchover = None
+    cyc.emit(SwitchoverCancelled(sw.id, phase, cause, detail))
+    return Step.HOLD if hold else Step.NONE

@@ -1,0 +1,200 @@
+"""``stolonctl switchover`` on the embedded store: refusals with one-line errors, the request
+it writes, and ``--wait`` following the phases the sentinel writes."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stolon.cli import stolonctl
+from stolon.model import (
+    DB,
+    Cluster,
+    ClusterData,
+    ClusterSpec,
+    DBSpec,
+    DBStatus,
+    FollowConfig,
+    Keeper,
+    KeeperStatus,
+    Switchover,
+)
+from stolon.model.cluster import PHASE_NORMAL
+from stolon.store import open_store
+from stolon.store.base import StoreConfig
+
+
+def cluster(sync: bool = False) -> ClusterData:
+    """db1 master on keeper1; db2 (keeper2) healthy standby; db3 (keeper3) unhealthy."""
+    spec = ClusterSpec.from_obj({"initMode": "new", "synchronousReplication": sync})
+    cd = ClusterData.new(Cluster.new(spec))
+    assert cd.cluster is not None
+    cd.cluster.status.phase = PHASE_NORMAL
+    cd.cluster.status.master = "db1"
+    cd.keepers = {
+        k: Keeper(uid=k, status=KeeperStatus(healthy=True)) for k in ("keeper1", "keeper2", "keeper3")
+    }
+
+    def db(uid: str, keeper: str, role: str, healthy: bool = True) -> DB:
+        follow = FollowConfig(type="internal", dbuid="db1") if role == "standby" else None
+        return DB(
+            uid=uid,
+            generation=2,
+            spec=DBSpec(keeper_uid=keeper, role=role, follow_config=follow, synchronous_replication=sync),
+            status=DBStatus(healthy=healthy, current_generation=2, timeline_id=1, xlog_pos=100),
+        )
+
+    cd.dbs = {
+        "db1": db("db1", "keeper1", "master"),
+        "db2": db("db2", "keeper2", "standby"),
+        "db3": db("db3", "keeper3", "standby", healthy=False),
+    }
+    if sync:
+        master = cd.dbs["db1"]
+        assert master.spec is not None
+        master.spec.synchronous_standbys = ["db3"]
+        master.status.synchronous_standbys = ["db3"]
+    return cd
+
+
+@dataclass
+class Ctl:
+    """Runs ``stolonctl switchover`` in-process against one embedded store."""
+
+    config: StoreConfig
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def __call__(self, cd: ClusterData | None, *args: str, stdin: str = "") -> tuple[int, str, str]:
+        if cd is not None:
+            with open_store(self.config) as st:
+                st.put_cluster_data(cd)
+        self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        self.capsys.readouterr()
+        flags = [
+            "--cluster-name",
+            "c1",
+            "--store-backend",
+            "embedded",
+            "--store-endpoints",
+            self.config.endpoints[0],
+        ]
+        code = stolonctl.main([*flags, "switchover", *args])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def ctl(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Ctl:
+    config = StoreConfig(backend="embedded", cluster_name="c1", endpoints=(str(tmp_path / "store.db"),))
+    return Ctl(config, capsys, monkeypatch)
+
+
+def stored(config: StoreConfig) -> ClusterData:
+    with open_store(config) as st:
+        cd, _ = st.get_cluster_data()
+    assert cd is not None
+    return cd
+
+
+def test_refusals_are_one_line_and_write_nothing(ctl: Ctl) -> None:
+    running = cluster()
+    assert running.cluster is not None
+    running.cluster.status.switchover = Switchover(id="sw0", phase="catching_up", target_keeper="keeper2")
+    initializing = cluster()
+    assert initializing.cluster is not None
+    initializing.cluster.status.phase = "initializing"
+    none_eligible = cluster()
+    assert none_eligible.dbs is not None
+    none_eligible.dbs["db2"].status.current_generation = 1
+    cases = [
+        (cluster(), ["--to", "nokeeper"], "keeper doesn't exist: 'nokeeper' is not in the cluster data"),
+        (cluster(), ["--to", "keeper1"], "keeper keeper1 already runs the master"),
+        (cluster(), ["--to", "keeper3"], "keeper keeper3 is not eligible: it is not healthy"),
+        (
+            cluster(sync=True),
+            ["--to", "keeper2"],
+            "keeper2 is not eligible: it is not in the master's synchronous",
+        ),
+        (running, [], "a switchover is already running (id sw0, phase catching_up, target keeper keeper2)"),
+        (initializing, [], "the cluster is not ready for a switchover (phase initializing)"),
+        (
+            none_eligible,
+            [],
+            "no standby is eligible: keeper2: it has not converged to its spec (e.g. still resyncing);"
+            " keeper3: it is not healthy",
+        ),
+    ]
+    for cd, args, message in cases:
+        before = cd.to_obj()
+        code, out, err = ctl(cd, *args, "-y")
+        assert code == 1, (args, out, err)
+        assert err.count("\n") == 1 and message in err, err
+        assert stored(ctl.config).to_obj() == before
+    code, _, err = ctl(cluster(), "--timeout", "0s", "-y")
+    assert code == 1 and "--timeout must be positive" in err
+
+
+def test_request_is_written_for_the_sentinel(ctl: Ctl) -> None:
+    code, out, _ = ctl(cluster(), "--to", "keeper2", "--timeout", "30s", stdin="no\n")
+    assert code == 0 and "will be shut down cleanly" in out and out.rstrip().endswith("exiting")
+    cd = stored(ctl.config)
+    assert cd.cluster is not None and cd.cluster.status.switchover is None
+    code, out, _ = ctl(None, "--to", "keeper2", "--timeout", "30s", stdin="yes\n")
+    assert code == 0 and "requested" in out
+    cd = stored(ctl.config)
+    assert cd.cluster is not None
+    sw = cd.cluster.status.switchover
+    assert sw is not None
+    assert (sw.phase, sw.target_keeper, sw.master_db, str(sw.timeout)) == (
+        "requested",
+        "keeper2",
+        "db1",
+        "30s",
+    )
+    assert sw.request_time is not None and len(sw.id) == 8
+    # stored under cluster.status.switchover, next to Go Stolon's keys
+    assert cd.to_obj()["cluster"]["status"]["switchover"]["targetKeeper"] == "keeper2"
+
+
+def test_wait_follows_the_phases(ctl: Ctl) -> None:
+    """A fake sentinel moves the request through its phases while stolonctl --wait follows."""
+
+    def sentinel() -> None:
+        for phase, message in [
+            ("stopping_master", "waiting for the old master to shut down cleanly"),
+            ("promoting", "waiting for db db2 to be promoted"),
+            ("completed", ""),
+        ]:
+            time.sleep(0.7)
+            with open_store(ctl.config) as st:
+                deadline = time.monotonic() + 20
+                while True:  # the request is written by stolonctl in the main thread
+                    cd, rev = st.get_cluster_data()
+                    if cd is not None and cd.cluster is not None and cd.cluster.status.switchover is not None:
+                        break
+                    assert time.monotonic() < deadline, "no switchover request"
+                    time.sleep(0.1)
+                cd.cluster.status.switchover.phase = phase
+                cd.cluster.status.switchover.message = message
+                st.cas_cluster_data(cd, rev)
+
+    t = threading.Thread(target=sentinel)
+    t.start()
+    code, out, err = ctl(cluster(), "--to", "keeper2", "-y", "--wait")
+    t.join()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1:] == [
+        "requested",
+        "stopping_master: waiting for the old master to shut down cleanly",
+        "promoting: waiting for db db2 to be promoted",
+        "completed",
+        f"{lines[0].split()[0]} {lines[0].split()[1]} completed: keeper keeper2 runs the master",
+    ]
