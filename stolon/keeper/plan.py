@@ -340,6 +340,14 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
         source = pgconfig.followed_db(db, cd)
         if source is None:
             return Plan((Wait(f"db {db.uid}: no followed db to resync from"),), notes=(note,))
+        if source.status.current_generation != source.generation:
+            # The sentinel adds us to the source's followers (and bumps its generation) in
+            # the decision that creates our DB; once the source has applied that generation
+            # our replication slot exists there, so pg_basebackup --slot won't fail.
+            return Plan(
+                (Wait(f"waiting for db {source.uid} to create the replication slot of db {db.uid}"),),
+                notes=(note,),
+            )
         master = cd.master_db()
         try_rewind = (
             spec.use_pgrewind

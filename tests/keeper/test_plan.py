@@ -44,6 +44,7 @@ def add_db(c: ClusterData, uid: str, keeper: str, role: str, *, init_mode: str =
     if address:
         db.status.listen_address, db.status.port = address, "5432"
         db.status.system_id = "7000"
+        db.status.current_generation = db.generation
     c.dbs[uid] = db
     if role == "master":
         c.cluster.status.master = uid
@@ -184,6 +185,10 @@ def _c9() -> None:
     # another system id, or usePgrewind off: straight to pg_basebackup
     pl = p.plan(c, ME, facts(db_uid="db0", local_system_id="9999", pg_running=False))
     assert isinstance(pl.steps[1], p.Resync) and not pl.steps[1].try_rewind
+    # the source has not applied the generation that lists us as follower: no slot yet
+    (c.dbs or {})["db1"].generation += 1
+    pl = p.plan(c, ME, facts(db_uid="db0", pg_running=False))
+    assert kinds(pl) == ["Wait"] and "replication slot of db db2" in pl.steps[0].message  # type: ignore[attr-defined]
 
 
 @case("resync from a db that has not reported its address: wait")
