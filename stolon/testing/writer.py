@@ -75,6 +75,7 @@ class Writer:
         return worst
 
     def missing(self, dsn: str) -> list[int]:
+        acked = list(self.acked)  # before the query: later acks are not in its snapshot
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             present = {r[0] for r in conn.execute(f"SELECT id FROM {self.table}").fetchall()}
-        return [i for i in self.acked if i not in present]
+        return [i for i in acked if i not in present]

@@ -294,5 +294,8 @@ class Writer:
         wait_for(f"{more} more acknowledged writes", lambda: len(self.acked) >= target, timeout, 0.1)
 
     def missing_on(self, keeper: str) -> list[int]:
+        # Take the acknowledged ids before reading the table: an id acknowledged while the
+        # query runs (the writer may still be going) was committed after its snapshot.
+        acked = list(self.acked)
         present = self.ha.ids(keeper, self.table)
-        return [i for i in self.acked if i not in present]
+        return [i for i in acked if i not in present]
