@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.proxy.harness import free_port, wait_until  # noqa: E402
+from stolon.netutil import free_port  # noqa: E402
+from tests.proxy.harness import wait_until  # noqa: E402
 from tests.proxy.pgenv import SU_PASSWORD, SU_USER, pg_sandbox  # noqa: E402
 
 ENGINES = ("copy-uvloop", "copy-asyncio", "splice-uvloop")

@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stolon.netutil import free_port  # noqa: E402
 from stolon.store import StoreConfig, open_store  # noqa: E402
 from tests.proxy.harness import (  # noqa: E402
     CDDef,
     ProxyProcess,
     echo_roundtrip,
-    free_port,
     make_cd,
     master_db,
     wait_until,

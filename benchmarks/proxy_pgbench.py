@@ -30,8 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stolon.netutil import free_port  # noqa: E402
 from stolon.store import StoreConfig, open_store  # noqa: E402
-from tests.proxy.harness import CDDef, ProxyProcess, free_port, make_cd, master_db, wait_until  # noqa: E402
+from tests.proxy.harness import CDDef, ProxyProcess, make_cd, master_db, wait_until  # noqa: E402
 from tests.proxy.pgenv import SU_PASSWORD, SU_USER, pg_sandbox  # noqa: E402
 
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}

@@ -11,7 +11,6 @@ keepers (each stops its PostgreSQL). ``status`` and ``down`` work from another t
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import time
@@ -22,6 +21,7 @@ from stolon.cli.common import CliError, add_bool_flag, go_duration_seconds
 from stolon.cli.ctl_status import collect, render_text
 from stolon.cli.ctlcontext import CtlContext
 from stolon.local.cluster import LocalCluster
+from stolon.local.processes import pid_file_alive
 from stolon.model import ClusterData
 
 DEFAULT_NAME = "local"
@@ -86,19 +86,7 @@ def _load(ctx: CtlContext) -> LocalCluster:
 
 
 def _running(cluster: LocalCluster) -> list[str]:
-    out = []
-    for name in cluster.processes:
-        pid_file = cluster.base / "pids" / f"{name}.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        try:
-            os.kill(pid, 0)
-            out.append(name)
-        except ProcessLookupError:
-            pid_file.unlink(missing_ok=True)
-    return out
+    return [name for name in cluster.processes if pid_file_alive(cluster.base / "pids" / f"{name}.pid")]
 
 
 def _ctl_flags(cluster: LocalCluster) -> str:

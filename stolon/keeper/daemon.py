@@ -23,7 +23,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 from stolon import telemetry
@@ -415,7 +414,3 @@ class Keeper:
         store.close()
         if self._lock is not None:
             self._lock.release()
-
-
-def data_path(cfg: KeeperConfig) -> Path:
-    return cfg.data_dir / PGDATA_DIR

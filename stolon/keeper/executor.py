@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -387,7 +386,3 @@ def _fix_ownership(path: Path, uid: int, gid: int) -> None:
             os.lchown(os.path.join(root, name), uid, gid)
     os.lchown(path, uid, gid)
     os.chmod(path, 0o700)
-
-
-def monotonic() -> float:
-    return time.monotonic()

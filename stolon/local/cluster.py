@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 
 from stolon.local.processes import ManagedProcess, signal_pid_file
 from stolon.model import ClusterData
+from stolon.netutil import free_port
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig, StoreError
 
@@ -48,13 +48,6 @@ LOCAL_SPEC: dict[str, Any] = {
     "usePgrewind": True,
     "pgParameters": {"max_connections": "100", "log_min_messages": "warning"},
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -101,6 +101,20 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
 
 
+def pid_file_alive(pid_file: Path) -> bool:
+    """Whether the process named in ``pid_file`` runs (a stale file is removed)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def signal_pid_file(pid_file: Path, sig: int, timeout: float = 60.0) -> bool:
     """Signal the process named in ``pid_file`` (from another terminal) and wait for it to
     exit. Returns whether a process was signalled."""

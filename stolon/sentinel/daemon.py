@@ -35,7 +35,6 @@ from types import FrameType
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from stolon import telemetry
@@ -367,7 +366,3 @@ def _log_reason(reason: r.Reason) -> None:
 
 def _short(attrs: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in attrs.items())
-
-
-def current_span() -> trace.Span:
-    return trace.get_current_span()

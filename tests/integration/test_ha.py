@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from stolon.local.cluster import free_port
 from stolon.model import ClusterSpec
+from stolon.netutil import free_port
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.testing.etcd import EtcdServer
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from stolon.model import (
     KeeperStatus,
 )
 from stolon.model.cluster import PHASE_NORMAL
+from stolon.netutil import free_port
 from stolon.store import ClusterStore
 from stolon.store.base import ConflictError, StoreConfig
 
@@ -44,13 +44,6 @@ SU_PASSWORD = "su-secret-1"
 REPL = "stolon_repl"
 REPL_PASSWORD = "repl-secret-2"
 PG_OS_USER = "postgres"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from stolon.model import ClusterData, ClusterSpec
+from stolon.netutil import free_port
 
-from .harness import TestCluster, free_port, wait_for
+from .harness import TestCluster, wait_for
 
 pytestmark = pytest.mark.usefixtures("logs_on_failure")
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from stolon.netutil import free_port
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.credentials import AuthMethod, Credentials
 from stolon.postgres.errors import BinaryNotFoundError, OSUserError
@@ -31,13 +32,6 @@ from stolon.postgres.runas import OSUser, resolve_pg_os_user
 SU_PASSWORD = "su pass'with\\odd:chars"
 REPL_PASSWORD = "repl-secret-42"
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _find_binaries() -> PgBinaries | None:
@@ -160,12 +154,14 @@ def pg_os_user() -> OSUser:
         pytest.skip(f"no usable OS user for PostgreSQL: {e}")
 
 
-@pytest.fixture
-def pg(pg_binaries: PgBinaries, pg_os_user: OSUser) -> Iterator[PgEnv]:
-    sandbox = Path(tempfile.mkdtemp(prefix="stolon-pgtest-", dir="/tmp"))
+@contextmanager
+def sandboxed_env(binaries: PgBinaries, os_user: OSUser, prefix: str = "stolon-pgtest-") -> Iterator[PgEnv]:
+    """A PgEnv in a fresh /tmp directory owned by the PostgreSQL user; its instances are
+    stopped and its files removed on exit."""
+    sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     os.chmod(sandbox, 0o700)
-    pg_os_user.chown(sandbox)
-    env = PgEnv(pg_binaries, pg_os_user, sandbox)
+    os_user.chown(sandbox)
+    env = PgEnv(binaries, os_user, sandbox)
     try:
         yield env
     finally:
@@ -175,6 +171,12 @@ def pg(pg_binaries: PgBinaries, pg_os_user: OSUser) -> Iterator[PgEnv]:
             except Exception as e:  # teardown must go on
                 print(f"teardown: stopping {inst} failed: {e}")
         shutil.rmtree(sandbox, ignore_errors=True)
+
+
+@pytest.fixture
+def pg(pg_binaries: PgBinaries, pg_os_user: OSUser) -> Iterator[PgEnv]:
+    with sandboxed_env(pg_binaries, pg_os_user) as env:
+        yield env
 
 
 @pytest.fixture

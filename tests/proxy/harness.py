@@ -39,13 +39,6 @@ from stolon.model.spec import ClusterSpec
 from stolon.store import ClusterStore, StoreConfig, open_store
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> float:
     """Poll ``check`` until true; returns the seconds it took, or fails naming ``what``."""
     start = time.monotonic()

@@ -4,9 +4,7 @@ tests/postgres/conftest.py (as the ``postgres`` OS user when we run as root)."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +20,7 @@ from stolon.postgres.instance import Instance  # noqa: E402
 from stolon.postgres.recovery import internal_standby_config  # noqa: E402
 from stolon.postgres.replication import SourceServer, basebackup  # noqa: E402
 from stolon.postgres.runas import resolve_pg_os_user  # noqa: E402
-from tests.postgres.conftest import SU_PASSWORD, PgEnv  # noqa: E402
+from tests.postgres.conftest import SU_PASSWORD, PgEnv, sandboxed_env  # noqa: E402
 
 SU_USER = "stolon_su"
 
@@ -44,19 +42,8 @@ def pg_sandbox() -> Iterator[PgEnv]:
     """A PgEnv whose instances are stopped and whose files are removed on exit."""
     binaries = PgBinaries.find()
     os_user = resolve_pg_os_user(os.environ.get("STOLON_TEST_PG_OS_USER"))
-    sandbox = Path(tempfile.mkdtemp(prefix="stolon-proxytest-", dir="/tmp"))
-    os.chmod(sandbox, 0o700)
-    os_user.chown(sandbox)
-    env = PgEnv(binaries, os_user, sandbox)
-    try:
+    with sandboxed_env(binaries, os_user, prefix="stolon-proxytest-") as env:
         yield env
-    finally:
-        for inst in env.instances:
-            try:
-                inst.stop("immediate", timeout=30)
-            except Exception as e:  # teardown must go on
-                print(f"teardown: stopping {inst} failed: {e}")
-        shutil.rmtree(sandbox, ignore_errors=True)
 
 
 def make_standby(

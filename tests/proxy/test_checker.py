@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from stolon.model import ClusterData
 from stolon.model.cluster import ClusterDataError
 from stolon.model.infos import ProxyInfo
+from stolon.netutil import free_port
 from stolon.proxy.checker import CheckError, ClusterChecker
 from stolon.proxy.daemon import loop_factory
 from stolon.proxy.forwarder import Connection, SocketOptions
@@ -29,7 +30,7 @@ from stolon.proxy.routing import Destination
 from stolon.store.base import UnreachableError
 from stolon.telemetry import current_carrier
 
-from .harness import CDDef, DBDef, free_port, make_cd, master_db
+from .harness import CDDef, DBDef, make_cd, master_db
 
 ME = "me000001"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stolon.model.uid import new_uid
+from stolon.netutil import free_port
 from stolon.store import open_store
 from stolon.testing.etcd import EtcdServer
 
@@ -24,7 +25,6 @@ from .harness import (
     ProxyProcess,
     echo_roundtrip,
     etcd_store_config,
-    free_port,
     make_cd,
     master_db,
     wait_until,

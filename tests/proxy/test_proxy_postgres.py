@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from stolon.model.uid import new_uid
+from stolon.netutil import free_port
 from stolon.postgres.instance import Instance
 from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import ProxyDaemon, build_listeners
@@ -27,7 +28,7 @@ from stolon.store import open_store
 from stolon.telemetry import current_carrier
 from stolon.testing.etcd import EtcdServer
 
-from .harness import CDDef, DBDef, ProxyProcess, etcd_store_config, free_port, make_cd, master_db, wait_until
+from .harness import CDDef, DBDef, ProxyProcess, etcd_store_config, make_cd, master_db, wait_until
 from .pgenv import SU_PASSWORD, SU_USER, PgEnv, make_standby, pg_sandbox, pg_unavailable
 
 pytestmark = pytest.mark.integration
