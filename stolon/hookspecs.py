@@ -101,7 +101,19 @@ def stolon_fencing_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body
 @hookspec
 def stolon_backup_methods() -> Sequence[MethodSpec]:  # type: ignore[empty-body]
     """Return the backup and restore methods this plugin provides (WAL archiving, base
-    backups, data restore for ``initMode: pitr``). All results are collected."""
+    backups, restores for ``initMode: pitr`` and new standbys). All results are collected;
+    a name may be provided by one plugin only.
+
+    ``MethodSpec.factory`` takes the method's ``settings`` from the cluster spec
+    (``backup.settings``, or ``pitrConfig.fromBackup.settings``) and returns a
+    :class:`stolon.backup.base.BackupMethod`; it raises
+    :class:`stolon.backup.base.BackupConfigError` (or ``ValueError``) for bad settings.
+    When: by the keeper when it applies a cluster spec with a ``backup`` section and when it
+    restores a backup, and by ``stolonctl backup`` and ``stolonctl init/update`` (to check
+    the settings). Not on the failover path: the keeper builds the method once per
+    settings change and calls it directly. See docs/backup.md and the contract kit
+    :mod:`stolon.testing.backup_contract`.
+    """
 
 
 @hookspec

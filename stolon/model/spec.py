@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
 from stolon.model.codec import U16, U32, Document, ModelError, jf
+from stolon.model.cron import CronError, CronSchedule
 from stolon.model.duration import HOUR, MINUTE, SECOND, Duration
 
 # Enumerations (plain strings in JSON).
@@ -36,6 +37,7 @@ FENCING_POLICIES = (FENCING_REQUIRED, FENCING_BEST_EFFORT)
 
 STOLON_PREFIX = "stolon_"
 _REPL_SLOT_NAME = re.compile(r"^[a-z0-9_]+$")
+_BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 
 
 class SpecError(ModelError):
@@ -72,10 +74,29 @@ class StandbySettings(Document):
 
 
 @dataclass(kw_only=True)
+class FromBackup(Document):
+    """``pitrConfig.fromBackup`` (ours): restore a base backup through a backup method
+    instead of running ``dataRestoreCommand``. ``method``/``settings`` default to the
+    cluster's ``backup`` section (the same repository); ``backupID`` is an id from
+    ``stolonctl backup list`` or ``latest`` (the newest one that can reach the recovery
+    target)."""
+
+    method: str = jf("method")
+    settings: dict[str, Any] | None = jf("settings")
+    backup_id: str = jf("backupID")
+
+    @property
+    def effective_backup_id(self) -> str:
+        return self.backup_id or "latest"
+
+
+@dataclass(kw_only=True)
 class PITRConfig(Document):
     data_restore_command: str = jf("dataRestoreCommand")
     archive_recovery_settings: ArchiveRecoverySettings | None = jf("archiveRecoverySettings")
     recovery_target_settings: RecoveryTargetSettings | None = jf("recoveryTargetSettings")
+    #: ours: restore through a backup method (docs/backup.md)
+    from_backup: FromBackup | None = jf("fromBackup")
 
 
 @dataclass(kw_only=True)
@@ -138,6 +159,50 @@ class FencingSpec(Document):
             raise SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "10s"')
 
 
+@dataclass(kw_only=True)
+class BackupSpec(Document):
+    """Backups through a backup method (ours; docs/backup.md).
+
+    ``method`` is a ``stolon.backup`` entry-point name (``walg``, ``barman``,
+    ``pgbackrest``), ``settings`` its settings (no credentials: they stay in files on the
+    hosts). With this section every instance archives WAL through the method
+    (``archive_mode = always``) and standbys can fetch WAL from the archive.
+    ``schedule``: a cron expression (UTC) at which the leader sentinel requests a base
+    backup. ``retain``: after each backup, keep this many and delete older ones.
+    ``restoreStandbys``: a new standby (or a resync) restores the latest backup and then
+    streams, instead of copying the whole data directory from the master. ``timeout``
+    bounds one base backup or restore (default 6h).
+    """
+
+    method: str = jf("method")
+    settings: dict[str, Any] | None = jf("settings")
+    schedule: str = jf("schedule")
+    retain: U16 | None = jf("retain")
+    restore_standbys: bool | None = jf("restoreStandbys")
+    timeout: Duration | None = jf("timeout")
+
+    @property
+    def effective_timeout(self) -> Duration:
+        return self.timeout if self.timeout is not None else DEFAULT_BACKUP_TIMEOUT
+
+    def validate(self, path: str = "backup") -> None:
+        if not self.method or self.method != self.method.strip():
+            raise SpecError(
+                f"{path}.method", "is required: name an installed backup method (see `stolonctl plugins`)"
+            )
+        if self.schedule:
+            try:
+                CronSchedule.parse(self.schedule)
+            except CronError as e:
+                raise SpecError(f"{path}.schedule", str(e)) from None
+        if self.retain is not None and self.retain < 1:
+            raise SpecError(
+                f"{path}.retain", f"must be at least 1 (got {self.retain}); leave it out to keep every backup"
+            )
+        if self.timeout is not None and self.timeout.ns <= 0:
+            raise SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "6h"')
+
+
 # Defaults (Go Stolon's, except maxStandbyLag: see docs/compatibility.md).
 DEFAULT_SLEEP_INTERVAL = Duration(5 * SECOND)
 DEFAULT_REQUEST_TIMEOUT = Duration(10 * SECOND)
@@ -163,6 +228,7 @@ DEFAULT_SUREPL_ACCESS = SUREPL_ALL
 DEFAULT_AUTOMATIC_PG_RESTART = False
 DEFAULT_FENCING_POLICY = FENCING_REQUIRED
 DEFAULT_FENCING_TIMEOUT = Duration(10 * SECOND)
+DEFAULT_BACKUP_TIMEOUT = Duration(6 * HOUR)
 
 #: synchronous_commit values that acknowledge a commit before any standby has it.
 UNSAFE_SYNCHRONOUS_COMMIT = ("local", "off")
@@ -204,6 +270,8 @@ class ClusterSpec(Document):
     automatic_pg_restart: bool | None = jf("automaticPgRestart", omitempty=False)
     #: ours: fence an old master before an automatic promotion (docs/fencing.md)
     fencing: FencingSpec | None = jf("fencing")
+    #: ours: WAL archiving and base backups through a backup method (docs/backup.md)
+    backup: BackupSpec | None = jf("backup")
 
     # -- defaults ---------------------------------------------------------------------------
     def with_defaults(self) -> ClusterSpec:
@@ -305,10 +373,28 @@ class ClusterSpec(Document):
         elif s.init_mode == INIT_MODE_PITR:
             if s.pitr_config is None:
                 raise SpecError("pitrConfig", 'is required when initMode is "pitr"')
-            if not s.pitr_config.data_restore_command:
+            fb = s.pitr_config.from_backup
+            if fb is not None and s.pitr_config.data_restore_command:
                 raise SpecError(
-                    "pitrConfig.dataRestoreCommand", "is required: a shell command that restores %d"
+                    "pitrConfig.fromBackup",
+                    "cannot be set together with pitrConfig.dataRestoreCommand: keep one of them",
                 )
+            if fb is None and not s.pitr_config.data_restore_command:
+                raise SpecError(
+                    "pitrConfig.dataRestoreCommand",
+                    "is required: a shell command that restores %d (or set pitrConfig.fromBackup)",
+                )
+            if fb is not None:
+                if not (fb.method or (s.backup is not None and s.backup.method)):
+                    raise SpecError(
+                        "pitrConfig.fromBackup.method",
+                        "is required when the spec has no backup section: name the backup method",
+                    )
+                if fb.backup_id and fb.backup_id != "latest" and not _BACKUP_ID.fullmatch(fb.backup_id):
+                    raise SpecError(
+                        "pitrConfig.fromBackup.backupID",
+                        f'{fb.backup_id!r} is not a backup id: use an id from `stolonctl backup list` or "latest"',
+                    )
             if s.pitr_config.recovery_target_settings is not None and s.role == ROLE_STANDBY:
                 raise SpecError(
                     "pitrConfig.recoveryTargetSettings",
@@ -325,6 +411,13 @@ class ClusterSpec(Document):
             raise SpecError("standbyConfig", 'is required when the cluster role is "standby"')
         if s.fencing is not None:
             s.fencing.validate()
+        if s.backup is not None:
+            s.backup.validate()
+            if "archive_command" in (s.pg_parameters or {}) or "archive_library" in (s.pg_parameters or {}):
+                raise SpecError(
+                    "pgParameters.archive_command",
+                    "conflicts with the backup section, which sets the archive command: remove one of them",
+                )
         if s.synchronous_replication:
             value = (s.pg_parameters or {}).get("synchronous_commit")
             if value is not None and value.strip().lower() in UNSAFE_SYNCHRONOUS_COMMIT:

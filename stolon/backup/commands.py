@@ -1,0 +1,65 @@
+"""Turning a method's argv template into ``archive_command`` / ``restore_command``.
+
+PostgreSQL hands these settings to ``/bin/sh`` after replacing ``%p`` (the file's path),
+``%f`` (its name), ``%r`` (restore only: the last restart point's file) and ``%%``. A
+method returns an argv list; :func:`render_command` quotes every literal part for the shell
+and escapes each ``%`` in it as ``%%``, so that nothing in the settings (paths, prefixes) can
+reach the shell or PostgreSQL's substitution. Placeholders may stand alone (``"%p"``) or
+inside an argument (``"--file=%f"``); their expansion holds no shell-special character.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+
+from stolon.backup.base import BackupConfigError
+
+ARCHIVE_PLACEHOLDERS = frozenset({"%p", "%f"})
+RESTORE_PLACEHOLDERS = frozenset({"%p", "%f", "%r"})
+_TOKEN = re.compile(r"(%[a-z%])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def render_command(argv: Sequence[str], placeholders: frozenset[str]) -> str:
+    """A shell command line for PostgreSQL from ``argv`` (see the module docstring).
+
+    Raises :class:`BackupConfigError` for an empty argv, a control character, or a
+    ``%x`` sequence other than ``placeholders`` and ``%%`` (a literal ``%``).
+    """
+    if not argv or not argv[0]:
+        raise BackupConfigError("the method rendered an empty command")
+    words = []
+    for arg in argv:
+        if _CONTROL.search(arg):
+            raise BackupConfigError(f"command argument {arg!r} contains a control character")
+        parts = []
+        for piece in _TOKEN.split(arg):
+            if not piece:
+                continue
+            if piece in placeholders:
+                parts.append(piece)
+            elif piece == "%%":
+                parts.append(_quote("%"))
+            elif _TOKEN.fullmatch(piece):
+                raise BackupConfigError(
+                    f"command argument {arg!r} uses {piece}, which PostgreSQL does not replace here"
+                    f" (use one of {', '.join(sorted(placeholders))}, or %% for a literal %)"
+                )
+            else:
+                parts.append(_quote(piece))
+        words.append("".join(parts) if parts else "''")
+    return " ".join(words)
+
+
+def _quote(literal: str) -> str:
+    return shlex.quote(literal).replace("%", "%%")
+
+
+def archive_command(argv: Sequence[str]) -> str:
+    return render_command(argv, ARCHIVE_PLACEHOLDERS)
+
+
+def restore_command(argv: Sequence[str]) -> str:
+    return render_command(argv, RESTORE_PLACEHOLDERS)

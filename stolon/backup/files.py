@@ -1,0 +1,135 @@
+"""Private files and directories for backup methods, written by the keeper (often root) in
+directories the PostgreSQL OS user owns: never follow a link there.
+
+A method keeps its tool's configuration (a WAL-G JSON file, a pgbackrest.conf, credentials)
+in :attr:`stolon.backup.base.BackupContext.work_dir`. The archive and restore commands run
+as PostgreSQL's OS user and read them, so they belong to that user, mode 0600; the
+directory is 0700. Credentials come from files on the host named in the settings
+(:func:`read_env_file`), never from the cluster data.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from stolon.backup.base import BackupConfigError, BackupError
+from stolon.postgres.runas import OSUser
+
+_ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def ensure_private_dir(path: Path, owner: OSUser) -> None:
+    """Create directory ``path`` (its parent must exist) or check the existing one: a real
+    directory (not a link), ``owner``'s, mode 0700."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise BackupError(f"{path} is not a directory we can use ({e.strerror}): remove it") from None
+    try:
+        if owner.switches:
+            os.fchown(fd, owner.uid, owner.gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def write_private(path: Path, content: str | bytes, owner: OSUser, mode: int = 0o600) -> None:
+    """Replace ``path`` atomically with ``content``, mode ``mode``, ``owner``'s.
+
+    The parent directory is opened without following a link, the temporary file is created
+    with ``O_EXCL|O_NOFOLLOW`` inside it and renamed over ``path`` (a link there is replaced,
+    not followed). Unchanged content is not rewritten.
+    """
+    data = content.encode() if isinstance(content, str) else content
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if _same_content(parent, path.name, data, mode, owner):
+            return
+        tmp = f".{path.name}.{os.getpid()}.tmp"
+        try:
+            os.unlink(tmp, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=parent)
+        try:
+            try:
+                if owner.switches:
+                    os.fchown(fd, owner.uid, owner.gid)
+                os.fchmod(fd, mode)
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path.name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            raise
+        os.fsync(parent)
+    finally:
+        os.close(parent)
+
+
+def _same_content(dir_fd: int, name: str, data: bytes, mode: int, owner: OSUser) -> bool:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
+            return False
+        if owner.switches and (st.st_uid, st.st_gid) != (owner.uid, owner.gid):
+            return False
+        if st.st_size != len(data):
+            return False
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read() == data
+    finally:
+        os.close(fd)
+
+
+def read_env_file(path: str, what: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines from a credentials file on this host (``#`` comments and blank
+    lines skipped, optional ``export``, values may be single- or double-quoted).
+
+    The file must not be readable by group or others (like libpq's ``.pgpass``). ``what``
+    names the setting in errors (``backup.settings.envFile``).
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise BackupConfigError(f"{what}: cannot read {path}: {e.strerror}") from None
+    with os.fdopen(fd, "r", encoding="utf-8") as f:
+        st = os.fstat(f.fileno())
+        if st.st_mode & 0o077:
+            raise BackupConfigError(
+                f"{what}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"
+                f" chmod 600 {path}"
+            )
+        text = f.read()
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key or not set(key) <= _ENV_NAME_CHARS or key[0].isdigit():
+            raise BackupConfigError(f"{what}: {path} line {n} is not KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
