@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from stolon.cli.common import CliError, add_bool_flag
+from stolon.cli.ctl_backup import check_spec_backup
 from stolon.cli.ctlcontext import CtlContext
 from stolon.model import Cluster, ClusterData, ClusterSpec, ModelError
 from stolon.model.codec import load_json_object
@@ -55,6 +56,7 @@ def cmd_init(ctx: CtlContext) -> int:
     a = ctx.args
     data = ctx.read_input(a.spec, a.file, "cluster spec", required=False)
     spec = parse_spec(data) if data is not None else ClusterSpec(init_mode="new")
+    check_spec_backup(spec, a.cluster_name)
     existing = ctx.store.backend.get_cluster_data()
     if existing is not None:
         ctx.out("WARNING: The current cluster data will be removed")
@@ -128,6 +130,8 @@ def cmd_update(ctx: CtlContext) -> int:
             except ModelError as e:
                 raise CliError(f"cannot update cluster spec: {e}") from None
             new = new_whole
+        if new.backup is not None and new.backup != current.backup:
+            check_spec_backup(new, a.cluster_name)
         cd.cluster.spec = new
 
     ctx.cluster_data()  # fails clearly when there is no cluster or its spec is invalid

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from stolon.cli.common import CliError
 from stolon.cli.ctlcontext import CtlContext
-from stolon.model import ClusterData
+from stolon.keeper.activity import describe, human_bytes
+from stolon.model import ClusterData, KeeperInfo
+from stolon.model.cron import CronError, CronSchedule
 
 
 @dataclass
@@ -46,11 +51,43 @@ class ClusterRow:
 
 
 @dataclass
+class ArchivingRow:
+    keeper: str
+    last_archived_wal: str = ""
+    last_archived_time: str = ""
+    failed_count: int = 0
+    last_failed_wal: str = ""
+    last_failed_time: str = ""
+    method_error: str = ""
+
+
+@dataclass
+class BackupSection:
+    method: str = ""
+    schedule: str = ""
+    next_scheduled: str = ""
+    last_request: dict[str, Any] | None = None
+    archiving: list[ArchivingRow] = field(default_factory=list)
+
+
+@dataclass
+class ActivityRow:
+    keeper: str
+    kind: str
+    since: str
+    detail: str
+
+
+@dataclass
 class Status:
     sentinels: list[SentinelRow] = field(default_factory=list)
     proxies: list[ProxyRow] = field(default_factory=list)
     keepers: list[KeeperRow] = field(default_factory=list)
     cluster: ClusterRow = field(default_factory=ClusterRow)
+    #: ours: backups and WAL archiving (when the spec has a backup section or WAL is archived)
+    backup: BackupSection | None = None
+    #: ours: long work in progress on keepers (restores, base backups, resyncs)
+    activities: list[ActivityRow] = field(default_factory=list)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,7 +125,51 @@ def collect(ctx: CtlContext) -> tuple[Status, ClusterData | None]:
         if master is not None and master.spec is not None:
             status.cluster.master_db_uid = master.uid
             status.cluster.master_keeper_uid = master.spec.keeper_uid
+    _collect_backups(status, cd, store.keepers_info())
     return status, cd
+
+
+def _time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _collect_backups(status: Status, cd: ClusterData, infos: Mapping[str, KeeperInfo]) -> None:
+    for uid in sorted(infos):
+        act = infos[uid].activity
+        if act is not None and act.kind:
+            status.activities.append(ActivityRow(uid, act.kind, _time(act.since), describe(act)))
+    spec = cd.cluster.spec if cd.cluster is not None else None
+    section = spec.backup if spec is not None else None
+    bst = cd.cluster.status.backup if cd.cluster is not None else None
+    rows = []
+    for uid in sorted(infos):
+        info = infos[uid]
+        arch = info.postgres_state.archiver if info.postgres_state is not None else None
+        if arch is None and not info.backup_error:
+            continue
+        row = ArchivingRow(uid, method_error=info.backup_error)
+        if arch is not None:
+            row.last_archived_wal = arch.last_archived_wal
+            row.last_archived_time = _time(arch.last_archived_time)
+            row.failed_count = arch.failed_count
+            row.last_failed_wal = arch.last_failed_wal
+            row.last_failed_time = _time(arch.last_failed_time)
+        rows.append(row)
+    if section is None and not rows and (bst is None or bst.request is None):
+        return
+    sec = BackupSection(archiving=rows)
+    if section is not None:
+        sec.method = section.method
+        sec.schedule = section.schedule
+        if section.schedule:
+            try:
+                nxt = CronSchedule.parse(section.schedule).next_after(datetime.now(UTC))
+            except CronError:
+                nxt = None
+            sec.next_scheduled = _time(nxt)
+    if bst is not None and bst.request is not None:
+        sec.last_request = bst.request.to_obj()
+    status.backup = sec
 
 
 def tabwrite(rows: list[list[str]], *, trailing_tab: bool = False) -> list[str]:
@@ -193,6 +274,61 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out()
         for line in tree_lines(cd, status.cluster.master_db_uid):
             out(line)
+    out()
+    if status.activities:
+        out("=== Activity ===")
+        out()
+        for a in status.activities:
+            out(f"{a.keeper}: {a.detail} (since {a.since} UTC)")
+        out()
+    if status.backup is not None:
+        _render_backup(ctx, status.backup)
+
+
+def _render_backup(ctx: CtlContext, b: BackupSection) -> None:
+    out = ctx.out
+    out("=== Backups ===")
+    out()
+    out(f"Method: {b.method or '(none)'}")
+    if b.schedule:
+        out(f"Schedule: {b.schedule} (UTC), next {b.next_scheduled or 'never'}")
+    req = b.last_request
+    if req:
+        line = f"Last backup request: {req.get('id', '')} {req.get('phase', '')}"
+        line += f", requested by {req.get('requestedBy', '?')} from keeper {req.get('keeperUID', '?')}"
+        if req.get("backupID"):
+            line += f", backup {req['backupID']} ({human_bytes(int(req.get('size', 0)))})"
+        if req.get("message"):
+            line += f": {req['message']}"
+        out(line)
+    if b.archiving:
+        out()
+        rows = [
+            [
+                "KEEPER",
+                "LAST ARCHIVED WAL",
+                "ARCHIVED AT (UTC)",
+                "FAILURES",
+                "LAST FAILED WAL",
+                "FAILED AT (UTC)",
+            ]
+        ]
+        for a in b.archiving:
+            rows.append(
+                [
+                    a.keeper,
+                    a.last_archived_wal or "-",
+                    a.last_archived_time or "-",
+                    str(a.failed_count),
+                    a.last_failed_wal or "-",
+                    a.last_failed_time or "-",
+                ]
+            )
+        for line in tabwrite(rows):
+            out(line)
+        for a in b.archiving:
+            if a.method_error:
+                out(f"{a.keeper}: backup method error: {a.method_error}")
     out()
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from stolon import __version__
 from stolon.cli import (
+    ctl_backup,
     ctl_clusterdata,
     ctl_keepers,
     ctl_local,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_status.register(sub)
     ctl_keepers.register(sub)
     ctl_switchover.register(sub)
+    ctl_backup.register(sub)
     ctl_clusterdata.register(sub)
     ctl_plugins.register(sub)
     ctl_local.register(sub)

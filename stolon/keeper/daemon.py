@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from types import FrameType
 
 from stolon import telemetry
+from stolon.backup.base import BackupError
+from stolon.keeper import pgconfig
 from stolon.keeper import plan as p
+from stolon.keeper.activity import ActivityTracker
+from stolon.keeper.backup_jobs import BackupJobs
+from stolon.keeper.backups import KeeperBackups, MethodSetup
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.executor import Executor, StepFailed
 from stolon.keeper.localstate import (
@@ -38,12 +43,24 @@ from stolon.keeper.localstate import (
 )
 from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
 from stolon.metrics import Metrics, set_role
-from stolon.model import ClusterData, ClusterDataError, KeeperInfo, ModelError, PostgresState, TimelineHistory
-from stolon.model.cluster import PostgresBinaryVersion
+from stolon.model import (
+    DB,
+    ClusterData,
+    ClusterDataError,
+    KeeperInfo,
+    ModelError,
+    PostgresState,
+    TimelineHistory,
+)
+from stolon.model.cluster import DB_INIT_PITR, ROLE_MASTER, PostgresBinaryVersion
+from stolon.model.infos import ArchiverState
+from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec
 from stolon.model.uid import new_uid, new_uuid
+from stolon.plugins import plugin_manager
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.controldata import system_identifier
 from stolon.postgres.credentials import AuthMethod, Credentials
+from stolon.postgres.datadir import LocalRole
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
@@ -91,6 +108,21 @@ class KeeperMetrics:
         )
         self.sleep_interval = g("stolon_keeper_sleep_interval", "Seconds to sleep between sync loops")
         self.shutdown = g("stolon_keeper_shutdown_seconds", "Shutdown time (received termination signal)")
+        self.archive_failed = g(
+            "stolon_keeper_archive_failed_count", "WAL archiving failures (pg_stat_archiver.failed_count)"
+        )
+        self.archived = g(
+            "stolon_keeper_archived_count", "WAL files archived (pg_stat_archiver.archived_count)"
+        )
+        self.last_archived = g(
+            "stolon_keeper_last_archived_time_seconds", "Time the last WAL file was archived (unix seconds)"
+        )
+        self.backup_error = g(
+            "stolon_keeper_backup_method_error", "Set to 1 if the cluster's backup method can't be used here"
+        )
+        self.last_backup = g(
+            "stolon_keeper_last_backup_success_seconds", "Time this keeper last completed a base backup"
+        )
         set_role(self.target_role, "undefined")
         set_role(self.local_role, "undefined")
 
@@ -113,6 +145,9 @@ class Keeper:
         self.executor: Executor | None = None
         self.pg_version = PostgresBinaryVersion()
         self.os_user: OSUser | None = None
+        self.backups: KeeperBackups | None = None
+        self.jobs: BackupJobs | None = None
+        self._backup_setup: MethodSetup | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -167,7 +202,11 @@ class Keeper:
             replication=repl,
         )
         self.instance.stop_stale_postmaster()
-        self.executor = Executor(cfg, self.instance, self.data_dir)
+        self.backups = KeeperBackups(
+            plugin_manager(), self.data_dir, self.instance, cfg.store.cluster_name, version.major
+        )
+        self.executor = Executor(cfg, self.instance, self.data_dir, self.backups)
+        self.jobs = BackupJobs(self.data_dir, ActivityTracker())
 
     def identity(self) -> KeeperIdentity:
         cfg = self.cfg
@@ -205,10 +244,28 @@ class Keeper:
                 TimelineHistory(timeline_id=h.timeline_id, switch_point=h.switch_point, reason=h.reason)
                 for h in cs.timelines_history
             ] or None
-            st.pg_parameters = cs.pg_parameters
+            st.pg_parameters = (
+                pgconfig.without_backup_parameters(cs.pg_parameters)
+                if self._backup_setup is not None
+                else cs.pg_parameters
+            )
             st.synchronous_standbys = list(cs.synchronous_standbys)
             st.older_wal_file = cs.older_wal_file
             in_sync = tuple(cs.synchronous_standbys)
+            if cs.archiver is not None:
+                a = cs.archiver
+                st.archiver = ArchiverState(
+                    archived_count=a.archived_count,
+                    last_archived_wal=a.last_archived_wal,
+                    last_archived_time=a.last_archived_time,
+                    failed_count=a.failed_count,
+                    last_failed_wal=a.last_failed_wal,
+                    last_failed_time=a.last_failed_time,
+                )
+                self.metrics.archive_failed.set(a.failed_count)
+                self.metrics.archived.set(a.archived_count)
+                if a.last_archived_time is not None:
+                    self.metrics.last_archived.set(a.last_archived_time.timestamp())
             if self.executor is not None and self.executor.state.lost_slots:
                 st.lost_replication_slots = list(self.executor.state.lost_slots)
         elif cs.errors:
@@ -249,6 +306,11 @@ class Keeper:
             # Cleanly shut down as the DB spec asks (switchover): say where its WAL ends.
             pg_state = pg_state.copy()
             pg_state.stopped_xlog_pos = stopped[1]
+        activity = None
+        if self.executor is not None:
+            activity = self.executor.activity.current
+        if activity is None and self.jobs is not None:
+            activity = self.jobs.tracker.current
         return KeeperInfo(
             info_uid=new_uid(),
             uid=self.uid,
@@ -258,6 +320,9 @@ class Keeper:
             postgres_state=pg_state,
             can_be_master=self.cfg.can_be_master,
             can_be_synchronous_replica=self.cfg.can_be_synchronous_replica,
+            activity=activity,
+            backup=self.jobs.published if self.jobs is not None else None,
+            backup_error=self.backups.error if self.backups is not None else "",
         )
 
     def _publisher(self) -> None:
@@ -286,6 +351,7 @@ class Keeper:
         db = cd.db_of_keeper(self.uid) if cd is not None else None
         if not system_id and db is not None and db.uid != dbls.uid:
             system_id = system_identifier(inst)
+        pitr_command, pitr_error = self._pitr_facts(cd, db, dbls.uid)
         return p.LocalFacts(
             boot_uuid=self.boot_uuid,
             db_uid=dbls.uid,
@@ -302,7 +368,32 @@ class Keeper:
             else None,
             sync_guard=ex.state.sync_guard,
             in_sync_standbys=fresh.in_sync if fresh is not None else None,
+            backup=self._backup_setup.commands if self._backup_setup is not None else None,
+            pitr_restore_command=pitr_command,
+            pitr_error=pitr_error,
         )
+
+    def _pitr_facts(self, cd: ClusterData | None, db: DB | None, local_db_uid: str) -> tuple[str, str]:
+        """(restore command, error) of ``pitrConfig.fromBackup``'s method, when our DB is
+        about to be restored from a backup."""
+        if (
+            cd is None
+            or cd.cluster is None
+            or db is None
+            or db.spec is None
+            or db.uid == local_db_uid
+            or db.spec.init_mode != DB_INIT_PITR
+            or db.spec.pitr_config is None
+            or db.spec.pitr_config.from_backup is None
+            or self.backups is None
+        ):
+            return "", ""
+        section = cd.cluster.spec.backup if cd.cluster.spec is not None else None
+        name, settings = pgconfig.from_backup_method(db.spec.pitr_config.from_backup, section)
+        try:
+            return self.backups.pitr_setup(name, settings).commands.restore_command, ""
+        except BackupError as e:
+            return "", str(e)
 
     def cycle(self, store: ClusterStore) -> None:
         ex = self.executor
@@ -327,6 +418,7 @@ class Keeper:
             ex.timeouts.db_wait_ready = d.db_wait_ready_timeout.seconds
             ex.timeouts.sync = d.sync_timeout.seconds
             ex.timeouts.request = d.request_timeout.seconds
+            self._apply_backup_spec(spec)
             self.metrics.cd_valid.set(time.time())
             self.metrics.sleep_interval.set(self.sleep)
             if cd.cluster.uid != self.cluster_uid:
@@ -352,6 +444,46 @@ class Keeper:
             self.metrics.needs_restart.set(1 if ex.state.needs_restart else 0)
             if not (done and pl.initializes):
                 break
+        self._consider_backups(cd)
+
+    def _apply_backup_spec(self, spec: ClusterSpec) -> None:
+        """This cycle's backup method (built once per settings change)."""
+        assert self.backups is not None and self.executor is not None
+        self._backup_setup = self.backups.archive_setup(spec)
+        self.executor.backup_setup = self._backup_setup
+        timeout = spec.backup.effective_timeout if spec.backup is not None else DEFAULT_BACKUP_TIMEOUT
+        self.executor.timeouts.backup = timeout.seconds
+        self.metrics.backup_error.set(1 if self.backups.error else 0)
+
+    def _consider_backups(self, cd: ClusterData | None) -> None:
+        """Start the backup work that is due (a requested base backup, the repository)."""
+        jobs, inst = self.jobs, self.instance
+        if jobs is None or inst is None or cd is None or cd.cluster is None:
+            return
+        db = cd.db_of_keeper(self.uid)
+        my_db = db.uid if db is not None else ""
+        master_running = bool(
+            db is not None
+            and db.spec is not None
+            and db.spec.role == ROLE_MASTER
+            and cd.cluster.status.master == my_db
+            and inst.is_running()
+            and inst.local_role() == LocalRole.MASTER
+        )
+        spec = cd.cluster.spec
+        section = spec.backup if spec is not None else None
+        jobs.consider(
+            cd,
+            keeper_uid=self.uid,
+            my_db_uid=my_db,
+            master_running=master_running,
+            setup=self._backup_setup,
+            setup_error=self.backups.error if self.backups is not None else "",
+            retain=section.retain if section is not None else None,
+            timeout=(section.effective_timeout if section is not None else DEFAULT_BACKUP_TIMEOUT).seconds,
+        )
+        if jobs.last_success:
+            self.metrics.last_backup.set(jobs.last_success)
 
     def run(self) -> int:
         try:

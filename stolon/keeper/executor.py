@@ -8,26 +8,34 @@ trace. A step that fails raises; the daemon logs it and plans again next cycle.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from stolon import telemetry
+from stolon.backup.base import LATEST, BackupContext, BackupError, BackupInfo, RecoveryTarget, select_backup
+from stolon.keeper import pgconfig
 from stolon.keeper import plan as p
+from stolon.keeper.activity import ActivityTracker, directory_size, human_bytes, watch_directory
+from stolon.keeper.backups import KeeperBackups, MethodSetup
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.localstate import DBLocalState
 from stolon.keeper.pgconfig import DesiredConfig
 from stolon.postgres import datadir, roles, slots, state
 from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError
+from stolon.postgres.hba import quote_hba_token
 from stolon.postgres.instance import Instance
 from stolon.postgres.lsn import format_lsn, parse_lsn
-from stolon.postgres.recovery import NO_RECOVERY
+from stolon.postgres.recovery import NO_RECOVERY, RECOVERY_SIGNAL, STANDBY_SIGNAL
 from stolon.postgres.replication import SourceServer, basebackup, rewind
 from stolon.postgres.runas import run_command
 
@@ -49,6 +57,8 @@ class Timeouts:
     db_wait_ready: float = 60.0
     sync: float = 0.0
     request: float = 10.0
+    #: one base backup or restore through a backup method (``backup.timeout``)
+    backup: float = 6 * 3600.0
 
     @property
     def sync_bound(self) -> float:
@@ -89,13 +99,20 @@ def expand_restore_command(command: str, data_dir: Path) -> str:
 
 
 class Executor:
-    def __init__(self, cfg: KeeperConfig, instance: Instance, data_dir: Path) -> None:
+    def __init__(
+        self, cfg: KeeperConfig, instance: Instance, data_dir: Path, backups: KeeperBackups | None = None
+    ) -> None:
         self.cfg = cfg
         self.instance = instance
         self.data_dir = data_dir
         self.state = ExecutorState()
         self.timeouts = Timeouts()
         self.tracer = telemetry.tracer("keeper")
+        self.activity = ActivityTracker()
+        #: the keeper's backup methods (None: backups not available in this process)
+        self.backups = backups
+        #: the cluster's backup method, as of the current cycle (set by the daemon)
+        self.backup_setup: MethodSetup | None = None
         #: trace context of the DB generation being applied (set by the daemon each cycle)
         self.trace_context: dict[str, str] | None = None
         self.last_xlog = (0, 0)  # (timeline, xlog pos) last collected, for span attributes
@@ -130,7 +147,9 @@ class Executor:
 
     def _read_init_parameters(self) -> dict[str, str]:
         with self.instance.connect_admin() as conn:
-            return state.user_config_parameters(conn)
+            params = state.user_config_parameters(conn)
+        # the archive settings the backup method renders are ours, not the instance's
+        return pgconfig.without_backup_parameters(params) if self.backup_setup is not None else params
 
     def _ensure_roles(self) -> None:
         """For an existing data dir: set the superuser password and make sure the
@@ -228,26 +247,76 @@ class Executor:
             self.instance.remove_data_dir()
             pgdata = self.instance.data_dir
             datadir.create_data_dir(pgdata, self.instance.os_user)
-            command = expand_restore_command(step.data_restore_command, pgdata)
-            log.info("running the data restore command")
-            try:
-                run_command(
-                    ["/bin/sh", "-c", command],
-                    user=self.instance.os_user,
-                    timeout=self.timeouts.sync_bound,
-                )
-            except PostgresError as e:
-                datadir.remove_data_dir(pgdata)
-                span.record_exception(e)
-                raise StepFailed(f"data restore command failed: {e}") from None
+            if step.backup_source is not None:
+                self._restore_from_backup(step.backup_source, span)
+            else:
+                command = expand_restore_command(step.data_restore_command, pgdata)
+                log.info("running the data restore command")
+                try:
+                    run_command(
+                        ["/bin/sh", "-c", command],
+                        user=self.instance.os_user,
+                        timeout=self.timeouts.sync_bound,
+                    )
+                except PostgresError as e:
+                    datadir.remove_data_dir(pgdata)
+                    span.record_exception(e)
+                    raise StepFailed(f"data restore command failed: {e}") from None
             _fix_ownership(pgdata, self.instance.os_user.uid, self.instance.os_user.gid)
-            self._start(step.config, tmp_merged=True, wait=self.timeouts.sync_bound)
+            config = step.config
+            set_roles = step.backup_source is not None and step.wait_recovery
+            if set_roles:
+                # The restored roles have the source cluster's passwords: until ours are set,
+                # the superuser may log in without one over the keeper's private socket
+                # directory (only root and PostgreSQL's OS user can reach it).
+                su = quote_hba_token(self.instance.superuser.username)
+                config = replace(config, hba=(f"local postgres {su} trust", *config.hba))
+            self._start(config, tmp_merged=True, wait=self.timeouts.sync_bound)
             if step.wait_recovery:
                 self.instance.wait_recovery_done(self.timeouts.sync)
                 self.instance.wait_ready(self.timeouts.sync_bound)
+            if set_roles:
+                self._ensure_roles()
             if step.include_previous:
                 self.state.init_parameters = self._read_init_parameters()
             self.instance.stop("fast")
+
+    def _restore_from_backup(self, source: p.BackupSource, span: trace.Span) -> None:
+        """``pitrConfig.fromBackup``: pick the backup and restore it into the (empty) PGDATA;
+        on any failure PGDATA is removed and the step fails with a one-line reason."""
+        pgdata = self.instance.data_dir
+        span.set_attribute("stolon.backup.method", source.method)
+        try:
+            if self.backups is None:
+                raise BackupError("backup methods are not available in this keeper")
+            setup = self.backups.pitr_setup(source.method, json.loads(source.settings_json))
+            ctx = replace(setup.ctx, timeout=self.timeouts.backup)
+            target = RecoveryTarget(source.target_kind, source.target_value)
+            backup = select_backup(setup.method.list_backups(ctx), source.backup_id, target)
+            span.set_attribute("stolon.backup.id", backup.id)
+            span.set_attribute("stolon.backup.size", backup.size)
+            span.set_attribute("stolon.backup.recovery_target", target.describe())
+            self._restore_backup(setup, ctx, backup)
+        except (BackupError, PostgresError, OSError) as e:
+            datadir.remove_data_dir(pgdata)
+            span.record_exception(e)
+            span.set_status(Status(StatusCode.ERROR, str(e)))
+            raise StepFailed(f"restore from backup failed: {_one_line(e)}") from None
+
+    def _restore_backup(self, setup: MethodSetup, ctx: BackupContext, backup: BackupInfo) -> None:
+        pgdata = self.instance.data_dir
+        start = time.monotonic()
+        detail = f"restoring backup {backup.id} ({setup.name}) into {pgdata}"
+        with self.activity.running("restore", detail, backup.size), watch_directory(self.activity, pgdata):
+            setup.method.restore_backup(ctx, backup, pgdata, self.activity.report)
+        for leftover in (RECOVERY_SIGNAL, STANDBY_SIGNAL):
+            (pgdata / leftover).unlink(missing_ok=True)
+        log.info(
+            "backup %s restored in %.1fs (%s)",
+            backup.id,
+            time.monotonic() - start,
+            human_bytes(directory_size(pgdata)),
+        )
 
     def _do_InitExisting(self, step: p.InitExisting) -> None:
         log.info("using the existing database cluster")
@@ -290,9 +359,15 @@ class Executor:
                     log.warning("rewound instance did not start (%s): doing a full resync", e)
                     span.add_event("rewound instance not ready, falling back to pg_basebackup")
                     self.instance.stop("fast")
-            repl = self.instance.replication
             self.instance.remove_data_dir()
-            with self.tracer.start_as_current_span("keeper.pg_basebackup"):
+            if step.from_backup and self._resync_from_backup(step, span):
+                return
+            repl = self.instance.replication
+            with (
+                self.tracer.start_as_current_span("keeper.pg_basebackup"),
+                self.activity.running("pg_basebackup", f"copying db {step.source_db}"),
+                watch_directory(self.activity, self.instance.data_dir),
+            ):
                 basebackup(
                     self.instance,
                     SourceServer(step.source_host, step.source_port, repl.username, repl.login_password),
@@ -301,6 +376,41 @@ class Executor:
                 )
             span.set_attribute("stolon.resync.method", "pg_basebackup")
             self._start(step.config, wait=max(self.timeouts.db_wait_ready, self.timeouts.sync))
+
+    def _resync_from_backup(self, step: p.Resync, span: trace.Span) -> bool:
+        """``backup.restoreStandbys``: restore the latest backup, then start as a standby
+        (WAL from the archive, then streaming). False (PGDATA removed) when it can't."""
+        setup = self.backup_setup
+        if setup is None:
+            return False
+        pgdata = self.instance.data_dir
+        try:
+            datadir.create_data_dir(pgdata, self.instance.os_user)
+            ctx = replace(setup.ctx, timeout=self.timeouts.backup)
+            backups = setup.method.list_backups(ctx)
+            if step.source_system_id:
+                backups = [b for b in backups if b.system_id in ("", step.source_system_id)]
+            backup = select_backup(backups, LATEST, RecoveryTarget())
+            with self.tracer.start_as_current_span("keeper.restore_backup") as bspan:
+                bspan.set_attribute("stolon.backup.method", setup.name)
+                bspan.set_attribute("stolon.backup.id", backup.id)
+                bspan.set_attribute("stolon.backup.size", backup.size)
+                self._restore_backup(setup, ctx, backup)
+            _fix_ownership(pgdata, self.instance.os_user.uid, self.instance.os_user.gid)
+            self._start(step.config, wait=max(self.timeouts.db_wait_ready, self.timeouts.sync))
+        except (BackupError, PostgresError, StepFailed, OSError) as e:
+            log.warning(
+                "restoring the latest backup failed, copying from db %s instead: %s", step.source_db, e
+            )
+            span.add_event("restore from backup failed, falling back to pg_basebackup", {"error": str(e)})
+            try:
+                self.instance.stop("immediate")
+            except PostgresError:
+                pass
+            datadir.remove_data_dir(pgdata)
+            return False
+        span.set_attribute("stolon.resync.method", f"backup:{setup.name}")
+        return True
 
     def _do_FinishInit(self, step: p.FinishInit) -> None:
         self._save_dbstate(
@@ -375,6 +485,11 @@ class Executor:
             current.generation = step.generation
             current.initializing = False
             self._save_dbstate(current)
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    return lines[-1] if len(lines) > 1 and type(e).__name__ == "CommandError" else " ".join(lines)
 
 
 def _fix_ownership(path: Path, uid: int, gid: int) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from stolon.model import DB, ClusterData
 from stolon.model.cluster import FOLLOW_EXTERNAL, FOLLOW_INTERNAL, ROLE_MASTER, ROLE_STANDBY
+from stolon.model.spec import BackupSpec, FromBackup
+from stolon.model.spec import RecoveryTargetSettings as SpecRecoveryTargets
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.hba import SUReplAccessMode, build_hba
 from stolon.postgres.parameters import ParameterInputs, build_parameters
@@ -64,6 +67,27 @@ class KeeperIdentity:
 
 
 @dataclass(frozen=True)
+class BackupCommands:
+    """What the cluster's backup method renders on this host (see stolon/keeper/backups.py):
+    every instance archives with ``archive_command`` (``archive_mode = always``: standbys
+    archive what they receive too, so a failover leaves no hole in the archive), and standbys
+    fetch WAL they can no longer stream with ``restore_command``."""
+
+    method: str
+    archive_command: str
+    restore_command: str
+
+
+#: Parameters the keeper sets itself when the spec has a backup section: not reported to
+#: the sentinel (so ``mergePgParameters`` does not copy them into the spec).
+BACKUP_PARAMETERS = ("archive_mode", "archive_command", "archive_library")
+
+
+def without_backup_parameters(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in params.items() if k not in BACKUP_PARAMETERS}
+
+
+@dataclass(frozen=True)
 class DesiredConfig:
     parameters: dict[str, str]
     hba: tuple[str, ...]
@@ -84,6 +108,7 @@ def db_parameters(
     *,
     pg_major: int,
     init_parameters: Mapping[str, str] | None,
+    backup: BackupCommands | None = None,
 ) -> dict[str, str]:
     """postgresql.conf parameters for ``db``, Go Stolon's precedence plus our additions:
 
@@ -118,6 +143,9 @@ def db_parameters(
         params["max_slot_wal_keep_size"] = DEFAULT_MAX_SLOT_WAL_KEEP_SIZE
     if "password_encryption" not in user and AuthMethod.SCRAM_SHA_256 in (me.su_auth, me.repl_auth):
         params["password_encryption"] = "scram-sha-256"
+    if backup is not None:
+        params["archive_mode"] = "always"
+        params["archive_command"] = backup.archive_command
     if spec.role == ROLE_STANDBY:
         primary = followed_db(db, cd)
         if primary is not None:
@@ -203,8 +231,11 @@ class NotReadyToFollow(Exception):
     """The followed DB has no address yet (it has not reported)."""
 
 
-def db_recovery(db: DB, cd: ClusterData, me: KeeperIdentity) -> RecoveryConfig:
-    """The recovery configuration for the DB's role (standby settings or none)."""
+def db_recovery(
+    db: DB, cd: ClusterData, me: KeeperIdentity, backup: BackupCommands | None = None
+) -> RecoveryConfig:
+    """The recovery configuration for the DB's role (standby settings or none); an internal
+    standby also fetches WAL from the archive when a backup method is configured."""
     spec = db.spec
     assert spec is not None
     if spec.role == ROLE_MASTER:
@@ -223,6 +254,7 @@ def db_recovery(db: DB, cd: ClusterData, me: KeeperIdentity) -> RecoveryConfig:
         user=me.repl_username,
         password=me.repl_password if me.repl_auth is not AuthMethod.TRUST else None,
         db_uid=db.uid,
+        archive=ArchiveRecoverySettings(backup.restore_command) if backup is not None else None,
     )
 
 
@@ -246,9 +278,10 @@ def external_recovery(standby: object, archive: object) -> RecoveryConfig:
     )
 
 
-def pitr_recovery(db: DB) -> RecoveryConfig:
+def pitr_recovery(db: DB, backup_restore_command: str = "") -> RecoveryConfig:
     """Recovery for an ``initMode: pitr`` restore: archive recovery to the targets, or a
-    standby of the external primary for a standby cluster."""
+    standby of the external primary for a standby cluster. ``backup_restore_command`` is
+    the ``pitrConfig.fromBackup`` method's, used when ``archiveRecoverySettings`` is unset."""
     spec = db.spec
     assert spec is not None
     if spec.follow_config is not None and spec.follow_config.type == FOLLOW_EXTERNAL:
@@ -260,6 +293,8 @@ def pitr_recovery(db: DB) -> RecoveryConfig:
     targets = None
     if pitr is not None and pitr.archive_recovery_settings is not None:
         archive = ArchiveRecoverySettings(pitr.archive_recovery_settings.restore_command)
+    elif backup_restore_command:
+        archive = ArchiveRecoverySettings(backup_restore_command)
     if pitr is not None and pitr.recovery_target_settings is not None:
         t = pitr.recovery_target_settings
         targets = RecoveryTargetSettings(
@@ -271,6 +306,34 @@ def pitr_recovery(db: DB) -> RecoveryConfig:
             recovery_target_timeline=t.recovery_target_timeline,
         )
     return build_recovery_config(RecoveryMode.RECOVERY, None, archive, targets)
+
+
+def from_backup_method(fb: FromBackup, section: BackupSpec | None) -> tuple[str, dict[str, Any] | None]:
+    """The method and settings ``pitrConfig.fromBackup`` restores with: its own, or the
+    cluster's ``backup`` section's (its settings too when it names no other method)."""
+    if fb.method and (section is None or fb.method != section.method):
+        return fb.method, fb.settings
+    name = fb.method or (section.method if section else "")
+    settings = fb.settings if fb.settings is not None else (section.settings if section else None)
+    return name, settings
+
+
+def recovery_target_of(rts: SpecRecoveryTargets | None) -> tuple[str, str]:
+    """``recoveryTargetSettings`` as a (kind, value) recovery target for choosing a backup:
+    the first of time, LSN, xid, name, ``recoveryTarget: immediate``; else latest."""
+    if rts is None:
+        return "latest", ""
+    for kind, value in (
+        ("time", rts.recovery_target_time),
+        ("lsn", rts.recovery_target_lsn),
+        ("xid", rts.recovery_target_xid),
+        ("name", rts.recovery_target_name),
+    ):
+        if value:
+            return kind, value
+    if rts.recovery_target == "immediate":
+        return "immediate", ""
+    return "latest", ""
 
 
 def wanted_slots(db: DB) -> set[str]:

@@ -14,11 +14,12 @@ the reported generation is what tells the sentinel the DB converged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stolon.keeper import pgconfig
-from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity, NotReadyToFollow
+from stolon.keeper.pgconfig import BackupCommands, DesiredConfig, KeeperIdentity, NotReadyToFollow
 from stolon.model import DB, ClusterData
 from stolon.model.cluster import (
     DB_INIT_EXISTING,
@@ -29,6 +30,7 @@ from stolon.model.cluster import (
     ROLE_MASTER,
     ROLE_STANDBY,
 )
+from stolon.model.spec import PITRConfig
 from stolon.postgres.recovery import NO_RECOVERY, RecoveryConfig
 
 LOCAL_MASTER = "master"
@@ -101,13 +103,31 @@ class InitNew(Step):
 
 
 @dataclass(frozen=True)
+class BackupSource:
+    """Restore through a backup method (``pitrConfig.fromBackup``): which method (settings
+    as canonical JSON, hashable), which backup (an id or ``latest``) and the recovery target
+    the backup must be able to reach (``kind``, ``value`` of
+    :class:`stolon.backup.base.RecoveryTarget`)."""
+
+    method: str
+    settings_json: str
+    backup_id: str
+    target_kind: str = "latest"
+    target_value: str = ""
+
+
+@dataclass(frozen=True)
 class InitPITR(Step):
+    """``initMode: pitr``: run ``data_restore_command`` (Go Stolon) or restore
+    ``backup_source`` through its method, then recover with ``recovery``."""
+
     db_uid: str
     data_restore_command: str
     recovery: RecoveryConfig
     include_previous: bool
     config: DesiredConfig
     wait_recovery: bool
+    backup_source: BackupSource | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,10 @@ class Resync(Step):
     source_port: str
     try_rewind: bool
     config: DesiredConfig
+    #: restore the latest backup first (``backup.restoreStandbys``), then stream
+    from_backup: bool = False
+    #: the source's system identifier: a backup of another system is never restored
+    source_system_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,6 +230,13 @@ class LocalFacts:
     applied: DesiredConfig | None = None
     sync_guard: bool = False
     in_sync_standbys: tuple[str, ...] | None = None
+    #: the cluster's backup method's commands on this host (None: no backup section, or
+    #: the method can't be used here)
+    backup: BackupCommands | None = None
+    #: ``pitrConfig.fromBackup``'s restore command on this host ("" when not applicable)
+    pitr_restore_command: str = ""
+    #: why ``pitrConfig.fromBackup``'s method can't be used here ("" when it can)
+    pitr_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,10 +257,10 @@ def _desired(
 ) -> DesiredConfig:
     return DesiredConfig(
         parameters=pgconfig.db_parameters(
-            db, cd, me, pg_major=facts.pg_major, init_parameters=facts.init_parameters
+            db, cd, me, pg_major=facts.pg_major, init_parameters=facts.init_parameters, backup=facts.backup
         ),
         hba=pgconfig.db_hba(db, cd, me, only_internal=only_internal),
-        recovery=pgconfig.db_recovery(db, cd, me),
+        recovery=pgconfig.db_recovery(db, cd, me, facts.backup),
     )
 
 
@@ -279,7 +310,9 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
         if mode == DB_INIT_RESYNC:
             return Plan((Wait(str(e)),), notes=(note,))
         config = DesiredConfig(
-            pgconfig.db_parameters(db, cd, me, pg_major=facts.pg_major, init_parameters=None),
+            pgconfig.db_parameters(
+                db, cd, me, pg_major=facts.pg_major, init_parameters=None, backup=facts.backup
+            ),
             pgconfig.db_hba(db, cd, me),
             NO_RECOVERY,
         )
@@ -305,9 +338,14 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
         )
     if mode == DB_INIT_PITR:
         pitr = spec.pitr_config
-        if pitr is None or not pitr.data_restore_command:
+        from_backup: BackupSource | None = None
+        if pitr is not None and pitr.from_backup is not None:
+            if facts.pitr_error:
+                return Plan((Fail(f"cannot restore from backup: {facts.pitr_error}"),), notes=(note,))
+            from_backup = _backup_source(cd, pitr)
+        elif pitr is None or not pitr.data_restore_command:
             return Plan((Fail("init mode pitr without pitrConfig.dataRestoreCommand"),))
-        recovery = pgconfig.pitr_recovery(db)
+        recovery = pgconfig.pitr_recovery(db, facts.pitr_restore_command if from_backup else "")
         return Plan(
             (
                 BeginInit(db.uid),
@@ -319,6 +357,7 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
                     include_previous=spec.include_previous_config,
                     config=DesiredConfig(config.parameters, config.hba, recovery),
                     wait_recovery=recovery.mode.name == "RECOVERY",
+                    backup_source=from_backup,
                 ),
                 FinishInit(db.uid),
             ),
@@ -368,6 +407,14 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
                     source_port=source.status.port,
                     try_rewind=bool(try_rewind),
                     config=config,
+                    from_backup=bool(
+                        facts.backup is not None
+                        and cd.cluster is not None
+                        and cd.cluster.spec is not None
+                        and cd.cluster.spec.backup is not None
+                        and cd.cluster.spec.backup.restore_standbys
+                    ),
+                    source_system_id=source.status.system_id,
                 ),
                 FinishInit(db.uid),
             ),
@@ -384,6 +431,22 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
             )
         )
     return Plan((Fail(f"unknown db init mode {mode!r}"),))
+
+
+def _backup_source(cd: ClusterData, pitr: PITRConfig) -> BackupSource:
+    """``pitrConfig.fromBackup`` with the cluster's ``backup`` section as defaults."""
+    fb = pitr.from_backup
+    assert fb is not None
+    section = cd.cluster.spec.backup if cd.cluster is not None and cd.cluster.spec is not None else None
+    method, settings = pgconfig.from_backup_method(fb, section)
+    kind, value = pgconfig.recovery_target_of(pitr.recovery_target_settings)
+    return BackupSource(
+        method=method,
+        settings_json=json.dumps(settings or {}, sort_keys=True),
+        backup_id=fb.effective_backup_id,
+        target_kind=kind,
+        target_value=value,
+    )
 
 
 def _common_tail(

@@ -61,6 +61,16 @@ SWITCHOVER_ACTIVE_PHASES = (
 DEFAULT_SWITCHOVER_TIMEOUT = Duration(60 * SECOND)
 
 
+# Backup request phases (ours; docs/backup.md).
+BACKUP_REQUESTED = "requested"  # written by stolonctl or the sentinel's schedule
+BACKUP_RUNNING = "running"  # the master's keeper reported it started
+BACKUP_COMPLETED = "completed"
+BACKUP_FAILED = "failed"
+BACKUP_ACTIVE_PHASES = (BACKUP_REQUESTED, BACKUP_RUNNING)
+BACKUP_BY_STOLONCTL = "stolonctl"
+BACKUP_BY_SCHEDULE = "schedule"
+
+
 class ClusterDataError(ModelError):
     """Stored cluster data this version can't act on (format version, bad document)."""
 
@@ -100,12 +110,51 @@ class Switchover(Document):
 
 
 @dataclass(kw_only=True)
+class BackupRequest(Document):
+    """A base backup asked of the master's keeper (ours; docs/backup.md).
+
+    stolonctl (``backup create``) or the leader sentinel (``backup.schedule``) writes it with
+    phase ``requested`` for the current master DB; that DB's keeper runs it and reports in
+    its info; the leader sentinel copies the outcome here (``running``, then ``completed``
+    with ``backupID`` or ``failed`` with ``message``). It stays until the next request.
+    """
+
+    id: str = jf("id", default="")
+    phase: str = jf("phase", default="")
+    requested_by: str = jf("requestedBy", default="")
+    request_time: datetime | None = jf("requestTime")
+    #: the master DB asked to take it (a different master fails the request)
+    db_uid: str = jf("dbUID", default="")
+    keeper_uid: str = jf("keeperUID", default="")
+    start_time: datetime | None = jf("startTime")
+    end_time: datetime | None = jf("endTime")
+    backup_id: str = jf("backupID", default="")
+    size: U64 = jf("size", default=0)
+    message: str = jf("message", default="")
+
+    @property
+    def active(self) -> bool:
+        return self.phase in BACKUP_ACTIVE_PHASES
+
+
+@dataclass(kw_only=True)
+class BackupStatus(Document):
+    """``cluster.status.backup`` (ours): the current or last backup request and the last
+    ``backup.schedule`` slot acted on (so each slot gets one request)."""
+
+    request: BackupRequest | None = jf("request")
+    last_scheduled_slot: datetime | None = jf("lastScheduledSlot")
+
+
+@dataclass(kw_only=True)
 class ClusterStatus(Document):
     current_generation: I64 = jf("currentGeneration", default=0)
     phase: str = jf("phase", default="")
     master: str = jf("master", default="")
     #: the current or last planned switchover (ours)
     switchover: Switchover | None = jf("switchover")
+    #: backups requested of the master's keeper (ours)
+    backup: BackupStatus | None = jf("backup")
 
 
 @dataclass(kw_only=True)

@@ -3,9 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from stolon.model.cluster import PostgresBinaryVersion, TimelineHistory
 from stolon.model.codec import I64, U64, Document, jf
+
+
+@dataclass(kw_only=True)
+class ArchiverState(Document):
+    """``pg_stat_archiver`` of the instance (ours): WAL archiving progress and failures."""
+
+    archived_count: U64 = jf("archivedCount", default=0)
+    last_archived_wal: str = jf("lastArchivedWal", default="")
+    last_archived_time: datetime | None = jf("lastArchivedTime")
+    failed_count: U64 = jf("failedCount", default=0)
+    last_failed_wal: str = jf("lastFailedWal", default="")
+    last_failed_time: datetime | None = jf("lastFailedTime")
+
+
+@dataclass(kw_only=True)
+class Activity(Document):
+    """A long piece of work the keeper is doing (ours): a restore, a base backup, a
+    pg_basebackup or pg_rewind, with its progress for logs and ``stolonctl status``."""
+
+    kind: str = jf("kind", default="")
+    since: datetime | None = jf("since")
+    detail: str = jf("detail", default="")
+    done_bytes: U64 = jf("doneBytes", default=0)
+    total_bytes: U64 = jf("totalBytes", default=0)
+
+
+@dataclass(kw_only=True)
+class KeeperBackupState(Document):
+    """What the keeper did with the cluster's last backup request (ours)."""
+
+    request_id: str = jf("requestID", default="")
+    phase: str = jf("phase", default="")
+    backup_id: str = jf("backupID", default="")
+    start_time: datetime | None = jf("startTime")
+    end_time: datetime | None = jf("endTime")
+    size: U64 = jf("size", default=0)
+    message: str = jf("message", default="")
 
 
 @dataclass(kw_only=True)
@@ -29,6 +67,8 @@ class PostgresState(Document):
     #: the location of its shutdown checkpoint record. Every commit it ever acknowledged is
     #: before it (the shutdown checkpoint is written after the last session ended).
     stopped_xlog_pos: U64 = jf("stoppedXLogPos", default=0)
+    #: ours: WAL archiving state (pg_stat_archiver), when archiving is on
+    archiver: ArchiverState | None = jf("archiver")
 
 
 @dataclass(kw_only=True)
@@ -43,6 +83,12 @@ class KeeperInfo(Document):
     postgres_state: PostgresState | None = jf("postgresState")
     can_be_master: bool | None = jf("canBeMaster")
     can_be_synchronous_replica: bool | None = jf("canBeSynchronousReplica")
+    #: ours: the long work in progress (restore, backup...), if any
+    activity: Activity | None = jf("activity")
+    #: ours: the last backup request this keeper handled
+    backup: KeeperBackupState | None = jf("backup")
+    #: ours: why the backup method can't be used here (bad settings, tool missing), if so
+    backup_error: str = jf("backupError", default="")
 
 
 @dataclass(kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from stolon.postgres.connection import Connection, text
@@ -163,6 +164,36 @@ def checkpoint(conn: Connection) -> None:
     conn.execute("CHECKPOINT")
 
 
+@dataclass(frozen=True)
+class ArchiverStats:
+    """``pg_stat_archiver``: WAL archiving progress and failures since the stats reset."""
+
+    archived_count: int
+    last_archived_wal: str
+    last_archived_time: datetime | None
+    failed_count: int
+    last_failed_wal: str
+    last_failed_time: datetime | None
+
+
+def archiver_stats(conn: Connection) -> ArchiverStats | None:
+    """The archiver's statistics, or None when ``archive_mode`` is off."""
+    row = conn.execute(
+        "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, last_archived_time,"
+        " failed_count, last_failed_wal, last_failed_time FROM pg_stat_archiver"
+    ).fetchone()
+    if row is None or str(row[0]) == "off":
+        return None
+    return ArchiverStats(
+        archived_count=int(row[1] or 0),
+        last_archived_wal=str(row[2] or ""),
+        last_archived_time=row[3],
+        failed_count=int(row[4] or 0),
+        last_failed_wal=str(row[5] or ""),
+        last_failed_time=row[6],
+    )
+
+
 @dataclass
 class CollectedState:
     """What the keeper publishes about its instance (Go ``PostgresState`` minus the
@@ -177,6 +208,7 @@ class CollectedState:
     pg_parameters: dict[str, str] = field(default_factory=dict)
     synchronous_standbys: list[str] = field(default_factory=list)
     older_wal_file: str = ""
+    archiver: ArchiverStats | None = None
     #: why ``healthy`` is false (or what was left out), for the keeper's log
     errors: list[str] = field(default_factory=list)
 
@@ -194,6 +226,7 @@ def collect_state(instance: Instance, timeout: float | None = None) -> Collected
         with instance.connect_admin(timeout) as conn:
             st.pg_parameters = user_config_parameters(conn)
             st.synchronous_standbys = sync_standbys(conn)
+            st.archiver = archiver_stats(conn)
         with instance.connect_replication(timeout) as rconn:
             ident = identify_system(rconn)
             st.system_id = ident.system_id

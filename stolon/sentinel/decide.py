@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from stolon.model.cluster import PHASE_INITIALIZING, PHASE_NORMAL, ClusterData
 from stolon.model.spec import ClusterSpec
 from stolon.model.uid import new_uid as random_uid
+from stolon.sentinel.backups import update_backups
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, keepers, normalize, spec, status
 from stolon.sentinel.health import update_health
 from stolon.sentinel.init_phase import initializing
@@ -97,6 +98,7 @@ def decide(
             initializing(cd, cyc)
         elif phase == PHASE_NORMAL:
             normal(cd, cyc)
+            update_backups(cd, observations.keepers_info, cyc)
         else:
             raise UpdateFailed(f"unknown cluster phase {phase!r}")
     except UpdateFailed as e:

@@ -102,6 +102,16 @@ SWITCHOVER_UNSUPPORTED = "unsupported"  # a standby cluster
 SWITCHOVER_NEW_MASTER_REPLACED = "new_master_replaced"  # the promoted target failed before it was ready
 
 
+#: Why a backup request failed (``BackupFailed.cause``).
+BACKUP_KEEPER_FAILED = "keeper_failed"  # the master's keeper reported the failure
+BACKUP_MASTER_CHANGED = "master_changed"  # the master is not the DB the request was made for
+BACKUP_TIMED_OUT = "timeout"  # no outcome within backup.timeout
+
+#: Why a scheduled slot got no backup (``BackupSlotSkipped.cause``).
+BACKUP_SLOT_BUSY = "backup_running"
+BACKUP_SLOT_NO_MASTER = "no_master"
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -587,6 +597,58 @@ class SwitchoverCancelled(Reason):
     detail: str
 
 
+# -- backups (docs/backup.md) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupRequested(Reason):
+    """The schedule (``backup.schedule``) asked the master's keeper for a base backup for
+    ``slot``; requests from stolonctl are written by stolonctl and have no reason here."""
+
+    kind: ClassVar[str] = "backup_requested"
+    request_id: str
+    requested_by: str
+    db_uid: str
+    keeper_uid: str
+    slot: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BackupStarted(Reason):
+    """The master's keeper reported that it started the requested backup."""
+
+    kind: ClassVar[str] = "backup_started"
+    request_id: str
+    keeper_uid: str
+
+
+@dataclass(frozen=True)
+class BackupCompleted(Reason):
+    kind: ClassVar[str] = "backup_completed"
+    request_id: str
+    backup_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BackupFailed(Reason):
+    """``cause`` is a ``BACKUP_*`` constant, ``detail`` the message stored in the request."""
+
+    kind: ClassVar[str] = "backup_failed"
+    request_id: str
+    cause: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class BackupSlotSkipped(Reason):
+    """A ``backup.schedule`` slot passed without a new request (``cause``)."""
+
+    kind: ClassVar[str] = "backup_slot_skipped"
+    slot: datetime
+    cause: str
+
+
 # -- spec and generations (§3.5, §3.8) --------------------------------------------------------
 
 
@@ -647,4 +709,9 @@ ALL_REASONS: tuple[type[Reason], ...] = (
     SwitchoverPromoted,
     SwitchoverCompleted,
     SwitchoverCancelled,
+    BackupRequested,
+    BackupStarted,
+    BackupCompleted,
+    BackupFailed,
+    BackupSlotSkipped,
 )
