@@ -2,10 +2,12 @@
 
 PostgreSQL hands these settings to ``/bin/sh`` after replacing ``%p`` (the file's path),
 ``%f`` (its name), ``%r`` (restore only: the last restart point's file) and ``%%``. A
-method returns an argv list; :func:`render_command` quotes every literal part for the shell
-and escapes each ``%`` in it as ``%%``, so that nothing in the settings (paths, prefixes) can
-reach the shell or PostgreSQL's substitution. Placeholders may stand alone (``"%p"``) or
-inside an argument (``"--file=%f"``); their expansion holds no shell-special character.
+method returns an argv list in which the placeholders ``%p``, ``%f`` (and ``%r`` for
+restore) are the only special sequences: they may stand alone (``"%p"``) or inside an
+argument (``"--file=%f"``), and their expansion holds no shell-special character. Every
+other character is literal: :func:`render_command` quotes each literal part for the shell
+and escapes each ``%`` in it as ``%%``, so nothing in the settings (paths, prefixes) can
+reach the shell or PostgreSQL's own substitution.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from stolon.backup.base import BackupConfigError
 
 ARCHIVE_PLACEHOLDERS = frozenset({"%p", "%f"})
 RESTORE_PLACEHOLDERS = frozenset({"%p", "%f", "%r"})
-_TOKEN = re.compile(r"(%[a-z%])")
+_TOKEN = re.compile(r"(%[pfr])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -26,7 +28,8 @@ def render_command(argv: Sequence[str], placeholders: frozenset[str]) -> str:
     """A shell command line for PostgreSQL from ``argv`` (see the module docstring).
 
     Raises :class:`BackupConfigError` for an empty argv, a control character, or a
-    ``%x`` sequence other than ``placeholders`` and ``%%`` (a literal ``%``).
+    placeholder that PostgreSQL does not replace in this command (``%r`` in an archive
+    command).
     """
     if not argv or not argv[0]:
         raise BackupConfigError("the method rendered an empty command")
@@ -40,12 +43,10 @@ def render_command(argv: Sequence[str], placeholders: frozenset[str]) -> str:
                 continue
             if piece in placeholders:
                 parts.append(piece)
-            elif piece == "%%":
-                parts.append(_quote("%"))
             elif _TOKEN.fullmatch(piece):
                 raise BackupConfigError(
                     f"command argument {arg!r} uses {piece}, which PostgreSQL does not replace here"
-                    f" (use one of {', '.join(sorted(placeholders))}, or %% for a literal %)"
+                    f" (use {', '.join(sorted(placeholders))})"
                 )
             else:
                 parts.append(_quote(piece))

@@ -242,7 +242,9 @@ class DirectoryMethod:
         """Remove WAL segments (any timeline) before the segment where ``oldest`` starts;
         history files are kept."""
         first = strip_timeline(wal_file_name(oldest.timeline, oldest.start_lsn))
-        res = ctx.run(["ls", "-1", str(self.wal_dir)])
+        res = ctx.run(["ls", "-1", str(self.wal_dir)], check=False)
+        if res.returncode != 0:
+            return  # no WAL archived yet
         doomed = [
             name for name in res.stdout.split() if _SEGMENT.fullmatch(name) and strip_timeline(name) < first
         ]

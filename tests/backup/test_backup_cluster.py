@@ -21,3 +21,41 @@ def test_pitr_from_a_backup_to_a_time(make_repository: Callable[[], Path]) -> No
 
 def test_archive_has_no_hole_across_a_failover(repository: Path) -> None:
     failover_scenario("directory", {"path": str(repository)})
+
+
+def test_new_standby_restores_the_latest_backup_then_streams(repository: Path) -> None:
+    """backup.restoreStandbys: a standby that lost its data comes back from the latest backup
+    plus the archive, then streams; without a backup it falls back to pg_basebackup."""
+    import shutil
+
+    from stolon.testing.backup_cluster import Cluster, _running, _workspace, wait_for
+
+    spec = {"backup": {"method": "directory", "settings": {"path": str(repository)}, "restoreStandbys": True}}
+    with _workspace() as base, _running(base / "c", spec, 2, None) as c:
+        m = c.master()
+        standby = next(k for k in c.lc.keeper_uids() if k != m)
+        assert (
+            "copying from db" in c.lc.processes[standby].output()
+            or "pg_basebackup" in c.lc.processes[standby].output()
+        ), "the first standby could only be copied (no backup yet)"
+        c.sql(m, "CREATE TABLE t (id int primary key)")
+        c.sql(m, "INSERT INTO t SELECT generate_series(1, 50)")
+        out = c.ctl("backup", "create").stdout
+        assert " completed " in out
+        status = c.ctl("status").stdout
+        assert "=== Backups ===" in status and "Method: directory" in status
+        assert "completed, requested by stolonctl" in status
+        c.sql(m, "INSERT INTO t SELECT generate_series(51, 100)")
+        c.switch_and_wait_archived(m)
+
+        proc = c.lc.processes[standby]
+        proc.stop(30)
+        shutil.rmtree(c.lc.base / "keepers" / standby)
+        c.ctl("removekeeper", standby)
+        proc.start()
+        wait_for(f"{standby} restored from the backup", lambda: "restored in" in proc.output(), 180)
+        c.sql(m, "INSERT INTO t SELECT generate_series(101, 150)")
+        wait_for(f"row 150 streamed to {standby}", lambda: 150 in c.ids(standby), 180)
+        assert c.ids(standby) == list(range(1, 151))
+        assert c.sql(standby, "SELECT pg_is_in_recovery()")[0][0] is True
+        assert isinstance(c, Cluster)
