@@ -8,7 +8,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -240,6 +240,3 @@ def test_update_bad_backup_settings_changes_nothing(ctl: Ctl, repository: Path) 
         json.dumps({"backup": {"method": "directory", "settings": {"path": str(repository)}}}),
     )
     assert code == 0, err
-
-
-__all__: list[Callable[..., object]] = []

@@ -8,6 +8,7 @@ import json
 from stolon.keeper import pgconfig
 from stolon.keeper import plan as p
 from stolon.keeper.pgconfig import BackupCommands
+from stolon.model import ClusterData
 from stolon.model.spec import FromBackup, PITRConfig, RecoveryTargetSettings
 from stolon.postgres.recovery import RecoveryMode
 
@@ -57,7 +58,7 @@ def test_user_archive_parameters_are_overridden() -> None:
     )
 
 
-def pitr_cluster(from_backup: FromBackup, **spec: object) -> object:
+def pitr_cluster(from_backup: FromBackup, **spec: object) -> ClusterData:
     c = cd(**spec)
     pitr = PITRConfig(
         from_backup=from_backup,
@@ -71,7 +72,7 @@ def test_pitr_from_a_backup() -> None:
     c = pitr_cluster(FromBackup(backup_id="B1"), backup=SECTION)
     pl = p.plan(
         c, ME, facts(db_uid="", pg_running=False, pg_initialized=False, pitr_restore_command="get %f %p")
-    )  # type: ignore[arg-type]
+    )
     assert kinds(pl) == ["BeginInit", "InitPITR", "FinishInit"]
     step = pl.steps[1]
     assert isinstance(step, p.InitPITR) and step.wait_recovery
@@ -92,7 +93,7 @@ def test_pitr_from_a_backup() -> None:
 def test_pitr_from_another_repository() -> None:
     own = FromBackup(method="other", settings={"bucket": "old"})
     c = pitr_cluster(own, backup=SECTION)
-    pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pg_initialized=False, pitr_restore_command="x"))  # type: ignore[arg-type]
+    pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pg_initialized=False, pitr_restore_command="x"))
     step = pl.steps[1]
     assert isinstance(step, p.InitPITR) and step.backup_source is not None
     assert (step.backup_source.method, step.backup_source.settings_json) == ("other", '{"bucket": "old"}')
@@ -101,7 +102,7 @@ def test_pitr_from_another_repository() -> None:
 
 def test_pitr_method_unusable_fails_with_the_reason() -> None:
     c = pitr_cluster(FromBackup(), backup=SECTION)
-    pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pitr_error="unknown backup method 'x'"))  # type: ignore[arg-type]
+    pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pitr_error="unknown backup method 'x'"))
     assert kinds(pl) == ["Fail"]
     assert "unknown backup method 'x'" in pl.steps[0].message  # type: ignore[attr-defined]
 

@@ -74,7 +74,7 @@ def test_refused(kw: dict[str, Any], field: str, text: str) -> None:
 
 
 def test_unknown_field_in_backup_section() -> None:
-    with pytest.raises(ModelError, match="backup.shedule: unknown field"):
+    with pytest.raises(ModelError, match=r"backup\.shedule: unknown field"):
         spec(backup={**OK, "shedule": "x"})
 
 
