@@ -36,6 +36,7 @@ STATUS_OK = 0
 STATUS_MISSING_STANZA_PATH = 1
 STATUS_NO_BACKUP = 2
 STATUS_MISSING_STANZA_DATA = 3
+STATUS_DIFFERENT_CIPHER = 4
 STATUS_OTHER = 99
 #: codes that mean "nothing there yet", not "broken"
 EMPTY_CODES = frozenset({STATUS_OK, STATUS_MISSING_STANZA_PATH, STATUS_NO_BACKUP, STATUS_MISSING_STANZA_DATA})
@@ -62,9 +63,23 @@ class StanzaStatus:
         """False when pgBackRest could not read the repository (the fix is not "take a backup")."""
         return self.code in EMPTY_CODES or self.code == 6  # 6: a backup or expire is running
 
+    @property
+    def undecryptable(self) -> bool:
+        """The info files could not be read as text: a wrong passphrase, or an encrypted
+        repository read without one (or the other way round)."""
+        return self.code == STATUS_DIFFERENT_CIPHER or any(
+            "FormatError" in p or "CryptoError" in p for p in self.repo_problems
+        )
+
     def describe(self) -> str:
         detail = "; ".join(self.repo_problems) or self.message
         return f"stanza {self.name}: {detail} (code {self.code})"
+
+
+def _printable_first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 def parse_info(text: str, stanza: str) -> StanzaStatus:
@@ -73,7 +88,9 @@ def parse_info(text: str, stanza: str) -> StanzaStatus:
     Raises :class:`BackupError` when the output is not what pgBackRest prints.
     """
     try:
-        doc = json.loads(text)
+        # strict=False: pgBackRest copies raw bytes into messages (an info file decrypted
+        # with the wrong passphrase is quoted as is), control characters included
+        doc = json.loads(text, strict=False)
     except json.JSONDecodeError as e:
         raise BackupError(f"pgbackrest info printed no JSON ({e.msg}): is this pgBackRest 2.x?") from None
     if not isinstance(doc, list):
@@ -87,12 +104,14 @@ def parse_info(text: str, stanza: str) -> StanzaStatus:
 def _stanza(obj: dict[str, Any]) -> StanzaStatus:
     status = obj.get("status") or {}
     code = _int(status.get("code"), STATUS_OTHER)
-    message = str(status.get("message", ""))
+    message = _printable_first_line(str(status.get("message", "")))
     problems = []
     for repo in obj.get("repo") or []:
         rs = (repo or {}).get("status") or {}
         if _int(rs.get("code"), 0) not in EMPTY_CODES:
-            problems.append(f"repo{repo.get('key', '?')}: {rs.get('message', '?')}")
+            problems.append(
+                f"repo{repo.get('key', '?')}: {_printable_first_line(str(rs.get('message', '?')))}"
+            )
     dbs = {}
     for db in obj.get("db") or []:
         if isinstance(db, dict):

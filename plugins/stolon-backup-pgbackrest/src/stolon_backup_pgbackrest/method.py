@@ -79,9 +79,8 @@ ERR_LOCK_ACQUIRE = 50
 ERR_BACKUP_MISMATCH = 51
 ERR_PATH_OPEN = 53
 ERR_FILE_MISSING = 55
-ERR_DB_CONNECT = 56
-ERR_DB_MISMATCH = 58
 ERR_BACKUP_SET_INVALID = 75
+ERR_ARCHIVE_TIMEOUT = 82
 ERR_CRYPTO = 95
 
 
@@ -173,8 +172,14 @@ class PgBackRestMethod:
     # -- base backups ----------------------------------------------------------------------
 
     def create_backup(self, ctx: BackupContext, progress: Progress) -> BackupInfo:
-        self.ensure_repository(ctx)
-        before = {b.id for b in self._info(ctx).backups}
+        self.prepare(ctx)
+        self._check_repository_dir(ctx)
+        status = self._info(ctx)
+        if not status.created:
+            # stanza-create takes the stanza's locks: only when it is missing, so that a
+            # backup started while another runs fails on the backup lock with a clear message
+            self._pgbackrest(ctx, "stanza-create", connect=True)
+        before = {b.id for b in status.backups}
         stanza = self.stanza(ctx)
         progress(f"pgbackrest backup --type=full of stanza {stanza}", None, None)
         self._pgbackrest(ctx, "backup", "--type=full", timeout=ctx.timeout, connect=True)
@@ -203,6 +208,12 @@ class PgBackRestMethod:
                 f"backup {backup.id} is not in stanza {stanza} of {self.options.repo_path}:"
                 " see `stolonctl backup list`"
             )
+        present = ctx.run(["find", str(target_dir), "-mindepth", "1", "-maxdepth", "1"], check=False)
+        if present.returncode != 0 or present.stdout.strip():
+            raise BackupError(
+                f"cannot restore into {target_dir}: it is not an empty directory that OS user"
+                f" {ctx.os_user.name!r} can read; nothing was changed"
+            )
         progress(f"pgbackrest restore --set={backup.id} into {target_dir}", 0, backup.size)
         try:
             self._pgbackrest(
@@ -215,7 +226,7 @@ class PgBackRestMethod:
             )
         except BackupError:
             # pgBackRest restores pg_control last, so a partial copy cannot start; still, leave
-            # the directory empty as it was given
+            # the directory empty as it was given (it was empty: everything in it is ours)
             ctx.run(["find", str(target_dir), "-mindepth", "1", "-delete"], check=False)
             raise
         # the keeper writes the recovery configuration; nothing of the kind may be left here
@@ -241,6 +252,15 @@ class PgBackRestMethod:
     def _info(self, ctx: BackupContext) -> StanzaStatus:
         res = self._pgbackrest(ctx, "info", "--output=json")
         status = parse_info(res.stdout, self.stanza(ctx))
+        if not status.readable and status.undecryptable:
+            fix = (
+                f"check {CIPHER_PASS_KEY} in backup.settings.envFile"
+                if self.options.cipher_type != "none"
+                else "if the repository is encrypted, set backup.settings.cipherType and envFile"
+            )
+            raise BackupConfigError(
+                f"pgbackrest cannot decrypt the repository {self.options.repo_path} ({status.describe()}): {fix}"
+            )
         if not status.readable:
             raise StorageUnreachableError(
                 f"pgbackrest cannot use the repository {self.options.repo_path}: {status.describe()}"
@@ -280,7 +300,10 @@ class PgBackRestMethod:
         text = f"pgbackrest {command} failed: {one_line(output)}"
         if err is None:
             return BackupError(text)
-        if err.code in (ERR_BACKUP_MISMATCH, ERR_ARCHIVE_MISMATCH):
+        mismatch = err.code in (ERR_BACKUP_MISMATCH, ERR_ARCHIVE_MISMATCH) or (
+            err.code == ERR_FILE_INVALID and "do not match" in err.message
+        )
+        if mismatch:
             return BackupError(
                 f"{text}: stanza {stanza} in {self.options.repo_path} belongs to another database system"
                 " (another cluster, or this one before a re-initialisation): set a new backup.settings.stanza"
@@ -295,6 +318,17 @@ class PgBackRestMethod:
             )
         if err.code == ERR_PATH_OPEN:
             return StorageUnreachableError(text)
+        if err.code == ERR_BACKUP_SET_INVALID:
+            return BackupNotFoundError(f"{text}: see `stolonctl backup list`")
+        if err.code == ERR_ARCHIVE_TIMEOUT:
+            return BackupError(
+                f"{text}: PostgreSQL did not archive the backup's last WAL segment through this method in"
+                " time: check archive_command and pg_stat_archiver, or raise backup.settings.archiveTimeout"
+            )
+        if err.code == ERR_CRYPTO:
+            return BackupConfigError(
+                f"{text}: check backup.settings.cipherType and {CIPHER_PASS_KEY} in backup.settings.envFile"
+            )
         return BackupError(text)
 
 
