@@ -1,5 +1,6 @@
 """The pgbackrest method beyond the contract kit, against real PostgreSQL 15 and pgBackRest:
-a master and a standby archiving the same segments (``archive_mode = always``), a stanza of
+a master and a standby archiving the same segments (``archive_mode = always``), a failover
+to a new timeline, a stanza of
 another database system, an encrypted repository, a backup whose WAL is never archived, a
 restore into a non-empty directory, and pgbackrest missing from PATH."""
 
@@ -19,7 +20,7 @@ from stolon.backup.registry import open_method
 from stolon.plugins import load_plugins
 from stolon.postgres import slots
 from stolon.postgres.instance import Instance
-from stolon.postgres.recovery import internal_standby_config
+from stolon.postgres.recovery import NO_RECOVERY, internal_standby_config
 from stolon.postgres.replication import SourceServer, basebackup
 from stolon.testing.backup_contract import (
     BackupMethodContract,
@@ -109,6 +110,42 @@ def test_master_and_standby_archive_the_same_segments(
     got = kit.run_shell(substitute(command, {"%f": last, "%p": f"{fetched}/{last}"}), primary.data_dir)
     assert got.returncode == 0, got.stderr
     assert (fetched / last).stat().st_size == (primary.data_dir / "pg_wal" / last).stat().st_size
+
+
+def test_failover_new_master_archives_and_backs_up_a_new_timeline(
+    kit_for: Any, pgbackrest_settings: dict[str, Any]
+) -> None:
+    """The master dies, its standby is promoted: the new master archives timeline 2 (the
+    history file too) into the same stanza and takes backups there; a restore of the old
+    timeline-1 backup replays across the switch to the end of the archive."""
+    kit = kit_for(pgbackrest_settings)
+    old, old_ctx = kit.archiving_primary("old")
+    sql(old, "CREATE TABLE t (id int)")
+    sql(old, "INSERT INTO t VALUES (1)")
+    before = kit.method.create_backup(old_ctx, lambda *a: None)
+    new = _standby(kit, old, "new")
+    sql(old, "INSERT INTO t VALUES (2)")
+    switch_and_wait_archived(old)
+    assert wait_until(lambda: bool(sql(new, "SELECT count(*) FROM t WHERE id = 2")[0][0]), 60, 0.1)
+    old.stop("immediate")
+
+    new.set_config(recovery=NO_RECOVERY)
+    new.promote()
+    sql(new, "INSERT INTO t VALUES (3)")
+    switch_and_wait_archived(new)
+    new_ctx = kit.context(new, work="work-new")
+    after = kit.method.create_backup(new_ctx, lambda *a: None)
+    assert (before.timeline, after.timeline) == (1, 2)
+    assert [b.id for b in kit.method.list_backups(new_ctx)] == [before.id, after.id]
+    command = restore_command(kit.method.restore_command(new_ctx))
+    fetched = kit.sandbox.path("fetched")
+    got = kit.run_shell(substitute(command, {"%f": "00000002.history", "%p": f"{fetched}/h"}), new.data_dir)
+    assert got.returncode == 0, got.stderr
+
+    sql(new, "INSERT INTO t VALUES (4)")
+    switch_and_wait_archived(new)
+    restored = BackupMethodContract()._restore(kit, new_ctx, before, RecoveryTarget(), "restored")
+    assert [r[0] for r in sql(restored, "SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
 
 
 def test_stanza_of_another_database_system_is_refused(
