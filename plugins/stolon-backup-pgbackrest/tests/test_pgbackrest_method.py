@@ -1,11 +1,12 @@
 """The pgbackrest method beyond the contract kit, against real PostgreSQL 15 and pgBackRest:
 a master and a standby archiving the same segments (``archive_mode = always``), a failover
-to a new timeline, a stanza of
+to a new timeline, a server reached over TCP, a stanza of
 another database system, an encrypted repository, a backup whose WAL is never archived, a
 restore into a non-empty directory, and pgbackrest missing from PATH."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,18 @@ def test_failover_new_master_archives_and_backs_up_a_new_timeline(
     switch_and_wait_archived(new)
     restored = BackupMethodContract()._restore(kit, new_ctx, before, RecoveryTarget(), "restored")
     assert [r[0] for r in sql(restored, "SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
+
+
+def test_backup_through_a_tcp_host(kit_for: Any, pgbackrest_settings: dict[str, Any]) -> None:
+    """A server given as a TCP host (no socket directory): pgbackrest.conf has no
+    pg1-socket-path and libpq takes the host from PGHOST."""
+    kit = kit_for(pgbackrest_settings)
+    _inst, ctx = kit.archiving_primary()
+    assert ctx.server is not None
+    tcp = dataclasses.replace(ctx, server=dataclasses.replace(ctx.server, host="127.0.0.1"))
+    info = kit.method.create_backup(tcp, lambda *a: None)
+    assert "pg1-socket-path" not in (ctx.work_dir / "pgbackrest.conf").read_text()
+    assert [b.id for b in kit.method.list_backups(ctx)] == [info.id]
 
 
 def test_stanza_of_another_database_system_is_refused(
