@@ -34,6 +34,12 @@ them against a real PostgreSQL):
   every standby archives too, ``archive_mode = always``): pushing a segment whose identical
   copy is in the repository succeeds; pushing a *different* file under an existing name
   fails (it would overwrite history).
+* **Standby archiving** (optional attribute ``standby_archiving``, default True): the master
+  and every standby archive the same segments, possibly at the same moment, so a master
+  that dies with segments it did not archive yet leaves no hole. A tool that can't take
+  concurrent pushes of one segment sets it False: only the master archives
+  (``archive_mode = on``) and, after a promotion, the new master's keeper pushes the
+  previous timeline's segments still in its ``pg_wal`` (:func:`standby_archiving`).
 * **Errors are one line.** Raise :class:`BackupError` (or a subclass) whose message names the
   cause and the fix; never leave a half-restored data directory (the keeper also removes it).
 * Everything runs as :attr:`BackupContext.os_user` (PostgreSQL's OS user) through
@@ -368,6 +374,12 @@ class BackupContext:
 # -- the method ------------------------------------------------------------------------------
 
 
+def standby_archiving(method: object) -> bool:
+    """Whether standbys archive too with this method (its optional ``standby_archiving``
+    attribute; see the module docstring)."""
+    return bool(getattr(method, "standby_archiving", True))
+
+
 @runtime_checkable
 class BackupMethod(Protocol):
     """What a backup method's factory returns. See the module docstring for the rules."""
@@ -441,4 +453,5 @@ __all__ = [
     "parse_target_time",
     "parse_time",
     "select_backup",
+    "standby_archiving",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from stolon.backup.base import BackupConfigError
 
@@ -64,3 +64,26 @@ def archive_command(argv: Sequence[str]) -> str:
 
 def restore_command(argv: Sequence[str]) -> str:
     return render_command(argv, RESTORE_PLACEHOLDERS)
+
+
+def expand_placeholders(command: str, values: Mapping[str, str]) -> str:
+    """PostgreSQL's replacement in archive/restore commands: ``%p``, ``%f``, ``%r`` from
+    ``values``, ``%%`` as ``%``; any other ``%x`` stays as it is. For running a rendered
+    command the way PostgreSQL would (the keeper's catch-up after a promotion, tests)."""
+    out = []
+    i = 0
+    while i < len(command):
+        c = command[i]
+        if c == "%" and i + 1 < len(command):
+            key = command[i : i + 2]
+            if key == "%%":
+                out.append("%")
+                i += 2
+                continue
+            if key in values:
+                out.append(values[key])
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)

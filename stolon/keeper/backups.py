@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stolon.backup.base import BackupContext, BackupError, BackupMethod, PgServer
+from stolon.backup.base import BackupContext, BackupError, BackupMethod, PgServer, standby_archiving
 from stolon.backup.commands import archive_command, restore_command
 from stolon.backup.files import ensure_private_dir
 from stolon.backup.registry import open_method
@@ -107,6 +107,7 @@ class KeeperBackups:
                         name,
                         archive_command(method.archive_command(ctx)),
                         restore_command(method.restore_command(ctx)),
+                        "always" if standby_archiving(method) else "on",
                     ),
                 )
             except BackupError as e:

@@ -25,6 +25,7 @@ from stolon.backup.base import LATEST, BackupContext, BackupError, BackupInfo, R
 from stolon.keeper import pgconfig
 from stolon.keeper import plan as p
 from stolon.keeper.activity import ActivityTracker, directory_size, human_bytes, watch_directory
+from stolon.keeper.archive_catchup import push_older_segments
 from stolon.keeper.backups import KeeperBackups, MethodSetup
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.localstate import DBLocalState
@@ -431,6 +432,11 @@ class Executor:
         with self._span("promote", self.cfg.uid):
             self._apply(step.config)
             self.instance.promote(wait=True, timeout=max(self.timeouts.db_wait_ready, 10.0))
+            setup = self.backup_setup
+            if setup is not None and setup.commands.archive_mode == "on":
+                push_older_segments(
+                    self.instance.data_dir, setup.commands.archive_command, self.instance.os_user, self.tracer
+                )
 
     def _do_Reload(self, step: p.Reload) -> None:
         log.info("%s", step.reason)

@@ -70,12 +70,15 @@ class KeeperIdentity:
 class BackupCommands:
     """What the cluster's backup method renders on this host (see stolon/keeper/backups.py):
     every instance archives with ``archive_command`` (``archive_mode = always``: standbys
-    archive what they receive too, so a failover leaves no hole in the archive), and standbys
-    fetch WAL they can no longer stream with ``restore_command``."""
+    archive what they receive too, so a failover leaves no hole in the archive; ``on`` for a
+    method that can't take concurrent pushes), and standbys fetch WAL they can no longer
+    stream with ``restore_command``."""
 
     method: str
     archive_command: str
     restore_command: str
+    #: ``always`` (standbys archive too) or ``on`` (the method can't take concurrent pushes)
+    archive_mode: str = "always"
 
 
 #: Parameters the keeper sets itself when the spec has a backup section: not reported to
@@ -144,7 +147,7 @@ def db_parameters(
     if "password_encryption" not in user and AuthMethod.SCRAM_SHA_256 in (me.su_auth, me.repl_auth):
         params["password_encryption"] = "scram-sha-256"
     if backup is not None:
-        params["archive_mode"] = "always"
+        params["archive_mode"] = backup.archive_mode
         params["archive_command"] = backup.archive_command
     if spec.role == ROLE_STANDBY:
         primary = followed_db(db, cd)

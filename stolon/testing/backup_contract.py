@@ -51,8 +51,10 @@ from stolon.backup.base import (
     PgServer,
     RecoveryTarget,
     select_backup,
+    standby_archiving,
 )
 from stolon.backup.commands import archive_command, restore_command
+from stolon.backup.commands import expand_placeholders as substitute
 from stolon.backup.files import ensure_private_dir
 from stolon.backup.registry import open_method
 from stolon.plugins import load_plugins
@@ -62,32 +64,12 @@ from stolon.postgres.recovery import (
     RecoveryMode,
     RecoveryTargetSettings,
     build_recovery_config,
+    internal_standby_config,
 )
+from stolon.postgres.replication import SourceServer, basebackup
 from stolon.postgres.runas import child_environment
 from stolon.testing.pgsandbox import PgSandbox, find_binaries_or_skip, pg_os_user_or_skip
 from stolon.testing.store_contract import wait_until
-
-
-def substitute(command: str, values: dict[str, str]) -> str:
-    """PostgreSQL's placeholder replacement for archive/restore commands (``%p``, ``%f``,
-    ``%r``, ``%%``; any other ``%x`` is left as it is)."""
-    out = []
-    i = 0
-    while i < len(command):
-        c = command[i]
-        if c == "%" and i + 1 < len(command):
-            key = command[i : i + 2]
-            if key == "%%":
-                out.append("%")
-                i += 2
-                continue
-            if key in values:
-                out.append(values[key])
-                i += 2
-                continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 @dataclass
@@ -284,6 +266,57 @@ class BackupMethodContract:
         kit.sandbox.os_user.chown(fake)
         clash = kit.run_shell(substitute(command, {"%p": str(fake), "%f": first}), inst.data_dir)
         assert clash.returncode != 0, f"a different file was archived over {first}"
+
+    def test_standby_archives_the_same_wal_concurrently(self, kit: KitEnv) -> None:
+        """With ``archive_mode = always`` on the master and a streaming standby, both push the
+        same segments at about the same moment: no failure on either side."""
+        if not standby_archiving(kit.method):
+            pytest.skip("the method archives from the master only (standby_archiving = False)")
+        inst, _ctx = kit.archiving_primary()
+        standby = kit.sandbox.instance("standby")
+        repl = inst.replication
+        sql(inst, "SELECT pg_create_physical_replication_slot('stolon_standby')")
+        basebackup(
+            standby,
+            SourceServer(str(inst.socket_dir), inst.port, repl.username, repl.password),
+            db_uid="standby",
+            use_slot=False,
+            fast_checkpoint=True,
+            timeout=300,
+        )
+        recovery = internal_standby_config(
+            host=str(inst.socket_dir),
+            port=inst.port,
+            user=repl.username,
+            password=repl.password,
+            db_uid="standby",
+        )
+        params = kit.sandbox.parameters(
+            standby,
+            {"archive_mode": "always", "archive_command": str(sql(inst, "SHOW archive_command")[0][0])},
+        )
+        standby.set_config(parameters=params, recovery=recovery)
+        standby.start()
+        standby.wait_ready(120)
+        sql(inst, "CREATE TABLE t (id int)")
+        last = ""
+        for i in range(6):
+            sql(inst, "INSERT INTO t SELECT generate_series(1, 1000)")
+            last = switch_and_wait_archived(inst)
+            del i
+
+        def standby_archived() -> bool:
+            row = sql(standby, "SELECT last_archived_wal FROM pg_stat_archiver")[0]
+            return row[0] is not None and str(row[0]) >= last
+
+        if not wait_until(standby_archived, 120, 0.3):
+            row = sql(standby, "SELECT * FROM pg_stat_archiver")
+            raise AssertionError(
+                f"the standby did not archive {last}: {row}\n{kit.sandbox.log('standby')[-3000:]}"
+            )
+        for who in (inst, standby):
+            failed = sql(who, "SELECT failed_count, last_failed_wal FROM pg_stat_archiver")[0]
+            assert failed[0] == 0, f"archiving failed on {who}: {failed}"
 
     # -- base backup, list, point-in-time restore -------------------------------------------
 

@@ -21,11 +21,11 @@ from stolon.backup.base import (
     select_backup,
 )
 from stolon.backup.commands import archive_command, restore_command
+from stolon.backup.commands import expand_placeholders as substitute
 from stolon.backup.files import read_env_file, write_private
 from stolon.backup.settings import Settings
 from stolon.model.cron import CronError, CronSchedule
 from stolon.postgres.runas import OSUser
-from stolon.testing.backup_contract import substitute
 
 # -- commands ----------------------------------------------------------------------------------
 

@@ -87,6 +87,13 @@ ERR_CRYPTO = 95
 class PgBackRestMethod:
     """See the module docstring; settings in :mod:`stolon_backup_pgbackrest.options`."""
 
+    #: Only the master archives (``archive_mode = on``). pgBackRest's documentation
+    #: recommends one archiver per stanza, and two pushes of one segment race on a temporary
+    #: file opened without O_EXCL: a host dying in that window could leave a short segment
+    #: under its final name. After a promotion the keeper pushes the previous timeline's
+    #: segments still in the new master's pg_wal instead (see README.md).
+    standby_archiving = False
+
     def __init__(self, settings: dict[str, Any]) -> None:
         self.options: Options = parse_options(settings)
 
