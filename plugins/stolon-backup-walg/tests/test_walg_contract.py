@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from stolon_backup_walg.method import CONFIG_NAME
 from walg_testing import walg_settings
 
-from stolon.backup.base import BackupConfigError
+from stolon.backup.base import BackupConfigError, BackupError, StorageUnreachableError
 from stolon.backup.registry import open_method
 from stolon.plugins import load_plugins
 from stolon.testing.backup_contract import BackupMethodContract, KitEnv, sql, switch_and_wait_archived
@@ -102,6 +103,55 @@ class WalgContract(BackupMethodContract):
                 env.method.prepare(ctx)
         finally:
             env.sandbox.close()
+
+    def test_walg_found_on_path(
+        self, walg_binary: Path, walg_repository: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without ``walgPath`` the commands say ``wal-g`` and PostgreSQL finds it on the PATH
+        it inherited (the keeper's)."""
+        monkeypatch.setenv("PATH", f"{walg_binary.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        env = self._kit_for({"filePrefix": str(walg_repository)})
+        try:
+            inst, ctx = env.archiving_primary()
+            assert env.method.archive_command(ctx)[0] == "wal-g"
+            name = switch_and_wait_archived(inst)
+            assert (walg_repository / "wal_005" / f"{name}.lz4").is_file()
+        finally:
+            env.sandbox.close()
+
+    def test_repository_errors_are_one_line(self, kit: KitEnv, walg_repository: Path) -> None:
+        """WAL-G's own failure (here: its backups folder is a file) comes back as one line."""
+        ctx = kit.context()
+        (walg_repository / "basebackups_005").write_text("not a folder")
+        with pytest.raises(StorageUnreachableError) as e:
+            kit.method.check(ctx)
+        message = str(e.value)
+        assert "\n" not in message and "WAL-G cannot use the repository" in message, message
+        with pytest.raises(StorageUnreachableError):
+            kit.method.list_backups(ctx)
+
+    def test_backup_push_failure_is_one_line(self, kit: KitEnv) -> None:
+        _inst, ctx = kit.archiving_primary()
+        elsewhere = replace(ctx, pgdata=kit.sandbox.path("not-the-data-directory"))
+        with pytest.raises(BackupError) as e:
+            kit.method.create_backup(elsewhere, lambda *a: None)
+        message = str(e.value)
+        assert message.startswith("wal-g backup-push failed: ") and "\n" not in message, message
+        assert kit.method.list_backups(ctx) == []
+
+    def test_failed_restore_leaves_an_empty_directory(self, kit: KitEnv, walg_repository: Path) -> None:
+        _inst, ctx = kit.archiving_primary()
+        info = kit.method.create_backup(ctx, lambda *a: None)
+        parts = walg_repository / "basebackups_005" / info.id / "tar_partitions"
+        part = next(p for p in sorted(parts.iterdir()) if p.name.startswith("part_"))
+        data = part.read_bytes()
+        part.write_bytes(data[: len(data) // 2])
+        target = kit.sandbox.path("restore-target")
+        with pytest.raises(BackupError) as e:
+            kit.method.restore_backup(ctx, info, target, lambda *a: None)
+        assert str(e.value).startswith(f"wal-g backup-fetch {info.id} failed: ")
+        assert "\n" not in str(e.value)
+        assert list(target.iterdir()) == [], "a half-restored data directory was left behind"
 
     def _kit_for(self, settings: dict[str, Any]) -> KitEnv:
         from stolon.testing.pgsandbox import PgSandbox, find_binaries_or_skip, pg_os_user_or_skip
