@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,40 @@ class TestWalgReal(WalgContract):
     @pytest.fixture
     def walg_binary(self, walg_real: Path) -> Path:
         return walg_real
+
+
+def test_a_hanging_walg_is_stopped(walg_repository: Path) -> None:
+    """A WAL-G that never answers (an S3 endpoint that swallows requests; here a script
+    standing in for it that sleeps) is killed at the context's time bound, and a check
+    reports the storage as unreachable in one line."""
+    from stolon.backup.base import BackupContext
+    from stolon.backup.files import ensure_private_dir
+    from stolon.testing.pgsandbox import pg_os_user_or_skip
+
+    user = pg_os_user_or_skip()
+    base = Path(tempfile.mkdtemp(prefix="stolon-walg-hang-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        tool = base / "wal-g"
+        tool.write_text(
+            '#!/bin/sh\nif [ "$1" = --version ]; then echo "wal-g version hang"; exit 0; fi\nexec sleep 60\n'
+        )
+        os.chmod(tool, 0o755)
+        work = base / "work"
+        work.mkdir()
+        ensure_private_dir(work, user)
+        ctx = BackupContext(
+            cluster_name="c",
+            pgdata=base / "pgdata",
+            pg_bin_dir=Path("/usr/lib/postgresql/15/bin"),
+            pg_major=15,
+            os_user=user,
+            work_dir=work,
+            short_timeout=1.0,
+        )
+        method = open_method(load_plugins(), "walg", walg_settings(tool, walg_repository))
+        with pytest.raises(StorageUnreachableError) as e:
+            method.check(ctx)
+        assert "did not finish within 1s" in str(e.value) and "\n" not in str(e.value)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -87,15 +87,18 @@ class WalgMethod:
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        on_timeout: type[BackupError] = BackupError,
     ) -> CommandResult:
-        """Run ``wal-g <args>``; WAL-G's own failure comes back as :class:`CommandError`."""
+        """Run ``wal-g <args>``; WAL-G's own failure comes back as :class:`CommandError`, a
+        timeout as ``on_timeout``."""
         try:
             return ctx.run(self._walg(ctx, *args), timeout=timeout, env=env, secrets=self._secrets)
         except BinaryNotFoundError:
             raise self._not_installed() from None
         except CommandTimeoutError as e:
-            raise BackupError(
-                f"wal-g {args[0]} did not finish within {e.timeout:g}s and was stopped: {error_line(e.output)}"
+            raise on_timeout(
+                f"wal-g {args[0]} did not finish within {e.timeout:g}s and was stopped"
+                f" ({error_line(e.output)}): check that {self.settings.storage} is reachable"
             ) from None
 
     def _not_installed(self) -> BackupConfigError:
@@ -125,7 +128,7 @@ class WalgMethod:
                     f" {ctx.os_user.name!r} can write: create it and give it to that user"
                 ) from None
         try:
-            self._run(ctx, ["backup-list", "--json"])
+            self._run(ctx, ["backup-list", "--json"], on_timeout=StorageUnreachableError)
         except CommandError as e:
             raise self._unreachable(e) from None
         return f"wal-g {version}, {self.settings.storage}"
@@ -151,7 +154,7 @@ class WalgMethod:
     def list_backups(self, ctx: BackupContext) -> list[BackupInfo]:
         self.prepare(ctx)
         try:
-            res = self._run(ctx, ["backup-list", "--json", "--detail"])
+            res = self._run(ctx, ["backup-list", "--json", "--detail"], on_timeout=StorageUnreachableError)
         except CommandError as e:
             raise self._unreachable(e) from None
         return parse_backup_list(res.stdout)
