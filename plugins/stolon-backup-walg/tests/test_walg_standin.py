@@ -10,6 +10,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -400,3 +401,16 @@ def test_go_time_format() -> None:
     assert standin.go_time(1_767_225_600_000_000_000, local=False) == "2026-01-01T00:00:00Z"
     assert standin.go_time(1_767_225_600_730_000_000, local=False) == "2026-01-01T00:00:00.73Z"
     assert standin.go_time(1_767_225_600_000_000_001, local=False) == "2026-01-01T00:00:00.000000001Z"
+
+
+def test_backup_push_without_a_server(walg: Walg, tmp_path: Path) -> None:
+    """The session can't be opened: psql's error becomes WAL-G's one-line fatal error."""
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("15\n")
+    if not os.access("/usr/lib/postgresql/15/bin/psql", os.X_OK) and not shutil.which("psql"):
+        pytest.skip("psql is not installed")
+    out = walg("backup-push", str(pgdata), env={"PGHOST": str(tmp_path / "nosocket"), "PGPORT": "1"})
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: ") and "QueryRunner: " in last and "connection" in last, out.stderr
