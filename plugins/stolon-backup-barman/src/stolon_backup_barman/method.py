@@ -53,6 +53,7 @@ BACKUP_ID_FORMAT = "%Y%m%dT%H%M%S"  # barman-cloud-backup's id: its local time (
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 #: is $1 (a path, or a name looked up on PATH) something we can execute?
 _FIND_TOOL = 'case $1 in */*) [ -f "$1" ] && [ -x "$1" ] ;; *) command -v "$1" >/dev/null ;; esac'
+_NO_BUCKET = re.compile(r"^Bucket \S+ does not exist")  # `--test` (barman.cloud, 3.19)
 _SYSTEM_ID = re.compile(r"^Database system identifier:\s*(\d+)\s*$", re.MULTILINE)
 
 
@@ -133,7 +134,7 @@ class BarmanMethod:
                     f"{what}: cannot reach the object storage ({message}): check"
                     " backup.settings.endpointUrl and the network"
                 ) from None
-            if e.returncode == EXIT_OPERATION and "NoSuchBucket" in message:
+            if e.returncode == EXIT_OPERATION and ("NoSuchBucket" in message or _NO_BUCKET.search(message)):
                 raise StorageUnreachableError(
                     f"{what}: the bucket of {self.settings.destination_url} does not exist: create it"
                 ) from None

@@ -26,9 +26,11 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from stolon.netutil import free_port
 from stolon.postgres.runas import OSUser, run_command
@@ -154,6 +156,13 @@ class MotoS3Server:
             if r.status != 200:
                 raise RuntimeError(f"creating bucket {name} on moto failed: HTTP {r.status}")
         return name
+
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """The object keys in ``bucket`` under ``prefix`` (first 1000)."""
+        query = urllib.parse.urlencode({"list-type": "2", "prefix": prefix})
+        with urllib.request.urlopen(f"{self.endpoint}/{bucket}?{query}", timeout=30) as r:
+            root = ElementTree.fromstring(r.read())
+        return sorted(el.text or "" for el in root.iter() if el.tag.endswith("}Key") or el.tag == "Key")
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
