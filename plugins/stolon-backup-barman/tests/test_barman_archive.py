@@ -155,8 +155,14 @@ def test_a_partial_segment_is_another_name(site: Site, barman_settings: dict[str
     assert site.fetch(m, "000000010000000000000006") is None
 
 
-def test_history_files(site: Site, barman_settings: dict[str, Any]) -> None:
+def test_history_and_backup_history_files(
+    site: Site, barman_settings: dict[str, Any], moto_s3: MotoS3Server
+) -> None:
     m = method(barman_settings)
+    label = f"{SEG}.00000028.backup"
+    assert site.archive(m, site.segment(label, b"START WAL LOCATION: 0/5000028\n"), label).returncode == 0
+    bucket = barman_settings["destinationUrl"].split("/")[2]
+    assert f"stolon/archive-test/wals/0000000100000000/{label}" in moto_s3.list_keys(bucket)
     history = b"1\t0/5000000\tno recovery target specified\n"
     assert site.archive(m, site.segment("00000002.history", history), "00000002.history").returncode == 0
     assert site.archive(m, "pg_wal/00000002.history", "00000002.history").returncode == 0

@@ -54,6 +54,8 @@ if [ "$creds" = aws-files ]; then
   AWS_SHARED_CREDENTIALS_FILE="$dir/aws-credentials"; AWS_CONFIG_FILE="$dir/aws-config"
   export AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE
 fi
+# barman-cloud-wal-restore never returns a backup history file (*.backup): no check to make
+case $name in *.backup) exec "$archive" ${comp:+"$comp"} "$@" "$src" ;; esac
 tmp="$dir/.archive-check.$$"
 rm -rf "$tmp" && mkdir -m 700 "$tmp" || exit 1
 case $name in *.partial) np= ;; *) np=--no-partial ;; esac
