@@ -6,14 +6,17 @@ Cheap to import: the method module is loaded when a method is built from setting
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stolon
 from stolon.hookspecs import MethodSpec
 from stolon_backup_barman import METHOD_NAME
 
+if TYPE_CHECKING:
+    from stolon_backup_barman.method import BarmanMethod
 
-def open_method(settings: dict[str, Any]) -> Any:
+
+def open_method(settings: dict[str, Any]) -> BarmanMethod:
     from stolon_backup_barman.method import BarmanMethod
 
     return BarmanMethod(settings)
