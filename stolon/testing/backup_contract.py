@@ -226,6 +226,15 @@ class BackupMethodContract:
         rest = restore_command(kit.method.restore_command(ctx))
         assert "%p" in arch
         assert "%f" in rest and "%p" in rest
+        if kit.sandbox.pg_major < 16:
+            # PostgreSQL 15 and older expand archive_command into a MAXPGPATH buffer and
+            # silently cut it at 1023 bytes (the shell then fails on the truncated text)
+            name = "000000010000000000000001.partial"
+            expanded = substitute(arch, {"%p": f"pg_wal/{name}", "%f": name})
+            assert len(expanded) <= 1023, (
+                f"the archive command is {len(expanded)} bytes once expanded: PostgreSQL"
+                f" {kit.sandbox.pg_major} truncates it at 1023 (keep long scripts in a file)"
+            )
 
     def test_unreachable_storage(self, unreachable_settings: dict[str, Any] | None) -> None:
         if unreachable_settings is None:
