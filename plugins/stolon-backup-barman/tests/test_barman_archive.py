@@ -19,10 +19,10 @@ from stolon_backup_barman.testing import MotoS3Server
 
 from stolon.backup.base import BackupConfigError, BackupContext, StorageUnreachableError
 from stolon.backup.commands import archive_command, restore_command
+from stolon.backup.commands import expand_placeholders as substitute
 from stolon.backup.files import ensure_private_dir
 from stolon.netutil import free_port
 from stolon.postgres.runas import OSUser, child_environment
-from stolon.testing.backup_contract import substitute
 from stolon.testing.pgsandbox import pg_os_user_or_skip
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from stolon_backup_barman.method import BarmanMethod
 
 from stolon.backup.base import BackupConfigError, BackupContext
 from stolon.backup.commands import archive_command, restore_command
+from stolon.backup.commands import expand_placeholders as substitute
 from stolon.postgres.runas import OSUser
-from stolon.testing.backup_contract import substitute
 
 BASE: dict[str, Any] = {
     "destinationUrl": "s3://my-bucket/stolon",

@@ -20,11 +20,11 @@ from stolon_backup_pgbackrest.options import Options, parse_options
 
 from stolon.backup.base import BackupConfigError, BackupContext, BackupError, PgServer
 from stolon.backup.commands import archive_command, restore_command
+from stolon.backup.commands import expand_placeholders as substitute
 from stolon.backup.registry import open_method
 from stolon.plugins import load_plugins
 from stolon.postgres.lsn import parse_lsn
 from stolon.postgres.runas import OSUser
-from stolon.testing.backup_contract import substitute
 
 # -- settings ------------------------------------------------------------------------------------
 
