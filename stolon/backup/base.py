@@ -65,6 +65,13 @@ BACKUP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 LATEST = "latest"
 
 
+def one_line(text: object, limit: int = 1000) -> str:
+    """``text`` (an error, a tool's output) as one line: its non-empty lines joined with
+    " / ", cut to ``limit`` characters. For errors, logs and the cluster data."""
+    joined = " / ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 class BackupError(Exception):
     """A backup operation failed; the message is one line naming the cause and the fix."""
 
@@ -450,6 +457,7 @@ __all__ = [
     "StorageUnreachableError",
     "check_target",
     "no_progress",
+    "one_line",
     "parse_target_time",
     "parse_time",
     "select_backup",

@@ -39,6 +39,7 @@ from stolon.backup.base import (
     BackupNotFoundError,
     Progress,
     StorageUnreachableError,
+    one_line,
 )
 from stolon.backup.settings import Settings
 from stolon.hookspecs import MethodSpec
@@ -146,7 +147,7 @@ class DirectoryMethod:
                 res = ctx.run(argv, env=env, timeout=ctx.timeout)
         except PostgresError as e:
             ctx.run(["rm", "-rf", str(dest)], check=False)
-            raise BackupError(f"pg_basebackup failed: {_one_line(str(e))}") from None
+            raise BackupError(f"pg_basebackup failed: {one_line(e)}") from None
         del res
         try:
             manifest = json.loads(ctx.run(["cat", str(dest / "backup_manifest")]).stdout)
@@ -186,7 +187,7 @@ class DirectoryMethod:
                  "stolon-list", str(self.backups_dir)],
             )  # fmt: skip
         except PostgresError as e:
-            raise StorageUnreachableError(f"cannot read {self.backups_dir}: {_one_line(str(e))}") from None
+            raise StorageUnreachableError(f"cannot read {self.backups_dir}: {one_line(e)}") from None
         out: list[BackupInfo] = []
         decoder = json.JSONDecoder()
         text = res.stdout.strip()
@@ -223,7 +224,7 @@ class DirectoryMethod:
         try:
             ctx.run(["tar", "-x", "-f", str(tar), "-C", str(target_dir)], timeout=ctx.timeout)
         except PostgresError as e:
-            raise BackupError(f"extracting backup {backup.id} failed: {_one_line(str(e))}") from None
+            raise BackupError(f"extracting backup {backup.id} failed: {one_line(e)}") from None
         progress(f"backup {backup.id} extracted", backup.size, backup.size)
 
     def delete_backups(self, ctx: BackupContext, retain: int) -> list[str]:
@@ -262,11 +263,6 @@ def _du(ctx: BackupContext, path: Path) -> int:
         return int(res.stdout.split()[0])
     except (IndexError, ValueError):
         return 0
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text.strip()
 
 
 def _factory(settings: dict[str, Any]) -> DirectoryMethod:

@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from stolon import telemetry
-from stolon.backup.base import BackupContext, BackupError
+from stolon.backup.base import BackupContext, BackupError, one_line
 from stolon.keeper.activity import ActivityTracker
 from stolon.keeper.backups import MethodSetup
 from stolon.keeper.localstate import write_atomic
@@ -189,7 +189,7 @@ class BackupJobs:
                 with self.tracker.running("backup", f"base backup with {setup.name} (request {req.id})"):
                     info = setup.method.create_backup(ctx, self.tracker.report)
             except (BackupError, PostgresError, OSError) as e:
-                message = _one_line(str(e))
+                message = one_line(e)
                 span.record_exception(e)
                 span.set_status(Status(StatusCode.ERROR, message))
                 self._set(
@@ -227,12 +227,8 @@ class BackupJobs:
             deleted = setup.method.delete_backups(ctx, retain)
         except (BackupError, PostgresError, OSError) as e:
             log.error("applying backup.retain=%d failed: %s", retain, e)
-            span.add_event("retention failed", {"error": _one_line(str(e))})
+            span.add_event("retention failed", {"error": one_line(e)})
             return
         if deleted:
             log.info("backup.retain=%d: deleted backups %s", retain, ", ".join(deleted))
         span.set_attribute("stolon.backup.deleted", ",".join(deleted))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())[:1000]

@@ -21,7 +21,15 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from stolon import telemetry
-from stolon.backup.base import LATEST, BackupContext, BackupError, BackupInfo, RecoveryTarget, select_backup
+from stolon.backup.base import (
+    LATEST,
+    BackupContext,
+    BackupError,
+    BackupInfo,
+    RecoveryTarget,
+    one_line,
+    select_backup,
+)
 from stolon.keeper import pgconfig
 from stolon.keeper import plan as p
 from stolon.keeper.activity import ActivityTracker, directory_size, human_bytes, watch_directory
@@ -302,7 +310,7 @@ class Executor:
             datadir.remove_data_dir(pgdata)
             span.record_exception(e)
             span.set_status(Status(StatusCode.ERROR, str(e)))
-            raise StepFailed(f"restore from backup failed: {_one_line(e)}") from None
+            raise StepFailed(f"restore from backup failed: {one_line(e)}") from None
 
     def _restore_backup(self, setup: MethodSetup, ctx: BackupContext, backup: BackupInfo) -> None:
         pgdata = self.instance.data_dir
@@ -491,11 +499,6 @@ class Executor:
             current.generation = step.generation
             current.initializing = False
             self._save_dbstate(current)
-
-
-def _one_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    return lines[-1] if len(lines) > 1 and type(e).__name__ == "CommandError" else " ".join(lines)
 
 
 def _fix_ownership(path: Path, uid: int, gid: int) -> None:
