@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
+from opentelemetry.trace import Status, StatusCode
+
 from stolon import telemetry
 from stolon.backup.base import BackupError
 from stolon.keeper import pgconfig
@@ -148,6 +150,7 @@ class Keeper:
         self.backups: KeeperBackups | None = None
         self.jobs: BackupJobs | None = None
         self._backup_setup: MethodSetup | None = None
+        self._archive_failures: int | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -262,6 +265,7 @@ class Keeper:
                     last_failed_wal=a.last_failed_wal,
                     last_failed_time=a.last_failed_time,
                 )
+                self._note_archive_failures(a.failed_count, a.last_failed_wal)
                 self.metrics.archive_failed.set(a.failed_count)
                 self.metrics.archived.set(a.archived_count)
                 if a.last_archived_time is not None:
@@ -273,6 +277,24 @@ class Keeper:
         self._collected = Collected(st, time.monotonic(), in_sync, cs.system_id, cs.timeline_id, cs.xlog_pos)
         if self.executor is not None and cs.healthy:
             self.executor.last_xlog = (cs.timeline_id, cs.xlog_pos)
+
+    def _note_archive_failures(self, failed_count: int, last_failed_wal: str) -> None:
+        """A span (and a log line) when archiving failed since the last collection."""
+        seen = self._archive_failures
+        self._archive_failures = failed_count
+        if seen is None or failed_count <= seen:
+            return  # first sight, or the statistics were reset
+        log.warning(
+            "archiving WAL failed %d more time(s), last with %s", failed_count - seen, last_failed_wal
+        )
+        tracer = telemetry.tracer("keeper")
+        with tracer.start_as_current_span("keeper.archive_failure") as span:
+            span.set_attribute(telemetry.ATTR_KEEPER, self.uid)
+            span.set_attribute("stolon.backup.method", self._backup_setup.name if self._backup_setup else "")
+            span.set_attribute("stolon.archive.failed_count", failed_count)
+            span.set_attribute("stolon.archive.new_failures", failed_count - seen)
+            span.set_attribute("stolon.archive.last_failed_wal", last_failed_wal)
+            span.set_status(Status(StatusCode.ERROR, f"archiving {last_failed_wal} failed"))
 
     def _fresh(self) -> Collected | None:
         c = self._collected

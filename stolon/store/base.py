@@ -76,6 +76,75 @@ class InfoKind(enum.StrEnum):
     PROXY = "proxies"
 
 
+class ChangeKind(enum.StrEnum):
+    """What a :class:`Watch` reports as changed."""
+
+    CLUSTER_DATA = "clusterdata"
+    KEEPERS = "keepers"
+    SENTINELS = "sentinels"
+    PROXIES = "proxies"
+    #: the sentinel leadership changed hands (not its renewals)
+    LEADER = "leader"
+
+
+ALL_CHANGES: frozenset[ChangeKind] = frozenset(ChangeKind)
+INFO_CHANGES: dict[InfoKind, ChangeKind] = {
+    InfoKind.KEEPER: ChangeKind.KEEPERS,
+    InfoKind.SENTINEL: ChangeKind.SENTINELS,
+    InfoKind.PROXY: ChangeKind.PROXIES,
+}
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the previous :meth:`Watch.wait` (or since the watch was made).
+
+    ``resync``: the watch lost continuity (a reconnect, a compacted history, a restarted
+    store): anything may have changed, read everything again.
+    """
+
+    kinds: frozenset[ChangeKind] = frozenset()
+    resync: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds) or self.resync
+
+    def touches(self, kind: ChangeKind) -> bool:
+        return self.resync or kind in self.kinds
+
+
+class Watch(ABC):
+    """A change notification on one cluster's keys (not a data feed: after :meth:`wait`
+    says what changed, read it).
+
+    Changes between two calls are never lost, they are coalesced: one :meth:`wait` returns
+    every kind that changed since the previous one. A write of the same value counts as a
+    change (an info republished with a new ``infoUID`` is news to the sentinel). An info
+    disappearing at the end of its TTL may or may not be reported: deadlines on silence are
+    the reader's own timers. Without a change :meth:`wait` returns an empty
+    :class:`Changes` when ``timeout`` expires; while the store is unreachable it keeps
+    trying and reports ``resync`` once it is back.
+    """
+
+    #: True when the backend pushes changes (etcd watch, SQLite change counter, Consul
+    #: blocking query); False for :class:`PollingWatch`.
+    native: bool = False
+
+    @abstractmethod
+    def wait(self, timeout: float) -> Changes:
+        """Block until something changed since the previous call, or ``timeout`` seconds."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop watching; a :meth:`wait` in progress returns."""
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Everything needed to open a store: Go Stolon's common store flags."""
@@ -177,6 +246,12 @@ class Store(ABC):
     def get_leader(self) -> str | None:
         """The current leader's candidate id, or ``None``."""
 
+    # change notification ------------------------------------------------------------------
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        """A :class:`Watch` on ``kinds``. Backends with a native change feed override this;
+        the default polls (reads everything every :data:`POLL_INTERVAL` seconds)."""
+        return PollingWatch(self, kinds)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default does nothing."""
 
@@ -185,6 +260,69 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: How often :class:`PollingWatch` reads the store.
+POLL_INTERVAL = 1.0
+
+
+class PollingWatch(Watch):
+    """The fallback watch of a backend without change notification: it reads the watched
+    keys every ``interval`` and compares them with the previous read."""
+
+    native = False
+
+    def __init__(
+        self, store: Store, kinds: frozenset[ChangeKind] = ALL_CHANGES, interval: float = POLL_INTERVAL
+    ):
+        self.store = store
+        self.kinds = kinds
+        self.interval = interval
+        self._closed = threading.Event()
+        self._last: dict[ChangeKind, object] | None = None
+        self._unreachable = False
+        try:
+            self._last = self._snapshot()
+        except StoreError:
+            self._unreachable = True
+
+    def _snapshot(self) -> dict[ChangeKind, object]:
+        snap: dict[ChangeKind, object] = {}
+        if ChangeKind.CLUSTER_DATA in self.kinds:
+            cd = self.store.get_cluster_data()
+            snap[ChangeKind.CLUSTER_DATA] = None if cd is None else (cd.revision, cd.data)
+        for info_kind, change in INFO_CHANGES.items():
+            if change in self.kinds:
+                snap[change] = sorted(self.store.get_infos(info_kind).items())
+        if ChangeKind.LEADER in self.kinds:
+            snap[ChangeKind.LEADER] = self.store.get_leader()
+        return snap
+
+    def wait(self, timeout: float) -> Changes:
+        deadline = time.monotonic() + timeout
+        while not self._closed.is_set():
+            try:
+                snap = self._snapshot()
+            except StoreError:
+                self._unreachable = True
+                snap = None
+            if snap is not None:
+                if self._unreachable or self._last is None:
+                    self._unreachable = False
+                    self._last = snap
+                    return Changes(resync=True)
+                changed = frozenset(k for k in snap if snap[k] != self._last.get(k))
+                self._last = snap
+                if changed:
+                    return Changes(changed)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._closed.wait(min(self.interval, left))
+        return Changes()
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 class Election(ABC):

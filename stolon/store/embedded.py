@@ -14,6 +14,10 @@ file and coordinate through it.
   the kernel boot id, so after a reboot every lease counts as expired.
 - The leader is one row per cluster: holder session, term and expiry. A leadership token
   is (session, term); a conditioned write checks it in the same transaction.
+- Change notification: every write also bumps a per-kind counter in ``changes`` in the same
+  transaction. A :class:`EmbeddedWatch` polls SQLite's ``PRAGMA data_version`` (a counter in
+  shared memory that moves when another connection commits: no read of any table) every
+  :data:`WATCH_POLL` seconds, and reads the small ``changes`` table only when it moved.
 
 Endpoint: the database file path (``--store-endpoints /var/lib/stolon/store.db``, or a
 ``file://`` / ``sqlite://`` URL of one).
@@ -35,7 +39,11 @@ from typing import Any
 import stolon
 from stolon.hookspecs import StoreBackendSpec
 from stolon.store.base import (
+    ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
+    INFO_CHANGES,
+    ChangeKind,
+    Changes,
     ConflictError,
     Election,
     InfoKind,
@@ -49,11 +57,14 @@ from stolon.store.base import (
     StoreError,
     UnreachableError,
     Versioned,
+    Watch,
 )
 
 log = logging.getLogger(__name__)
 
 BACKEND_NAME = "embedded"
+#: How often a watch looks at SQLite's change counter (seconds).
+WATCH_POLL = 0.025
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revision_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
@@ -71,6 +82,12 @@ CREATE TABLE IF NOT EXISTS infos (
     expires_at REAL NOT NULL,
     boot_id TEXT NOT NULL,
     PRIMARY KEY (cluster, kind, uid)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    cluster TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (cluster, kind)
 );
 CREATE TABLE IF NOT EXISTS leader (
     cluster TEXT PRIMARY KEY,
@@ -183,6 +200,13 @@ class EmbeddedStore(Store):
         (value,) = db.execute("SELECT value FROM revision_counter WHERE id = 1").fetchone()
         return int(value)
 
+    def _bump(self, db: sqlite3.Connection, kind: ChangeKind) -> None:
+        db.execute(
+            "INSERT INTO changes (cluster, kind, seq) VALUES (?, ?, 1)"
+            " ON CONFLICT (cluster, kind) DO UPDATE SET seq = seq + 1",
+            (self.cluster, kind.value),
+        )
+
     def _alive(self, expires_at: float, boot_id: str) -> bool:
         return boot_id == BOOT_ID and expires_at > self._clock()
 
@@ -201,6 +225,7 @@ class EmbeddedStore(Store):
             " ON CONFLICT (cluster) DO UPDATE SET data = excluded.data, revision = excluded.revision",
             (self.cluster, data, rev),
         )
+        self._bump(db, ChangeKind.CLUSTER_DATA)
         return rev
 
     def _current_revision(self, db: sqlite3.Connection) -> int | None:
@@ -230,7 +255,8 @@ class EmbeddedStore(Store):
 
     def delete_cluster_data(self) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM cluster_data WHERE cluster = ?", (self.cluster,))
+            if db.execute("DELETE FROM cluster_data WHERE cluster = ?", (self.cluster,)).rowcount:
+                self._bump(db, ChangeKind.CLUSTER_DATA)
 
     # -- infos ------------------------------------------------------------------------------
     def put_info(self, kind: InfoKind, uid: str, data: bytes, ttl: float) -> None:
@@ -246,6 +272,7 @@ class EmbeddedStore(Store):
                 "DELETE FROM infos WHERE cluster = ? AND kind = ? AND (expires_at <= ? OR boot_id != ?)",
                 (self.cluster, kind.value, now, BOOT_ID),
             )
+            self._bump(db, INFO_CHANGES[kind])
 
     def get_infos(self, kind: InfoKind) -> dict[str, bytes]:
         with self._tx(write=False) as db:
@@ -282,6 +309,7 @@ class EmbeddedStore(Store):
                 term = int(row[1])
             else:
                 term = (int(row[1]) if row is not None else 0) + 1
+                self._bump(db, ChangeKind.LEADER)
             db.execute(
                 "INSERT INTO leader (cluster, candidate, session, term, expires_at, boot_id)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (cluster) DO UPDATE SET"
@@ -293,7 +321,10 @@ class EmbeddedStore(Store):
 
     def _release(self, session: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM leader WHERE cluster = ? AND session = ?", (self.cluster, session))
+            if db.execute(
+                "DELETE FROM leader WHERE cluster = ? AND session = ?", (self.cluster, session)
+            ).rowcount:
+                self._bump(db, ChangeKind.LEADER)
 
     def election(self, candidate: str, ttl: float = DEFAULT_ELECTION_TTL) -> Election:
         return EmbeddedElection(self, candidate, ttl)
@@ -308,9 +339,87 @@ class EmbeddedStore(Store):
             return None
         return str(row[0])
 
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        return EmbeddedWatch(self, kinds)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class EmbeddedWatch(Watch):
+    """See the module docstring. One connection of its own (``data_version`` only moves
+    for commits made through other connections, which is every writer, ours included)."""
+
+    native = True
+
+    def __init__(self, store: EmbeddedStore, kinds: frozenset[ChangeKind]) -> None:
+        self.store = store
+        self.kinds = kinds
+        self._closed = threading.Event()
+        self._db: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._seqs: dict[str, int] = {}
+        self._broken = False
+        try:
+            self._connect()
+        except sqlite3.Error as e:
+            log.warning("embedded store watch: %s", e)
+            self._broken = True
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(
+            self.store.path, timeout=self.store.config.timeout, isolation_level=None, check_same_thread=False
+        )
+        self._db = db
+        self._version = self._data_version()
+        self._seqs = self._read_seqs()
+
+    def _data_version(self) -> int:
+        assert self._db is not None
+        (value,) = self._db.execute("PRAGMA data_version").fetchone()
+        return int(value)
+
+    def _read_seqs(self) -> dict[str, int]:
+        assert self._db is not None
+        rows = self._db.execute("SELECT kind, seq FROM changes WHERE cluster = ?", (self.store.cluster,))
+        return {str(k): int(v) for k, v in rows.fetchall()}
+
+    def wait(self, timeout: float) -> Changes:
+        deadline = time.monotonic() + timeout
+        while not self._closed.is_set():
+            try:
+                if self._broken:
+                    self._connect()
+                    self._broken = False
+                    return Changes(resync=True)
+                version = self._data_version()
+                if version != self._version:
+                    self._version = version
+                    seqs = self._read_seqs()
+                    changed = frozenset(
+                        k for k in self.kinds if seqs.get(k.value, 0) != self._seqs.get(k.value, 0)
+                    )
+                    self._seqs = seqs
+                    if changed:
+                        return Changes(changed)
+            except sqlite3.Error as e:
+                if not self._broken:
+                    log.warning("embedded store watch: %s", e)
+                self._broken = True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._closed.wait(min(WATCH_POLL, left))
+        return Changes()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
 
 
 class EmbeddedElection(PollingElection):

@@ -39,6 +39,7 @@ import pytest
 from stolon.model.uid import new_uid
 from stolon.store import open_backend
 from stolon.store.base import (
+    ChangeKind,
     ConflictError,
     Election,
     InfoKind,
@@ -46,6 +47,7 @@ from stolon.store.base import (
     Store,
     StoreConfig,
     UnreachableError,
+    Watch,
 )
 
 
@@ -374,6 +376,113 @@ class StoreContract:
                 store.cas_cluster_data(b"v2", rev, leadership=lead)
         finally:
             e.resign()
+
+    # -- change notification ----------------------------------------------------------------
+    #: whether the backend has a native change feed (else its watch polls: slower, dearer)
+    native_watch: bool = True
+    #: how long a change may take to be reported
+    watch_latency: float = 5.0
+
+    def _collect(self, w: Watch, want: set[ChangeKind], timeout: float | None = None) -> set[ChangeKind]:
+        """Wait until every kind in ``want`` was reported (several waits may be needed)."""
+        seen: set[ChangeKind] = set()
+        deadline = time.monotonic() + (timeout or self.watch_latency)
+        while not want <= seen and time.monotonic() < deadline:
+            ch = w.wait(max(0.0, deadline - time.monotonic()))
+            assert not ch.resync, "a resync without any disturbance of the store"
+            seen |= ch.kinds
+        return seen
+
+    def test_watch_is_native(self, store: Store) -> None:
+        with store.watch() as w:
+            assert w.native is self.native_watch
+
+    def test_watch_quiet_store(self, store: Store) -> None:
+        with store.watch() as w:
+            started = time.monotonic()
+            assert not w.wait(0.5)
+            assert time.monotonic() - started >= 0.45
+
+    def test_watch_reports_cluster_data_writes(self, open_store: Callable[[], Store]) -> None:
+        watcher, writer = open_store(), open_store()
+        with watcher.watch() as w:
+            rev = writer.create_cluster_data(b"v1")
+            assert ChangeKind.CLUSTER_DATA in self._collect(w, {ChangeKind.CLUSTER_DATA})
+            writer.cas_cluster_data(b"v2", rev)
+            assert ChangeKind.CLUSTER_DATA in self._collect(w, {ChangeKind.CLUSTER_DATA})
+            writer.delete_cluster_data()
+            assert ChangeKind.CLUSTER_DATA in self._collect(w, {ChangeKind.CLUSTER_DATA})
+
+    def test_watch_reports_infos_by_kind_and_coalesces(self, open_store: Callable[[], Store]) -> None:
+        watcher, writer = open_store(), open_store()
+        with watcher.watch() as w:
+            writer.put_info(InfoKind.KEEPER, "k1", b'{"n":1}', 30)
+            writer.put_info(InfoKind.PROXY, "p1", b'{"n":1}', 30)
+            writer.put_info(InfoKind.KEEPER, "k1", b'{"n":2}', 30)
+            time.sleep(0.5)  # let the changes land before one wait takes them all
+            seen = self._collect(w, {ChangeKind.KEEPERS, ChangeKind.PROXIES})
+            assert seen == {ChangeKind.KEEPERS, ChangeKind.PROXIES}
+            assert not w.wait(0.5), "changes were reported twice"
+            writer.put_info(InfoKind.SENTINEL, "s1", b"{}", 30)
+            assert self._collect(w, {ChangeKind.SENTINELS}) == {ChangeKind.SENTINELS}
+
+    def test_watch_only_the_kinds_asked(self, open_store: Callable[[], Store]) -> None:
+        watcher, writer = open_store(), open_store()
+        with watcher.watch(frozenset({ChangeKind.CLUSTER_DATA})) as w:
+            writer.put_info(InfoKind.KEEPER, "k1", b"{}", 30)
+            assert not w.wait(1.0)
+            writer.put_cluster_data(b"x")
+            assert self._collect(w, {ChangeKind.CLUSTER_DATA}) == {ChangeKind.CLUSTER_DATA}
+
+    def test_watch_reports_leadership_changes(self, open_store: Callable[[], Store]) -> None:
+        watcher, candidate = open_store(), open_store()
+        with watcher.watch(frozenset({ChangeKind.LEADER})) as w:
+            e = candidate.election("s1", self.election_ttl)
+            assert e.step() is not None
+            try:
+                assert ChangeKind.LEADER in self._collect(w, {ChangeKind.LEADER})
+            finally:
+                e.resign()
+            assert ChangeKind.LEADER in self._collect(w, {ChangeKind.LEADER})
+
+    def test_watch_close_unblocks_wait(self, store: Store) -> None:
+        w = store.watch()
+        done = threading.Event()
+
+        def waiter() -> None:
+            w.wait(30)
+            done.set()
+
+        t = threading.Thread(target=waiter, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        w.close()
+        assert done.wait(10), "close() did not end a wait in progress"
+
+    def test_watch_survives_a_server_restart(
+        self, stoppable_store_config: StoreConfig, server_control: ServerControl | None
+    ) -> None:
+        if server_control is None:
+            pytest.skip("this backend has no server to lose")
+        watcher = open_backend(stoppable_store_config)
+        writer = open_backend(stoppable_store_config)
+        try:
+            with watcher.watch() as w:
+                server_control.stop()
+                try:
+                    w.wait(1.0)  # no crash while the server is gone
+                finally:
+                    server_control.start()
+                assert wait_until(lambda: _readable(writer), 20), "the writer did not reconnect"
+                writer.put_cluster_data(b"after")
+                deadline = time.monotonic() + 30
+                seen = False
+                while not seen and time.monotonic() < deadline:
+                    seen = w.wait(1.0).touches(ChangeKind.CLUSTER_DATA)
+                assert seen, "the watch saw nothing after the server came back"
+        finally:
+            watcher.close()
+            writer.close()
 
     # -- reachability ---------------------------------------------------------------------
     def test_unreachable_store_is_reported(

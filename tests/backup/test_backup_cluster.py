@@ -59,3 +59,35 @@ def test_new_standby_restores_the_latest_backup_then_streams(repository: Path) -
         assert c.ids(standby) == list(range(1, 151))
         assert c.sql(standby, "SELECT pg_is_in_recovery()")[0][0] is True
         assert isinstance(c, Cluster)
+
+
+def test_archiving_failures_are_visible(repository: Path) -> None:
+    """A repository PostgreSQL can't write: the failures show in `stolonctl status` (text and
+    JSON) and stop once it is writable again."""
+    import json
+    import os
+
+    from stolon.testing.backup_cluster import _running, _workspace, wait_for
+
+    spec = {"backup": {"method": "directory", "settings": {"path": str(repository)}}}
+    with _workspace() as base, _running(base / "c", spec, 1, None) as c:
+        m = c.master()
+        c.switch_and_wait_archived(m)
+        wal = repository / "wal"
+        os.chmod(wal, 0o500)  # the PostgreSQL user can't add files any more
+        try:
+            (failing,) = c.sql(m, "SELECT pg_walfile_name(pg_switch_wal())")[0]
+
+            def failures() -> dict[str, object] | None:
+                st = json.loads(c.ctl("status", "-f", "json").stdout)
+                rows = (st.get("backup") or {}).get("archiving") or []
+                row = next((r for r in rows if r["keeper"] == m), None)
+                return row if row is not None and int(row["failed_count"]) > 0 else None
+
+            row = wait_for("an archiving failure in stolonctl status", failures, 120, 1.0)
+            assert row["last_failed_wal"] >= failing
+            text = c.ctl("status").stdout
+            assert "LAST FAILED WAL" in text and str(row["last_failed_wal"]) in text
+        finally:
+            os.chmod(wal, 0o700)
+        c.switch_and_wait_archived(m)

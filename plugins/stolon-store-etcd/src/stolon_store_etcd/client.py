@@ -315,6 +315,17 @@ class EtcdClient:
     def describe(self) -> str:
         return ", ".join(e.url for e in self.endpoints)
 
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session (TLS settings) shared by every request, watches included."""
+        return self._session
+
+    def endpoint_order(self) -> list[Endpoint]:
+        """The endpoints to try, the one that last answered first."""
+        with self._lock:
+            first = self._current
+        return [self.endpoints[(first + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
+
     def close(self) -> None:
         self._session.close()
 

@@ -19,7 +19,9 @@ import threading
 from typing import Any
 
 from stolon.store.base import (
+    ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
+    ChangeKind,
     ConflictError,
     Election,
     InfoKind,
@@ -31,6 +33,7 @@ from stolon.store.base import (
     StoreConfig,
     StoreError,
     Versioned,
+    Watch,
 )
 from stolon.store.layout import KeyLayout
 from stolon_store_etcd.client import (
@@ -42,6 +45,7 @@ from stolon_store_etcd.client import (
     op_put,
     op_range,
 )
+from stolon_store_etcd.watch import EtcdWatch
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +158,10 @@ class EtcdStore(Store):
     def get_leader(self) -> str | None:
         kvs = self.client.range(self.election_prefix, prefix=True, first_created=True)
         return kvs[0].value.decode(errors="replace") if kvs else None
+
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        """etcd's watch API on the cluster's keys (:mod:`stolon_store_etcd.watch`)."""
+        return EtcdWatch(self.client, self.layout.base, kinds)
 
     def close(self) -> None:
         self.client.close()
