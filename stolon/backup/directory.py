@@ -51,11 +51,13 @@ META = "stolon-backup.json"
 #: pg_basebackup writes a backup_manifest (with the backup's WAL range) since PostgreSQL 13
 MIN_PG_MAJOR = 13
 
-#: archive one file: $1 source, $2 destination (refuse a different file already there)
+#: archive one file: $1 source, $2 destination (refuse a different file already there; the
+#: WAL directory is created if the repository was not prepared yet)
 ARCHIVE_SCRIPT = (
     'set -e; src=$1; dst=$2; if [ -e "$dst" ]; then cmp -s "$src" "$dst" && exit 0;'
     ' echo "$dst is already archived with different content" >&2; exit 1; fi;'
-    ' tmp="$dst.tmp.$$"; cp "$src" "$tmp"; sync "$tmp"; mv "$tmp" "$dst"; sync "$(dirname "$dst")"'
+    ' dir=$(dirname "$dst"); [ -d "$dir" ] || mkdir -p -m 0700 "$dir";'
+    ' tmp="$dst.tmp.$$"; cp "$src" "$tmp"; sync "$tmp"; mv "$tmp" "$dst"; sync "$dir"'
 )
 #: fetch one file: $1 source in the archive, $2 destination
 RESTORE_SCRIPT = 'exec cp "$1" "$2"'

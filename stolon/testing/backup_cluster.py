@@ -126,6 +126,10 @@ class Cluster:
         return res
 
     def switch_and_wait_archived(self, keeper: str, timeout: float = 180.0) -> str:
+        """Close the current WAL segment (there is always something to switch away from:
+        a switch with nothing written since the last one is a no-op) and wait until it is
+        archived."""
+        self.sql(keeper, "SELECT pg_logical_emit_message(false, 'stolon', 'switch')")
         (name,) = self.sql(keeper, "SELECT pg_walfile_name(pg_switch_wal())")[0]
 
         def archived() -> bool:

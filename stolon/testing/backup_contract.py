@@ -156,7 +156,9 @@ def sql(inst: Instance, query: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def switch_and_wait_archived(inst: Instance, timeout: float = 120.0) -> str:
-    """Close the current WAL segment and wait until it is archived; return its name."""
+    """Close the current WAL segment and wait until it is archived; return its name. A WAL
+    record is written first: a switch with nothing written since the last one is a no-op."""
+    sql(inst, "SELECT pg_logical_emit_message(false, 'stolon', 'switch')")
     (name,) = sql(inst, "SELECT pg_walfile_name(pg_switch_wal())")[0]
 
     def archived() -> bool:

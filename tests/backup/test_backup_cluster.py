@@ -73,19 +73,26 @@ def test_archiving_failures_are_visible(repository: Path) -> None:
     with _workspace() as base, _running(base / "c", spec, 1, None) as c:
         m = c.master()
         c.switch_and_wait_archived(m)
+
+        def archiving() -> dict[str, object] | None:
+            st = json.loads(c.ctl("status", "-f", "json").stdout)
+            rows = (st.get("backup") or {}).get("archiving") or []
+            return next((r for r in rows if r["keeper"] == m), None)
+
+        before = wait_for("the archiving state in stolonctl status", archiving, 30, 1.0)
+        assert before["failed_count"] == 0, before
         wal = repository / "wal"
         os.chmod(wal, 0o500)  # the PostgreSQL user can't add files any more
         try:
+            c.sql(m, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS id")  # WAL to switch away from
             (failing,) = c.sql(m, "SELECT pg_walfile_name(pg_switch_wal())")[0]
 
             def failures() -> dict[str, object] | None:
-                st = json.loads(c.ctl("status", "-f", "json").stdout)
-                rows = (st.get("backup") or {}).get("archiving") or []
-                row = next((r for r in rows if r["keeper"] == m), None)
-                return row if row is not None and int(row["failed_count"]) > 0 else None
+                row = archiving()
+                return row if row is not None and int(str(row["failed_count"])) > 0 else None
 
             row = wait_for("an archiving failure in stolonctl status", failures, 120, 1.0)
-            assert row["last_failed_wal"] >= failing
+            assert str(row["last_failed_wal"]) >= failing
             text = c.ctl("status").stdout
             assert "LAST FAILED WAL" in text and str(row["last_failed_wal"]) in text
         finally:
