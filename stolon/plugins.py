@@ -159,7 +159,7 @@ class StolonPluginManager(pluggy.PluginManager):
 _BACKEND_HINTS = {
     "etcd": " (Go Stolon's alias for the etcd v2 API, which is not supported; use etcdv3)",
     "etcdv2": " (the etcd v2 API is not supported; use etcdv3)",
-    "consul": " (not available yet)",
+    "consul": " (install the Consul plugin: pip install 'stolon[consul]')",
     "kubernetes": " (not available yet)",
 }
 
