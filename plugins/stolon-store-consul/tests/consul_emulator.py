@@ -38,8 +38,10 @@ import random
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -774,6 +776,11 @@ class _Server(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away mid-request
+        super().handle_error(request, client_address)
+
     def drop_connections(self) -> None:
         with self.connections_lock:
             conns, self.connections = list(self.connections), set()
@@ -815,6 +822,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = emulator.handle(method, path, params, body, self.headers.get("X-Consul-Token"))
         except HTTPError as e:
             answer = Answer(e.status, e.text.encode())
+        except Exception as e:  # a bug in the emulator: say so loudly
+            traceback.print_exc()
+            answer = Answer(500, f"consul emulator bug: {e!r}".encode())
         payload = answer.payload
         if isinstance(payload, bytes):
             data, ctype = payload, "text/plain; charset=utf-8"
@@ -829,7 +839,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("X-Consul-KnownLeader", "true")
             self.send_header("X-Consul-LastContact", "0")
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except OSError:  # the client went away (timed out, or the emulator stopped)
+            self.close_connection = True
 
 
 class ConsulEmulator:

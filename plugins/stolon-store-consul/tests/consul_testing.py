@@ -13,10 +13,15 @@ its helpers whatever other ``conftest`` modules are loaded).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from consul_emulator import ConsulEmulator
 
 #: The emulator's session_ttl_min: half of the contract suite's 2 s TTLs.
@@ -65,3 +70,77 @@ def real_consul() -> str:
             f"no real Consul: set {ENV_ADDR} (e.g. to the address of `consul agent -dev`) to run these"
         )
     return endpoint
+
+
+# -- Go Stolon on the wire -----------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GO_TREE = FIXTURES / "go_consul_tree.json"
+LOCK_FLAG = 0x2DDCCBC058A50C18
+
+
+class LibkvWire:
+    """The HTTP requests Go Stolon's Consul backend (libkv v0.2.1 store/consul/consul.go,
+    with Consul's api.Lock) sends, to play a Go Stolon component against a Consul."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.http.trust_env = False
+
+    def close(self) -> None:
+        self.http.close()
+
+    def session(self, behavior: str, ttl: str, lock_delay: str = "1ms") -> str:
+        body = {"Behavior": behavior, "TTL": ttl, "LockDelay": lock_delay}
+        r = self.http.put(f"{self.url}/v1/session/create", json=body, timeout=5)
+        r.raise_for_status()
+        return str(r.json()["ID"])
+
+    def acquire(self, key: str, value: bytes, session: str, flags: int = LOCK_FLAG) -> bool:
+        r = self.http.put(
+            f"{self.url}/v1/kv/{key}", params={"acquire": session, "flags": str(flags)}, data=value, timeout=5
+        )
+        r.raise_for_status()
+        return r.json() is True
+
+    def put(self, key: str, value: bytes, flags: int = LOCK_FLAG) -> None:
+        r = self.http.put(f"{self.url}/v1/kv/{key}", params={"flags": str(flags)}, data=value, timeout=5)
+        r.raise_for_status()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        r = self.http.get(f"{self.url}/v1/kv/{key}", timeout=5)
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return dict(r.json()[0])
+
+    def value(self, key: str) -> bytes | None:
+        got = self.get(key)
+        return base64.b64decode(got["Value"]) if got is not None and got.get("Value") else None
+
+
+def load_go_tree(url: str, cluster_name: str) -> dict[str, str]:
+    """Write the hand-made Go Stolon tree of ``fixtures/go_consul_tree.json`` for
+    ``cluster_name`` as libkv would (a session per TTL'd key, acquired with it); returns the
+    fixture's session names -> the session ids."""
+    tree = json.loads(GO_TREE.read_text())
+    wire = LibkvWire(url)
+    try:
+        sessions = {
+            name: wire.session(s["Behavior"], s["TTL"], s["LockDelay"])
+            for name, s in tree["sessions"].items()
+        }
+        for kv in tree["kv"]:
+            key = kv["key"].replace(f"/{tree['cluster']}/", f"/{cluster_name}/", 1)
+            if "json" in kv:
+                value = json.dumps(kv["json"], separators=(",", ":")).encode()  # Go's json.Marshal
+            else:
+                value = kv["text"].encode()
+            if kv.get("session"):
+                assert wire.acquire(key, value, sessions[kv["session"]], kv["flags"])
+            else:
+                wire.put(key, value, kv["flags"])
+    finally:
+        wire.close()
+    return sessions
