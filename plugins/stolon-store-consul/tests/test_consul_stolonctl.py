@@ -1,5 +1,6 @@
-"""``stolonctl register``: Go Stolon's Consul service registration, against the Consul emulator
-(agent service register/deregister and the catalog) and the cluster data in a Consul store."""
+"""stolonctl on Consul: ``stolonctl register`` (Go Stolon's Consul service registration, against
+the Consul emulator's agent service and catalog endpoints and cluster data in a Consul store),
+``stolonctl plugins`` listing the backend, and commands using it."""
 
 from __future__ import annotations
 
@@ -196,3 +197,33 @@ def test_stolonctl_register_bad_flags(flags: list[str], code: int, message: str)
     assert message in res.stderr.strip().splitlines()[-1]
     if code == 1:  # not a usage error: one line, no traceback
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_stolonctl_lists_and_uses_the_consul_backend(consul_emulator: ConsulEmulator) -> None:
+    listing = _ctl("plugins")
+    assert listing.returncode == 0
+    assert any(
+        line.split()[:3] == ["consul", "store", "stolon-store-consul"] for line in listing.stdout.splitlines()
+    )
+    common = [
+        "--cluster-name",
+        unique_cluster_name(),
+        "--store-backend",
+        "consul",
+        "--store-endpoints",
+        consul_emulator.url,
+    ]
+    assert _ctl(*common, "init", "-y").returncode == 0
+    status = _ctl(*common, "status", "-f", "json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["cluster"]["available"] is True
+    dead = _ctl(
+        "--cluster-name",
+        "c",
+        "--store-backend",
+        "consul",
+        "--store-endpoints",
+        "http://127.0.0.1:1",
+        "status",
+    )
+    assert dead.returncode == 1 and "cannot reach the store" in dead.stderr
