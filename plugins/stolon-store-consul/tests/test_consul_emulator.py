@@ -110,7 +110,7 @@ def test_sessions(http: Http, key: str, consul_emulator: ConsulEmulator) -> None
     assert http.put(f"kv/{key}", b"d", acquire=deleter).json() is True
     assert http.put(f"session/destroy/{deleter}").json() is True
     assert http.entry(key) is None, "behavior delete must delete the held key"
-    releaser = http.session("release", lock_delay="1s")
+    releaser = http.session("release", lock_delay="3s")
     assert http.put(f"kv/{key}", b"r", acquire=releaser).json() is True
     idx = http.entry(key)["ModifyIndex"]  # type: ignore[index]
     http.put(f"session/destroy/{releaser}")
@@ -118,7 +118,7 @@ def test_sessions(http: Http, key: str, consul_emulator: ConsulEmulator) -> None
     assert e is not None and "Session" not in e and e["ModifyIndex"] > idx
     other = http.session()
     assert http.put(f"kv/{key}", b"o", acquire=other).json() is False, "lock-delay not applied"
-    assert wait_until(lambda: http.put(f"kv/{key}", b"o", acquire=other).json() is True, 5)
+    assert wait_until(lambda: http.put(f"kv/{key}", b"o", acquire=other).json() is True, 10)
     info = http.get(f"session/info/{other}").json()[0]
     assert info["Behavior"] == "release" and info["LockDelay"] == 0 and info["NodeChecks"] == ["serfHealth"]
 

@@ -283,9 +283,10 @@ def test_leadership_is_trusted_for_less_than_the_session_ttl(store: ConsulStore)
     assert isinstance(e, ConsulElection)
     started = time.monotonic()
     lead = e.step()
+    done = time.monotonic()
     try:
         assert lead is not None
-        assert lead.valid_until <= started + 10 * 0.9 + 0.01
+        assert started + 10 * 0.9 <= lead.valid_until <= done + 10 * 0.9
         assert e.interval == pytest.approx(2.5)
     finally:
         e.resign()
@@ -418,7 +419,7 @@ def test_frozen_server_costs_one_call_and_ambiguous_writes_are_not_retried(
         started = time.monotonic()
         with pytest.raises(UnreachableError, match="may or may not have been applied"):
             st.create_cluster_data(b"v1")
-        assert time.monotonic() - started < 1.0 + 1.0
+        assert time.monotonic() - started < 1.0 + 5
         assert st.client.current_endpoint == consul_emulator.url
         assert st.get_cluster_data() is None  # never sent to the live endpoint
         frozen.thaw()
@@ -427,7 +428,7 @@ def test_frozen_server_costs_one_call_and_ambiguous_writes_are_not_retried(
         started = time.monotonic()
         with pytest.raises(UnreachableError, match="no answer before the timeout"):
             st.get_cluster_data()
-        assert time.monotonic() - started < 1.0 + 1.0
+        assert time.monotonic() - started < 1.0 + 5
         assert st.get_cluster_data() is None  # the next call starts at the live endpoint
     finally:
         frozen.thaw()
