@@ -1,6 +1,6 @@
 """Consul-specific behaviour of the store, against the Consul emulator: Go Stolon's key
 layout, sessions and lock (and a Go-written tree read and managed by ours), info session
-reuse, the leader's conditioned write, blocking queries, endpoints, failover, TLS, ACL token."""
+reuse, the leader's conditioned write, watches (blocking queries), endpoints, failover, TLS, ACL token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,14 @@ from consul_emulator import ConsulEmulator
 from consul_testing import EMULATOR_SESSION_TTL_MIN, LOCK_FLAG, LibkvWire, load_go_tree
 from stolon_store_consul.client import ConsulRequestError, parse_endpoints
 from stolon_store_consul.store import ConsulElection, ConsulStore
+from stolon_store_consul.watch import ConsulWatch, target_of
 
 from stolon.model import ClusterData
 from stolon.model.duration import Duration
 from stolon.store import ClusterStore, open_backend
 from stolon.store.base import (
+    ALL_CHANGES,
+    ChangeKind,
     ConflictError,
     InfoKind,
     Leadership,
@@ -31,6 +33,7 @@ from stolon.store.base import (
     StoreConfigError,
     StoreError,
     UnreachableError,
+    Watch,
 )
 from stolon.testing.store_contract import unique_cluster_name, wait_until
 
@@ -309,56 +312,79 @@ def test_a_session_ttl_below_the_agent_minimum_says_what_to_do(caplog: pytest.Lo
 # -- change notification (blocking queries) ----------------------------------------------------------
 
 
-def test_wait_for_change_wakes_on_a_write_in_the_cluster(
-    consul_emulator: ConsulEmulator, store: ConsulStore
-) -> None:
-    index = store.change_index()
-    got: list[int] = []
-    waiter = threading.Thread(target=lambda: got.append(store.wait_for_change(index, 30)))
-    waiter.start()
-    writer = _open(replace_name(store.config))
+def _collect(w: Watch, want: set[ChangeKind], timeout: float = 10) -> set[ChangeKind]:
+    seen: set[ChangeKind] = set()
+    deadline = time.monotonic() + timeout
+    while not want <= seen and time.monotonic() < deadline:
+        seen |= w.wait(max(0.0, deadline - time.monotonic())).kinds
+    return seen
+
+
+def test_an_idle_watch_holds_one_blocking_query() -> None:
+    with ConsulEmulator(session_ttl_min=EMULATOR_SESSION_TTL_MIN) as emulator:
+        st = _open(_config(*emulator.endpoints))
+        try:
+            st.put_cluster_data(b"x")
+            with st.watch() as w:
+                before = emulator.requests["GET /v1/kv/"]
+                assert not w.wait(1.5)
+                # the first read, then one query hanging in Consul: no polling
+                assert emulator.requests["GET /v1/kv/"] - before <= 1
+                st.put_info(InfoKind.KEEPER, "k", b"{}", 20)
+                assert _collect(w, {ChangeKind.KEEPERS}) == {ChangeKind.KEEPERS}
+        finally:
+            st.close()
+
+
+def test_a_watch_of_one_kind_queries_only_its_keys(store: ConsulStore) -> None:
+    base = store.layout.base
+    assert target_of(base, frozenset({ChangeKind.CLUSTER_DATA})) == (f"{base}/clusterdata", False)
+    assert target_of(base, frozenset({ChangeKind.LEADER})) == (f"{base}/sentinel-leader", False)
+    assert target_of(base, frozenset({ChangeKind.PROXIES})) == (f"{base}/proxies/info/", True)
+    assert target_of(base, frozenset({ChangeKind.PROXIES, ChangeKind.LEADER})) == (f"{base}/", True)
+    with store.watch(frozenset({ChangeKind.CLUSTER_DATA})) as w:
+        assert isinstance(w, ConsulWatch) and w.target == (store.layout.cluster_data, False)
+
+
+def test_a_watch_reports_handovers_not_renewals(store: ConsulStore) -> None:
+    with store.watch(frozenset({ChangeKind.LEADER})) as w:
+        e = store.election("s1", TTL * 2)
+        assert e.step() is not None
+        assert _collect(w, {ChangeKind.LEADER}) == {ChangeKind.LEADER}
+        assert e.step() is not None and e.step() is not None  # renewals
+        assert not w.wait(0.5)
+        e.resign()
+        assert _collect(w, {ChangeKind.LEADER}) == {ChangeKind.LEADER}
+
+
+def test_a_watch_reports_an_info_that_expired(consul_emulator: ConsulEmulator, store: ConsulStore) -> None:
+    store.put_info(InfoKind.PROXY, "p", b"{}", TTL * 10)
+    entry = consul_emulator.entry(store.layout.info(InfoKind.PROXY, "p"))
+    assert entry is not None
+    with store.watch() as w:
+        consul_emulator.expire_session(entry.session)  # Consul deletes the key
+        assert _collect(w, {ChangeKind.PROXIES}) == {ChangeKind.PROXIES}
+
+
+def test_a_watch_notices_a_hung_agent_and_resyncs(consul_emulator_control: ConsulEmulator) -> None:
+    st = _open(_config(*consul_emulator_control.endpoints, timeout=0.5))
     try:
-        time.sleep(0.2)
-        assert waiter.is_alive(), "the blocking query returned before any change"
-        writer.put_info(InfoKind.PROXY, "p", b"{}", 20)
-        waiter.join(10)
-        assert not waiter.is_alive() and got and got[0] > index
-        # a delete wakes it too (Consul keeps a tombstone)
-        index = got[0]
-        got.clear()
-        waiter = threading.Thread(target=lambda: got.append(store.wait_for_change(index, 30)))
-        waiter.start()
-        time.sleep(0.2)
-        writer.put_cluster_data(b"x")
-        writer.delete_cluster_data()
-        waiter.join(10)
-        assert got and got[0] > index
+        w = ConsulWatch(st.client, st.layout.base, ALL_CHANGES, wait=0.5)
+        try:
+            consul_emulator_control.freeze()
+            time.sleep(2.0)  # longer than a blocking query plus the timeout: it failed
+            assert not w.wait(0.1)
+            consul_emulator_control.thaw()
+            deadline = time.monotonic() + 15
+            resynced = False
+            while not resynced and time.monotonic() < deadline:
+                resynced = w.wait(1.0).resync
+            assert resynced, "no resync after the agent came back"
+        finally:
+            w.close()
     finally:
-        writer.close()
-
-
-def test_wait_for_change_ignores_other_clusters_and_times_out(
-    consul_emulator: ConsulEmulator, store: ConsulStore
-) -> None:
-    other = _open(_config(*consul_emulator.endpoints))
-    try:
-        # With no key under the prefix, Consul answers with the whole KV index (any write
-        # anywhere changes it); once the cluster has keys, only they count.
-        store.put_cluster_data(b"mine")
-        index = store.change_index()
-        timer = threading.Timer(0.2, lambda: other.put_cluster_data(b"elsewhere"))
-        timer.start()
-        started = time.monotonic()
-        assert store.wait_for_change(index, 1.0) == index
-        assert time.monotonic() - started >= 0.9
-        timer.join()
-    finally:
-        other.close()
-
-
-def replace_name(config: StoreConfig) -> StoreConfig:
-    """The same cluster, for a second client."""
-    return StoreConfig(backend=config.backend, cluster_name=config.cluster_name, endpoints=config.endpoints)
+        consul_emulator_control.thaw()
+        st.close()
 
 
 # -- endpoints, failover, timeouts --------------------------------------------------------------------

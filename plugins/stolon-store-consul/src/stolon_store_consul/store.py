@@ -9,6 +9,8 @@ Go Stolon uses, strips it: ``normalize`` trims the ``/`` its ``store.Normalize``
 - ``sentinel-leader``: the sentinel election lock, acquired with ``?acquire=<session>``,
   value = the holder's uid.
 
+Change notification is a blocking query per watch (:mod:`stolon_store_consul.watch`).
+
 Every write sets the flags to Consul's ``LockFlagValue`` as libkv does, so Go Stolon
 components (whose Consul lock refuses keys with other flags) can share the tree. See
 docs/store-consul.md for the reasoning.
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 from stolon.store.base import (
+    ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
+    ChangeKind,
     ConflictError,
     Election,
     InfoKind,
@@ -33,6 +38,7 @@ from stolon.store.base import (
     StoreConfig,
     StoreError,
     Versioned,
+    Watch,
 )
 from stolon.store.layout import KeyLayout
 from stolon_store_consul.client import (
@@ -81,6 +87,7 @@ class ConsulStore(Store):
         self._sessions_lock = threading.Lock()
         #: info key -> (session id, session TTL) of the session that holds it for us
         self._info_sessions: dict[str, tuple[str, float]] = {}
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
 
     @property
     def leader_key(self) -> str:
@@ -241,27 +248,18 @@ class ConsulStore(Store):
             return None
         return entries[0].value.decode(errors="replace")
 
-    # -- change notification -------------------------------------------------------------------
-    def change_index(self) -> int:
-        """The current ``X-Consul-Index`` of the cluster's keys (see :meth:`wait_for_change`)."""
-        index, _ = self.client.kv_get(self.layout.base + "/", recurse=True)
-        return max(1, index)
+    # -- change notification ------------------------------------------------------------------
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        """A watch through Consul blocking queries (:mod:`stolon_store_consul.watch`)."""
+        from stolon_store_consul.watch import ConsulWatch
 
-    def wait_for_change(self, index: int, wait: float) -> int:
-        """Block until a key under ``<prefix>/<cluster>/`` changes after ``index``.
-
-        A Consul blocking query (``?recurse&index=...&wait=...``). Returns the new index,
-        which equals ``index`` when ``wait`` ran out with no change; a return is no
-        guarantee of a change. Following Consul's blocking-query rules, an index that went
-        backwards or is below 1 comes back as 1, so the next call blocks and waits for any
-        change. This is the building block of a store watch.
-        """
-        new, _ = self.client.kv_get(self.layout.base + "/", recurse=True, index=max(1, index), wait=wait)
-        if new < 1 or new < index:
-            return 1
-        return new
+        w = ConsulWatch(self.client, self.layout.base, kinds)
+        self._watches.add(w)
+        return w
 
     def close(self) -> None:
+        for w in list(self._watches):
+            w.close()
         self.client.close()
 
 
