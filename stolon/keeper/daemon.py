@@ -50,7 +50,6 @@ from stolon.model import (
     ClusterData,
     ClusterDataError,
     KeeperInfo,
-    ModelError,
     PostgresState,
     TimelineHistory,
 )
@@ -67,6 +66,7 @@ from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
 from stolon.postgres.state import collect_state
+from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreError
 
@@ -125,6 +125,10 @@ class KeeperMetrics:
         self.last_backup = g(
             "stolon_keeper_last_backup_success_seconds", "Time this keeper last completed a base backup"
         )
+        self.spec_warnings = g(
+            "stolon_cluster_spec_warnings",
+            "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
+        )
         set_role(self.target_role, "undefined")
         set_role(self.local_role, "undefined")
 
@@ -151,6 +155,7 @@ class Keeper:
         self.jobs: BackupJobs | None = None
         self._backup_setup: MethodSetup | None = None
         self._archive_failures: int | None = None
+        self.spec_check = StoredSpecCheck(log)
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -422,18 +427,16 @@ class Keeper:
         assert ex is not None
         try:
             cd, _ = store.get_cluster_data()
-        except (StoreError, ClusterDataError) as e:
+        except ClusterDataError:
+            return  # unreadable (logged once by the store): postgres is left as it is
+        except StoreError as e:
             log.error("cannot get cluster data, leaving postgres as it is: %s", e)
             return
         if cd is not None and cd.cluster is not None:
-            spec = cd.cluster.spec
-            try:
-                if spec is None:
-                    raise ModelError("cluster.spec", "missing")
-                spec.validate()
-            except ModelError as e:
-                log.error("cluster data validation failed, leaving postgres as it is: %s", e)
-                return
+            spec = self.spec_check.accept(cd)
+            self.metrics.spec_warnings.set(len(self.spec_check.warnings))
+            if spec is None:
+                return  # logged once: postgres is left as it is
             d = cd.cluster.def_spec().d()
             self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
             self.request_timeout = d.request_timeout.seconds

@@ -58,7 +58,10 @@ class ProxyDaemon:
             self.uid, store, self.listeners, stop_listening=config.stop_listening, tracer=tracer
         )
         self.metrics: Metrics = proxy_metrics(
-            config.store.cluster_name, self.listeners, lambda: self.checker.last_success
+            config.store.cluster_name,
+            self.listeners,
+            lambda: self.checker.last_success,
+            lambda: len(self.checker.spec_check.warnings),
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

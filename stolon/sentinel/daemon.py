@@ -49,6 +49,7 @@ from stolon.sentinel import reasons as r
 from stolon.sentinel.decide import Decision, decide
 from stolon.sentinel.memory import Memory
 from stolon.sentinel.observations import Now, Observations
+from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import ConflictError, Election, NotLeaderError, StoreConfig, StoreError
 
@@ -107,6 +108,10 @@ class SentinelMetrics:
         self.leader_count = self.m.gauge(
             "stolon_sentinel_leader_count", "Number of times the sentinel became the leader"
         )
+        self.spec_warnings = self.m.gauge(
+            "stolon_cluster_spec_warnings",
+            "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
+        )
 
 
 class Sentinel:
@@ -126,6 +131,7 @@ class Sentinel:
         #: trace context of the failover span that requested fencing (the promotion joins it)
         self._fencing_trace: dict[str, str] | None = None
         self._run_now = False
+        self.spec_check = StoredSpecCheck(log)
         self.fencing_runner = FencingRunner(
             lambda: plugin_manager().fencing_methods(),
             self.tracer,
@@ -138,19 +144,17 @@ class Sentinel:
         assert store is not None and election is not None
         try:
             cd, rev = store.get_cluster_data()
-        except (StoreError, ClusterDataError) as e:
+        except ClusterDataError:
+            return None  # unreadable: the store logged it (once); never overwritten from here
+        except StoreError as e:
             log.error("cannot get cluster data: %s", e)
             return None
         if cd is None:
             self._create_cluster(store)
             return None
-        if cd.cluster is None or cd.cluster.spec is None:
-            log.error("cluster data without a cluster spec: re-initialize it with stolonctl init")
-            return None
-        try:
-            cd.cluster.spec.validate()
-        except ModelError as e:
-            log.error("cluster data validation failed: %s", e)
+        spec = self.spec_check.accept(cd)
+        self.metrics.spec_warnings.set(len(self.spec_check.warnings))
+        if spec is None or cd.cluster is None:
             return None
         d = cd.cluster.def_spec().d()
         self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
@@ -199,8 +203,8 @@ class Sentinel:
             log.error("failed to write the cluster data: %s", e)
             return decision
         self.metrics.last_check.set(time.time())
-        if fencing_requests and cd.cluster.spec.fencing is not None:
-            self._fence(fencing_requests[-1], cd.cluster.spec.fencing)
+        if fencing_requests and spec.fencing is not None:
+            self._fence(fencing_requests[-1], spec.fencing)
         return decision
 
     # -- fencing ------------------------------------------------------------------------------
