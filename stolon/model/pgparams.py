@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: configuration file directives, not parameters
@@ -31,7 +31,7 @@ def parameter_problem(name: str, value: str) -> str | None:
     """Why ``name = value`` can't go into postgresql.conf, or ``None`` if it can."""
     if name.lower() in DIRECTIVES:
         return f"{name!r} is a configuration file directive, not a parameter: remove it"
-    if not _NAME.fullmatch(name):
+    if not PARAMETER_NAME.fullmatch(name):
         return (
             f"{name!r} is not a valid parameter name: use letters, digits and _"
             " (a custom parameter is two such names joined by a dot, e.g. pg_stat_statements.max)"
