@@ -585,3 +585,49 @@ def test_wrong_sql_column_type_in_the_embedded_store(
         _one_line(err)
     ctl.ok("clusterdata", "write", "-y", stdin=FIXTURE.read_text())
     assert "Master Keeper: keeper0" in ctl.ok("status")
+
+
+def test_status_shows_keeper_conditions_and_fencing(ctl: Ctl) -> None:
+    """Items 6 and 8: what a keeper leaves out or the server refused, and a fencing that keeps
+    failing, are listed by status (escaped: they are published strings)."""
+    from datetime import UTC, datetime, timedelta
+
+    from stolon.model import FencingState, PostgresCondition, PostgresState
+
+    _write_fixture(ctl)
+    now = datetime.now(UTC)
+    with open_store(ctl.config) as st:
+        state = PostgresState(
+            healthy=True,
+            conditions=[
+                PostgresCondition(
+                    type="InvalidParameter", parameter="work_mem", message="'banana' left out\x1b[31m"
+                ),
+                PostgresCondition(type="ConfigReloadRejected", message="pg_hba.conf line 8: bad"),
+            ],
+        )
+        st.put_keeper_info(KeeperInfo(uid="keeper0", info_uid="i", postgres_state=state), 60)
+        fencing = FencingState(
+            old_master_db="db000001",
+            old_master_keeper="keeper0",
+            new_master_db="db000002",
+            failures=3,
+            detail="command: failed (exit status 1)",
+            last_attempt=now,
+            next_attempt=now + timedelta(seconds=2),
+        )
+        st.put_sentinel_info(SentinelInfo(uid="s1", fencing=fencing), 60)
+        election = st.election("s1", 20)
+        election.start()
+        assert election.wait_leadership(10) is not None
+        try:
+            text = ctl.ok("status")
+        finally:
+            election.resign()
+    assert "WARNING: keeper keeper0: InvalidParameter work_mem: 'banana' left out\\x1b[31m" in text
+    assert "\x1b" not in text
+    assert "WARNING: keeper keeper0: ConfigReloadRejected: pg_hba.conf line 8: bad" in text
+    assert (
+        "WARNING: fencing: old master db db000001 (keeper keeper0) NOT fenced after 3 attempt(s),"
+        " db db000002 waits; last: command: failed (exit status 1); next attempt in" in text
+    )
