@@ -55,6 +55,16 @@ class ProxyCollector(Collector):
         dial_failures = CounterMetricFamily(
             "stolon_proxy_dial_failures", "Connections to a destination that failed", labels=["listener"]
         )
+        over_limit = CounterMetricFamily(
+            "stolon_proxy_connections_over_limit",
+            "Client connections closed at once because --max-connections were in flight",
+            labels=["listener"],
+        )
+        handshake = CounterMetricFamily(
+            "stolon_proxy_handshake_timeouts",
+            "Client connections closed because PostgreSQL sent nothing within --handshake-timeout",
+            labels=["listener"],
+        )
         for listener in self.listeners:
             ctx = listener.ctx
             labels = [listener.name]
@@ -65,7 +75,19 @@ class ProxyCollector(Collector):
             refused.add_metric(labels, ctx.refused)
             closed.add_metric(labels, ctx.table.closed_by_route_change)
             dial_failures.add_metric(labels, ctx.dial_failures)
-        yield from (current, listening, destinations, accepted, refused, closed, dial_failures)
+            over_limit.add_metric(labels, ctx.over_limit)
+            handshake.add_metric(labels, ctx.handshake_timeouts)
+        yield from (
+            current,
+            listening,
+            destinations,
+            accepted,
+            refused,
+            closed,
+            dial_failures,
+            over_limit,
+            handshake,
+        )
         warnings = GaugeMetricFamily(
             "stolon_cluster_spec_warnings",
             "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
