@@ -510,11 +510,17 @@ class Executor:
             try:
                 self.instance.reload(confirm_timeout=max(self.timeouts.request, 1.0))
             except ReloadRejectedError as e:
-                # Not applied: the plan asks for the reload again; the DB does not converge.
+                # Not taken as applied: the plan asks for the reload again next cycle, and
+                # the keeper reports it (condition, metric). The step does not fail: a bad
+                # pgHBA entry must not make the master miss its convergence and fail over.
                 self.state.reload_problem = str(e)
                 span.set_attribute("stolon.reload.rejected", str(e))
-                raise StepFailed(f"the configuration reload was not applied: {e}") from None
+                self._rejections.report(
+                    "reload", str(e), f"the configuration reload was not applied (retried every cycle): {e}"
+                )
+                return
             self.state.reload_problem = None
+            self._rejections.clear("reload", "the configuration reload was applied")
 
     def _do_Restart(self, step: p.Restart) -> None:
         log.info("%s", step.reason)

@@ -66,7 +66,9 @@ def parse_json(
     limits; every failure is a :class:`ModelError` with a one-line message."""
     if len(data) > max_bytes:
         raise ModelError(
-            "", f"{what} is {_size(len(data))}, more than the {_size(max_bytes)} a document may have"
+            "",
+            f"{what} is {len(data)} bytes, more than the {max_bytes} bytes ({_size(max_bytes)})"
+            " a document may have",
         )
     try:
         obj = json.loads(data)

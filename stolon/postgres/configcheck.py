@@ -146,12 +146,16 @@ def reload_rejections(conn: Connection) -> list[str]:
 
     ``pg_file_settings`` re-reads the files: an entry with an ``error`` whose parameter is
     not ``pending_restart`` was refused (a parameter that only waits for a restart has the
-    same error text there). A ``pg_hba.conf`` error means the server kept its old rules.
+    same error text there, and a restart-only parameter removed from the file is an error
+    row without name and file). A ``pg_hba.conf`` error means the server kept its old rules.
     """
     rows = conn.execute(
         "SELECT coalesce(f.name, '(file)'), f.error, f.sourcefile, f.sourceline"
         " FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name"
         " WHERE f.error IS NOT NULL AND NOT coalesce(s.pending_restart, false)"
+        # a restart-only parameter removed from the file (e.g. recovery_target_timeline
+        # after a promotion): a row with neither name nor file, waiting for a restart
+        " AND NOT (f.name IS NULL AND f.sourcefile IS NULL)"
         " ORDER BY f.seqno"
     ).fetchall()
     out = [f"{text(name)}: {text(error)} ({text(src or '')}:{line})" for name, error, src, line in rows]

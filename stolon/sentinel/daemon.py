@@ -2,9 +2,9 @@
 
 Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
 
-1. read the cluster data; none → create it from ``--initial-cluster-spec`` (create-only),
-   or wait;
-2. publish this sentinel's info, read the keepers' and proxies' infos;
+1. publish this sentinel's info; read the cluster data; none → create it from
+   ``--initial-cluster-spec`` (create-only), or wait; unreadable → nothing (logged once);
+2. read the keepers' and proxies' infos (each malformed one is left out);
 3. non-leaders stop here; a leader that just gained the leadership runs a *first run*
    (every timer reset, stale infos ignored);
 4. :func:`stolon.sentinel.decide.decide` (pure) computes the new cluster data and the
@@ -197,6 +197,15 @@ class Sentinel:
         store, election = self.store, self.election
         assert store is not None and election is not None
         try:
+            # First, so that a sentinel is seen alive (stolonctl status) even when the
+            # cluster data can't be read.
+            store.put_sentinel_info(
+                SentinelInfo(uid=self.uid, fencing=self.fencing_state), ttl=2 * self.sleep
+            )
+        except StoreError as e:
+            log.error("store error: %s", e)
+            return None
+        try:
             cd, rev = store.get_cluster_data()
         except ClusterDataError:
             return None  # unreadable: the store logged it (once); never overwritten from here
@@ -213,9 +222,6 @@ class Sentinel:
         d = cd.cluster.def_spec().d()
         self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
         try:
-            store.put_sentinel_info(
-                SentinelInfo(uid=self.uid, fencing=self.fencing_state), ttl=2 * self.sleep
-            )
             keepers_info = store.keepers_info()
             proxies_info = store.proxies_info()
         except StoreError as e:

@@ -64,7 +64,7 @@ def test_limits_refuse_with_one_line_model_errors() -> None:
     for data, message in [
         (b"[" * 100_000, "nested more than"),
         (_deep_json(MAX_DEPTH + 1), "nested more than"),
-        (b" " * (MAX_DOCUMENT_BYTES + 1), "more than the 4.0 MiB"),
+        (b" " * (MAX_DOCUMENT_BYTES + 1), r"more than the 4194304 bytes \(4.0 MiB\)"),
         (b'{"a": ' + b"7" * 5000 + b"}", "not valid JSON"),
         (b'{"a": 1', "not valid JSON"),
         (b"\xff", "not valid JSON"),
