@@ -101,6 +101,8 @@ def test_init_spec_update_status(ctl: Ctl) -> None:
         "proxies": [],
         "keepers": [],
         "cluster": {"available": True, "master_keeper_uid": "", "master_db_uid": ""},
+        "backup": None,
+        "activities": [],
         "warnings": [],
     }
     raw = ctl.raw()
