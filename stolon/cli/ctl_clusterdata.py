@@ -8,6 +8,7 @@ import json
 from stolon.cli.common import CliError, add_bool_flag
 from stolon.cli.ctlcontext import CtlContext
 from stolon.model import ClusterData, ModelError
+from stolon.store.base import MalformedDataError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +21,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w.add_argument("-f", "--file", default="-", help="file containing the new cluster data (default: stdin)")
     add_bool_flag(w, "--yes", "don't ask for confirmation", short="-y")
     w.set_defaults(func=cmd_write)
+
+
+def exists(ctx: CtlContext) -> bool:
+    """Whether a cluster data key exists (readable or not: a malformed one can be replaced)."""
+    try:
+        return ctx.store.backend.get_cluster_data() is not None
+    except MalformedDataError:
+        return True
 
 
 def cmd_read(ctx: CtlContext) -> int:
@@ -46,7 +55,7 @@ def cmd_write(ctx: CtlContext) -> int:
         cd.cluster.spec.validate()
     except ModelError as e:
         raise CliError(f"invalid cluster data: {e}") from None
-    if ctx.store.backend.get_cluster_data() is not None:
+    if exists(ctx):
         if not ctx.args.yes:
             raise CliError("WARNING: cluster data already available use --yes to override")
         ctx.out("WARNING: The current cluster data will be removed")

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from stolon.cli import ctl_clusterdata
 from stolon.cli.common import CliError, add_bool_flag
 from stolon.cli.ctl_backup import check_spec_backup
 from stolon.cli.ctlcontext import CtlContext
@@ -57,8 +58,7 @@ def cmd_init(ctx: CtlContext) -> int:
     data = ctx.read_input(a.spec, a.file, "cluster spec", required=False)
     spec = parse_spec(data) if data is not None else ClusterSpec(init_mode="new")
     check_spec_backup(spec, a.cluster_name)
-    existing = ctx.store.backend.get_cluster_data()
-    if existing is not None:
+    if ctl_clusterdata.exists(ctx):
         ctx.out("WARNING: The current cluster data will be removed")
     ctx.out(
         "WARNING: The databases managed by the keepers will be overwritten depending on the"
@@ -134,7 +134,9 @@ def cmd_update(ctx: CtlContext) -> int:
             check_spec_backup(new, a.cluster_name)
         cd.cluster.spec = new
 
-    ctx.cluster_data()  # fails clearly when there is no cluster or its spec is invalid
+    # Fails clearly when there is no cluster data; the stored spec may be invalid: this
+    # command is how it gets fixed (the new spec is checked strictly).
+    ctx.cluster_data(require_valid_spec=False)
     ctx.store.update_cluster_data(change)
     return 0
 

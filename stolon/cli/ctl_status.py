@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stolon.cli import status_warnings
 from stolon.cli.common import CliError
 from stolon.cli.ctlcontext import CtlContext
 from stolon.keeper.activity import describe, human_bytes
-from stolon.model import ClusterData, KeeperInfo
+from stolon.model import ClusterData, KeeperInfo, ModelError
 from stolon.model.cron import CronError, CronSchedule
 
 
@@ -88,6 +89,8 @@ class Status:
     backup: BackupSection | None = None
     #: ours: long work in progress on keepers (restores, base backups, resyncs)
     activities: list[ActivityRow] = field(default_factory=list)
+    #: ours: see stolon.cli.status_warnings
+    warnings: list[str] = field(default_factory=list)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,11 +103,17 @@ def collect(ctx: CtlContext) -> tuple[Status, ClusterData | None]:
     store = ctx.store
     leader = store.get_leader()
     status = Status()
-    for uid in sorted(store.sentinels_info()):
+    sentinels = store.sentinels_info()
+    for uid in sorted(sentinels):
         status.sentinels.append(SentinelRow(uid, leader is not None and uid == leader))
     for uid, pi in sorted(store.proxies_info().items()):
         status.proxies.append(ProxyRow(pi.uid or uid, pi.generation))
-    cd, _ = store.get_cluster_data()
+    keepers_info = store.keepers_info()
+    try:
+        cd, _ = store.get_cluster_data()
+    except ModelError as e:
+        raise CliError(f"cannot read the stored cluster data: {e}") from None
+    status.warnings = status_warnings.collect(cd, keepers_info, sentinels, leader, store.malformed.current())
     if cd is None:
         return status, None
     for kuid in sorted(cd.keepers or {}):
@@ -125,7 +134,7 @@ def collect(ctx: CtlContext) -> tuple[Status, ClusterData | None]:
         if master is not None and master.spec is not None:
             status.cluster.master_db_uid = master.uid
             status.cluster.master_keeper_uid = master.spec.keeper_uid
-    _collect_backups(status, cd, store.keepers_info())
+    _collect_backups(status, cd, keepers_info)
     return status, cd
 
 
@@ -283,6 +292,12 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out()
     if status.backup is not None:
         _render_backup(ctx, status.backup)
+    if status.warnings:
+        out("=== Warnings ===")
+        out()
+        for line in status.warnings:
+            out(f"WARNING: {line}")
+        out()
 
 
 def _render_backup(ctx: CtlContext, b: BackupSection) -> None:

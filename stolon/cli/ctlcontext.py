@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from stolon.cli.common import CliError, store_config_from_args
-from stolon.model import ClusterData, ClusterDataError
+from stolon.model import ClusterData, ModelError
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import Revision
 
@@ -31,6 +31,8 @@ class CtlContext:
     def store(self) -> ClusterStore:
         if self._store is None:
             self._store = open_store(store_config_from_args(self.args))
+            # A command reports what it can't read itself (one line), it does not log it.
+            self._store.malformed.enabled = False
         return self._store
 
     def close(self) -> None:
@@ -38,17 +40,30 @@ class CtlContext:
             self._store.close()
             self._store = None
 
-    def cluster_data(self) -> tuple[ClusterData, Revision]:
-        """The stored cluster data, which must exist and carry a valid spec."""
-        cd, rev = self.store.get_cluster_data()
+    def cluster_data(self, *, require_valid_spec: bool = True) -> tuple[ClusterData, Revision]:
+        """The stored cluster data, which must exist and carry a spec.
+
+        The stored spec is checked leniently (:meth:`ClusterSpec.validate_stored`): a spec
+        Go Stolon accepts works, and each rule of ours it breaks is printed as a warning on
+        stderr. ``require_valid_spec=False`` skips even Go's rules (``update`` replaces it).
+        """
+        try:
+            cd, rev = self.store.get_cluster_data()
+        except ModelError as e:
+            raise CliError(f"cannot read the stored cluster data: {e}") from None
         if cd is None:
             raise CliError("no cluster data available: initialize the cluster with `stolonctl init`")
         if cd.cluster is None or cd.cluster.spec is None:
             raise CliError("no cluster spec available: re-initialize the cluster with `stolonctl init`")
-        try:
-            cd.cluster.spec.validate()
-        except ClusterDataError as e:
-            raise CliError(f"stored cluster data is invalid: {e}") from None
+        if require_valid_spec:
+            try:
+                warnings = cd.cluster.spec.validate_stored()
+            except ModelError as e:
+                raise CliError(
+                    f"the stored cluster spec is invalid: {e}; fix it with `stolonctl update`"
+                ) from None
+            for w in warnings:
+                self.err(f"WARNING: stored cluster spec: {w}")
         return cd, rev
 
     def confirm(self, message: str) -> bool:

@@ -10,6 +10,7 @@ from stolon.cli.common import CliError, setup_logging
 from stolon.plugins import PluginError
 from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import ProxyDaemon, build_listeners, raise_nofile_limit, run_coroutine
+from stolon.proxy.forwarder import ConnectionLimits
 from stolon.proxy.policies import PolicyError
 from stolon.store import StoreError, open_store
 from stolon.telemetry import setup_tracing, tracer
@@ -25,7 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     setup_logging(config.log_level)
     try:
-        listeners = build_listeners(config.listeners, config.socket_options)
+        listeners = build_listeners(
+            config.listeners,
+            config.socket_options,
+            limits=ConnectionLimits(config.max_connections, config.handshake_timeout),
+        )
         store = open_store(config.store)
     except (PolicyError, PluginError, StoreError) as e:
         print(f"stolon-proxy: {e}", file=sys.stderr)

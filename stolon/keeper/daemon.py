@@ -34,6 +34,7 @@ from stolon.keeper import plan as p
 from stolon.keeper.activity import ActivityTracker
 from stolon.keeper.backup_jobs import BackupJobs
 from stolon.keeper.backups import KeeperBackups, MethodSetup
+from stolon.keeper.conditions import conditions
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.executor import Executor, StepFailed
 from stolon.keeper.localstate import (
@@ -50,7 +51,6 @@ from stolon.model import (
     ClusterData,
     ClusterDataError,
     KeeperInfo,
-    ModelError,
     PostgresState,
     TimelineHistory,
 )
@@ -67,6 +67,7 @@ from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
 from stolon.postgres.state import collect_state
+from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreError
 
@@ -125,6 +126,18 @@ class KeeperMetrics:
         self.last_backup = g(
             "stolon_keeper_last_backup_success_seconds", "Time this keeper last completed a base backup"
         )
+        self.invalid_parameters = g(
+            "stolon_keeper_invalid_parameters",
+            "pgParameters entries left out of postgresql.conf (invalid, or rejected by PostgreSQL)",
+        )
+        self.reload_rejected = g(
+            "stolon_keeper_config_reload_rejected",
+            "Set to 1 if PostgreSQL did not apply the configuration at the last reload",
+        )
+        self.spec_warnings = g(
+            "stolon_cluster_spec_warnings",
+            "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
+        )
         set_role(self.target_role, "undefined")
         set_role(self.local_role, "undefined")
 
@@ -151,6 +164,9 @@ class Keeper:
         self.jobs: BackupJobs | None = None
         self._backup_setup: MethodSetup | None = None
         self._archive_failures: int | None = None
+        self.spec_check = StoredSpecCheck(log)
+        #: the pgParameters of our DB spec (for the conditions we publish)
+        self.spec_parameters: dict[str, str] = {}
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -328,6 +344,13 @@ class Keeper:
             # Cleanly shut down as the DB spec asks (switchover): say where its WAL ends.
             pg_state = pg_state.copy()
             pg_state.stopped_xlog_pos = stopped[1]
+        if self.executor is not None:
+            found = conditions(self.spec_parameters, self.executor.state)
+            self.metrics.invalid_parameters.set(sum(1 for c in found if c.parameter))
+            self.metrics.reload_rejected.set(1 if self.executor.state.reload_problem else 0)
+            if found:
+                pg_state = pg_state.copy()
+                pg_state.conditions = found
         activity = None
         if self.executor is not None:
             activity = self.executor.activity.current
@@ -393,6 +416,8 @@ class Keeper:
             backup=self._backup_setup.commands if self._backup_setup is not None else None,
             pitr_restore_command=pitr_command,
             pitr_error=pitr_error,
+            rejected_parameters={name: value for name, (value, _m) in ex.state.rejected.items()},
+            reload_rejected=ex.state.reload_problem is not None,
         )
 
     def _pitr_facts(self, cd: ClusterData | None, db: DB | None, local_db_uid: str) -> tuple[str, str]:
@@ -422,18 +447,16 @@ class Keeper:
         assert ex is not None
         try:
             cd, _ = store.get_cluster_data()
-        except (StoreError, ClusterDataError) as e:
+        except ClusterDataError:
+            return  # unreadable (logged once by the store): postgres is left as it is
+        except StoreError as e:
             log.error("cannot get cluster data, leaving postgres as it is: %s", e)
             return
         if cd is not None and cd.cluster is not None:
-            spec = cd.cluster.spec
-            try:
-                if spec is None:
-                    raise ModelError("cluster.spec", "missing")
-                spec.validate()
-            except ModelError as e:
-                log.error("cluster data validation failed, leaving postgres as it is: %s", e)
-                return
+            spec = self.spec_check.accept(cd)
+            self.metrics.spec_warnings.set(len(self.spec_check.warnings))
+            if spec is None:
+                return  # logged once: postgres is left as it is
             d = cd.cluster.def_spec().d()
             self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
             self.request_timeout = d.request_timeout.seconds
@@ -446,6 +469,11 @@ class Keeper:
             if cd.cluster.uid != self.cluster_uid:
                 self.cluster_uid = cd.cluster.uid
                 KeeperLocalState(self.uid, self.cluster_uid).save(self.data_dir)
+        mine = cd.db_of_keeper(self.uid) if cd is not None else None
+        self.spec_parameters = dict(mine.spec.pg_parameters or {}) if mine is not None and mine.spec else {}
+        ex.state.rejected = {
+            k: v for k, v in ex.state.rejected.items() if self.spec_parameters.get(k) == v[0]
+        }
         me = self.identity()
         for _ in range(MAX_INIT_PASSES):
             facts = self.local_facts(cd)

@@ -38,9 +38,11 @@ from stolon.keeper.backups import KeeperBackups, MethodSetup
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.localstate import DBLocalState
 from stolon.keeper.pgconfig import DesiredConfig
+from stolon.logonce import OncePerChange
 from stolon.postgres import datadir, roles, slots, state
+from stolon.postgres.configcheck import rejected_parameters
 from stolon.postgres.controldata import read_controldata
-from stolon.postgres.errors import PostgresError
+from stolon.postgres.errors import PostgresError, ReloadRejectedError
 from stolon.postgres.hba import quote_hba_token
 from stolon.postgres.instance import Instance
 from stolon.postgres.lsn import format_lsn, parse_lsn
@@ -84,6 +86,12 @@ class ExecutorState:
     init_parameters: dict[str, str] | None = None
     #: (db uid, shutdown checkpoint location) after a StopCleanly, until PostgreSQL starts again
     stopped_at: tuple[str, int] | None = None
+    #: user parameters the server rejected: name → (rejected value, its message); left out
+    rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: why the last reload was not applied (None: it was, or none happened)
+    reload_problem: str | None = None
+    #: parameters waiting for a restart that the keeper does not do (automaticPgRestart off)
+    pending_restart: list[str] = field(default_factory=list)
 
 
 def expand_restore_command(command: str, data_dir: Path) -> str:
@@ -125,6 +133,9 @@ class Executor:
         #: trace context of the DB generation being applied (set by the daemon each cycle)
         self.trace_context: dict[str, str] | None = None
         self.last_xlog = (0, 0)  # (timeline, xlog pos) last collected, for span attributes
+        #: the last candidate configuration checked by the server, and what it rejected
+        self._checked: tuple[object, dict[str, str]] | None = None
+        self._rejections = OncePerChange(log)
 
     # -- tracing ----------------------------------------------------------------------------
     @contextmanager
@@ -143,7 +154,50 @@ class Executor:
 
     # -- helpers ----------------------------------------------------------------------------
     def _apply(self, config: DesiredConfig) -> None:
-        self.instance.set_config(parameters=config.parameters, hba=config.hba, recovery=config.recovery)
+        parameters = self._without_rejected(config)
+        self.instance.set_config(parameters=parameters, hba=config.hba, recovery=config.recovery)
+
+    def _without_rejected(self, config: DesiredConfig) -> dict[str, str]:
+        """``config.parameters`` without the user entries the server rejects.
+
+        The candidate file is checked by the server binary (:mod:`stolon.postgres.configcheck`)
+        whenever it differs from the last one checked; each rejected user entry is left out,
+        remembered (the plan leaves it out too while its value stays the same) and logged
+        once. The keeper's own entries are never left out: a rejected one is logged, and the
+        start or reload fails as it would have.
+        """
+        params = dict(config.parameters)
+        if not config.droppable or not self.instance.is_initialized():
+            return params
+        recovery = config.recovery.conf_parameters
+        key = (tuple(sorted(params.items())), tuple(sorted(recovery.items())))
+        if self._checked is not None and self._checked[0] == key:
+            rejected = self._checked[1]
+        else:
+            try:
+                result = rejected_parameters(
+                    self.instance, params, recovery, timeout=max(self.timeouts.request, 5.0) + 10.0
+                )
+            except (PostgresError, OSError) as e:
+                log.warning("cannot check the configuration with the server (using it unchecked): %s", e)
+                return params
+            rejected = result.rejected
+            if result.unexplained:
+                log.error("the server refuses the configuration: %s", result.unexplained)
+            self._checked = (key, rejected)
+        for name, message in rejected.items():
+            if name in config.droppable:
+                value = params.pop(name)
+                self.state.rejected[name] = (value, message)
+                self._rejections.report(
+                    name,
+                    value,
+                    f"pgParameters.{name} = {value!r} is rejected by PostgreSQL and left out of"
+                    f" postgresql.conf: {message}",
+                )
+            else:
+                self._rejections.report(name, params[name], f"PostgreSQL rejects parameter {name}: {message}")
+        return params
 
     def _start(self, config: DesiredConfig, *, tmp_merged: bool = False, wait: float | None = None) -> None:
         self.state.stopped_at = None
@@ -335,7 +389,10 @@ class Executor:
                 raise StepFailed(
                     f"init mode existing but {self.instance.data_dir} is not an initialized data directory"
                 )
-            self._start(DesiredConfig(step.config.parameters, step.config.hba, NO_RECOVERY), tmp_merged=True)
+            self._start(
+                DesiredConfig(step.config.parameters, step.config.hba, NO_RECOVERY, step.config.droppable),
+                tmp_merged=True,
+            )
             if step.include_previous:
                 self.state.init_parameters = self._read_init_parameters()
             self._ensure_roles()
@@ -448,9 +505,22 @@ class Executor:
 
     def _do_Reload(self, step: p.Reload) -> None:
         log.info("%s", step.reason)
-        with self._span("reload", self.cfg.uid, reason=step.reason):
+        with self._span("reload", self.cfg.uid, reason=step.reason) as span:
             self._apply(step.config)
-            self.instance.reload()
+            try:
+                self.instance.reload(confirm_timeout=max(self.timeouts.request, 1.0))
+            except ReloadRejectedError as e:
+                # Not taken as applied: the plan asks for the reload again next cycle, and
+                # the keeper reports it (condition, metric). The step does not fail: a bad
+                # pgHBA entry must not make the master miss its convergence and fail over.
+                self.state.reload_problem = str(e)
+                span.set_attribute("stolon.reload.rejected", str(e))
+                self._rejections.report(
+                    "reload", str(e), f"the configuration reload was not applied (retried every cycle): {e}"
+                )
+                return
+            self.state.reload_problem = None
+            self._rejections.clear("reload", "the configuration reload was applied")
 
     def _do_Restart(self, step: p.Restart) -> None:
         log.info("%s", step.reason)
@@ -463,6 +533,7 @@ class Executor:
         with self.instance.connect_admin() as conn:
             pending = state.pending_restart(conn)
         self.state.needs_restart = bool(pending)
+        self.state.pending_restart = list(pending)
         if not pending:
             return
         if not step.automatic:
@@ -473,6 +544,7 @@ class Executor:
             return
         self._do_Restart(p.Restart(step.config, f"restarting postgres to apply {', '.join(pending)}"))
         self.state.needs_restart = False
+        self.state.pending_restart = []
 
     def _do_RefreshSlots(self, step: p.RefreshSlots) -> None:
         with self.instance.connect_admin() as conn:

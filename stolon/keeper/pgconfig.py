@@ -13,11 +13,12 @@ from typing import Any
 
 from stolon.model import DB, ClusterData
 from stolon.model.cluster import FOLLOW_EXTERNAL, FOLLOW_INTERNAL, ROLE_MASTER, ROLE_STANDBY
+from stolon.model.pgparams import invalid_parameters
 from stolon.model.spec import BackupSpec, FromBackup
 from stolon.model.spec import RecoveryTargetSettings as SpecRecoveryTargets
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.hba import SUReplAccessMode, build_hba
-from stolon.postgres.parameters import ParameterInputs, build_parameters
+from stolon.postgres.parameters import MANAGED_PARAMETERS, ParameterInputs, build_parameters
 from stolon.postgres.recovery import (
     NO_RECOVERY,
     ArchiveRecoverySettings,
@@ -95,6 +96,9 @@ class DesiredConfig:
     parameters: dict[str, str]
     hba: tuple[str, ...]
     recovery: RecoveryConfig
+    #: the entries of ``parameters`` that come from the user (``pgParameters``, or the
+    #: instance's own at init): the executor leaves out those the server rejects
+    droppable: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 def _int(value: str | None) -> int | None:
@@ -112,9 +116,14 @@ def db_parameters(
     pg_major: int,
     init_parameters: Mapping[str, str] | None,
     backup: BackupCommands | None = None,
+    rejected: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """postgresql.conf parameters for ``db``, Go Stolon's precedence plus our additions:
 
+    - ``pgParameters`` entries that can't be written (:mod:`stolon.model.pgparams`: a bad
+      name, a directive, a control character) are left out, and so are those the server
+      rejected with the same value (``rejected``: name → value, found by the executor);
+      the keeper reports both as conditions;
     - ``max_slot_wal_keep_size`` bounded by default;
     - ``password_encryption = scram-sha-256`` when the keeper's users use SCRAM (so a
       password set later, or by an ``existing`` data dir's owner, is not md5 by accident);
@@ -124,7 +133,11 @@ def db_parameters(
     """
     spec = db.spec
     assert spec is not None
-    user = dict(spec.pg_parameters or {})
+    refused = rejected or {}
+    static = invalid_parameters(spec.pg_parameters)
+    user = {k: v for k, v in (spec.pg_parameters or {}).items() if k not in static and refused.get(k) != v}
+    if init_parameters is not None:
+        init_parameters = {k: v for k, v in init_parameters.items() if refused.get(k) != v}
     params = build_parameters(
         ParameterInputs(
             pg_major=pg_major,
@@ -159,6 +172,20 @@ def db_parameters(
                 if theirs is not None and (ours if ours is not None else POSTGRES_DEFAULTS[key]) < theirs:
                     params[key] = str(theirs)
     return params
+
+
+def droppable_parameters(
+    db: DB, params: Mapping[str, str], init_parameters: Mapping[str, str] | None
+) -> frozenset[str]:
+    """The entries of ``params`` that hold the user's value (``pgParameters``, or the
+    instance's own parameters at init), not one the keeper imposes."""
+    spec = db.spec
+    assert spec is not None
+    user = dict(init_parameters or {}) if spec.include_previous_config else {}
+    user.update(spec.pg_parameters or {})
+    return frozenset(
+        k for k, v in params.items() if k not in MANAGED_PARAMETERS and k in user and user[k] == v
+    )
 
 
 def restart_blockers(db: DB, cd: ClusterData, params: Mapping[str, str]) -> list[str]:

@@ -15,7 +15,7 @@ the reported generation is what tells the sentinel the DB converged.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stolon.keeper import pgconfig
@@ -237,6 +237,10 @@ class LocalFacts:
     pitr_restore_command: str = ""
     #: why ``pitrConfig.fromBackup``'s method can't be used here ("" when it can)
     pitr_error: str = ""
+    #: ``pgParameters`` entries the server rejected: name → the rejected value (left out)
+    rejected_parameters: Mapping[str, str] = field(default_factory=dict)
+    #: the server did not apply the last reload: the files on disk are not what it runs
+    reload_rejected: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,12 +259,20 @@ class Plan:
 def _desired(
     db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts, *, only_internal: bool = False
 ) -> DesiredConfig:
+    parameters = pgconfig.db_parameters(
+        db,
+        cd,
+        me,
+        pg_major=facts.pg_major,
+        init_parameters=facts.init_parameters,
+        backup=facts.backup,
+        rejected=facts.rejected_parameters,
+    )
     return DesiredConfig(
-        parameters=pgconfig.db_parameters(
-            db, cd, me, pg_major=facts.pg_major, init_parameters=facts.init_parameters, backup=facts.backup
-        ),
+        parameters=parameters,
         hba=pgconfig.db_hba(db, cd, me, only_internal=only_internal),
         recovery=pgconfig.db_recovery(db, cd, me, facts.backup),
+        droppable=pgconfig.droppable_parameters(db, parameters, facts.init_parameters),
     )
 
 
@@ -309,12 +321,20 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
     except NotReadyToFollow as e:
         if mode == DB_INIT_RESYNC:
             return Plan((Wait(str(e)),), notes=(note,))
+        parameters = pgconfig.db_parameters(
+            db,
+            cd,
+            me,
+            pg_major=facts.pg_major,
+            init_parameters=None,
+            backup=facts.backup,
+            rejected=facts.rejected_parameters,
+        )
         config = DesiredConfig(
-            pgconfig.db_parameters(
-                db, cd, me, pg_major=facts.pg_major, init_parameters=None, backup=facts.backup
-            ),
+            parameters,
             pgconfig.db_hba(db, cd, me),
             NO_RECOVERY,
+            droppable=pgconfig.droppable_parameters(db, parameters, None),
         )
     stop: tuple[Step, ...] = (StopPostgres("reinitializing"),) if facts.pg_running else ()
     if mode == DB_INIT_NEW:
@@ -329,7 +349,7 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
                     encoding=nc.encoding if nc else "",
                     data_checksums=bool(nc and nc.data_checksums),
                     include_previous=spec.include_previous_config,
-                    config=DesiredConfig(config.parameters, config.hba, NO_RECOVERY),
+                    config=DesiredConfig(config.parameters, config.hba, NO_RECOVERY, config.droppable),
                 ),
                 FinishInit(db.uid),
             ),
@@ -355,7 +375,7 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
                     data_restore_command=pitr.data_restore_command,
                     recovery=recovery,
                     include_previous=spec.include_previous_config,
-                    config=DesiredConfig(config.parameters, config.hba, recovery),
+                    config=DesiredConfig(config.parameters, config.hba, recovery, config.droppable),
                     wait_recovery=recovery.mode.name == "RECOVERY",
                     backup_source=from_backup,
                 ),
@@ -470,6 +490,8 @@ def _common_tail(
             applied.recovery, desired.recovery, facts.pg_major
         ):
             changed.append("recovery parameters changed, reloading postgres instance")
+        if facts.reload_rejected and not changed:
+            changed.append("the server did not apply the last reload, reloading postgres instance")
         if changed:
             steps.append(Reload(desired, "; ".join(changed)))
     blockers = tuple(pgconfig.restart_blockers(db, cd, desired.parameters))

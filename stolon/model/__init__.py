@@ -21,7 +21,14 @@ from stolon.model.cluster import (
 )
 from stolon.model.codec import Document, ModelError
 from stolon.model.duration import Duration
-from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo, SentinelInfo
+from stolon.model.infos import (
+    FencingState,
+    KeeperInfo,
+    PostgresCondition,
+    PostgresState,
+    ProxyInfo,
+    SentinelInfo,
+)
 from stolon.model.spec import ClusterSpec, FencingMethod, FencingSpec, SpecError
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "Duration",
     "FencingMethod",
     "FencingSpec",
+    "FencingState",
     "FollowConfig",
     "Keeper",
     "KeeperInfo",
@@ -44,6 +52,7 @@ __all__ = [
     "KeeperStatus",
     "ModelError",
     "PostgresBinaryVersion",
+    "PostgresCondition",
     "PostgresState",
     "Proxy",
     "ProxyInfo",

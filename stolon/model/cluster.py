@@ -7,13 +7,13 @@ implementation loads in the other. Keys this version does not know are preserved
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from stolon.model.codec import I64, U16, U64, Document, ModelError, jf
 from stolon.model.duration import SECOND, Duration
 from stolon.model.gotime import now_utc
+from stolon.model.limits import parse_json
 from stolon.model.spec import (
     ArchiveRecoverySettings,
     ClusterSpec,
@@ -319,9 +319,9 @@ class ClusterData(Document):
     def parse(cls, data: bytes | str) -> ClusterData:
         """Load stored cluster data: lenient on unknown fields, strict on format version."""
         try:
-            obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ClusterDataError("", f"stored cluster data is not valid JSON: {e}") from None
+            obj = parse_json(data, "the cluster data")
+        except ModelError as e:
+            raise ClusterDataError("", e.message) from None
         if not isinstance(obj, dict):
             raise ClusterDataError("", "stored cluster data is not a JSON object")
         version = obj.get("formatVersion")

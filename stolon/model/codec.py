@@ -147,11 +147,12 @@ class Document:
                 _decode(fields[key], value, sub, strict=True)
 
     @classmethod
-    def loads(cls, text: str | bytes, *, strict: bool = False) -> Self:
-        try:
-            obj = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelError("", f"invalid JSON: {e}") from None
+    def loads(cls, text: str | bytes, *, strict: bool = False, max_bytes: int | None = None) -> Self:
+        """Parse a JSON document within the size and depth limits of
+        :mod:`stolon.model.limits` (``max_bytes`` overrides the size limit)."""
+        from stolon.model.limits import MAX_DOCUMENT_BYTES, parse_json
+
+        obj = parse_json(text, "the document", max_bytes=max_bytes or MAX_DOCUMENT_BYTES)
         return cls.from_obj(obj, strict=strict)
 
     # -- encoding ---------------------------------------------------------------------------
@@ -339,11 +340,11 @@ def _container_args(tp: Any, kind: type) -> tuple[Any, ...]:
 
 
 def load_json_object(text: str | bytes, what: str) -> dict[str, Any]:
-    """Parse user-supplied JSON that must be an object; errors name ``what``."""
-    try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError("", f"{what} is not valid JSON: {e}") from None
+    """Parse user-supplied JSON that must be an object (within the limits of
+    :mod:`stolon.model.limits`); errors name ``what``."""
+    from stolon.model.limits import parse_json
+
+    obj = parse_json(text, what)
     if not isinstance(obj, dict):
         raise ModelError("", f"{what} must be a JSON object, got {_describe(obj)}")
     return obj

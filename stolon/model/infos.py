@@ -8,6 +8,27 @@ from datetime import datetime
 from stolon.model.cluster import PostgresBinaryVersion, TimelineHistory
 from stolon.model.codec import I64, U64, Document, jf
 
+#: ``Condition.type`` values (docs/security.md)
+CONDITION_INVALID_PARAMETER = "InvalidParameter"
+CONDITION_RELOAD_REJECTED = "ConfigReloadRejected"
+CONDITION_PENDING_RESTART = "PendingRestart"
+
+
+@dataclass(kw_only=True)
+class PostgresCondition(Document):
+    """Something about the instance's configuration an operator must know (ours).
+
+    ``InvalidParameter``: a ``pgParameters`` entry left out of postgresql.conf (a name or
+    value that can't be written, or a value the server rejects); ``parameter`` names it.
+    ``ConfigReloadRejected``: the server refused the configuration files at the last reload
+    (its running configuration is older than what the cluster data asks for).
+    ``PendingRestart``: changed parameters that only apply after a restart.
+    """
+
+    type: str = jf("type", default="")
+    parameter: str = jf("parameter", default="")
+    message: str = jf("message", default="")
+
 
 @dataclass(kw_only=True)
 class ArchiverState(Document):
@@ -69,6 +90,8 @@ class PostgresState(Document):
     stopped_xlog_pos: U64 = jf("stoppedXLogPos", default=0)
     #: ours: WAL archiving state (pg_stat_archiver), when archiving is on
     archiver: ArchiverState | None = jf("archiver")
+    #: ours: configuration problems of the instance (:class:`PostgresCondition`)
+    conditions: list[PostgresCondition] | None = jf("conditions")
 
 
 @dataclass(kw_only=True)
@@ -92,8 +115,26 @@ class KeeperInfo(Document):
 
 
 @dataclass(kw_only=True)
+class FencingState(Document):
+    """The leader sentinel's fencing of an old master, while a promotion waits for it (ours;
+    docs/fencing.md). ``failures`` counts the consecutive failed attempts; the next one is
+    not before ``nextAttempt`` (exponential back-off, bounded by ``sleepInterval``)."""
+
+    old_master_db: str = jf("oldMasterDB", default="")
+    old_master_keeper: str = jf("oldMasterKeeper", default="")
+    new_master_db: str = jf("newMasterDB", default="")
+    fenced: bool = jf("fenced", default=False)
+    failures: int = jf("failures", default=0)
+    detail: str = jf("detail", default="")
+    last_attempt: datetime | None = jf("lastAttempt")
+    next_attempt: datetime | None = jf("nextAttempt")
+
+
+@dataclass(kw_only=True)
 class SentinelInfo(Document):
     uid: str = jf("UID", omitempty=False, default="")
+    #: ours: the fencing in progress, published by the leader
+    fencing: FencingState | None = jf("fencing")
 
 
 @dataclass(kw_only=True)

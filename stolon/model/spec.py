@@ -15,7 +15,8 @@ from typing import Any, TypeVar, get_type_hints
 
 from stolon.model.codec import U16, U32, Document, ModelError, jf
 from stolon.model.cron import CronError, CronSchedule
-from stolon.model.duration import HOUR, MINUTE, SECOND, Duration
+from stolon.model.duration import HOUR, MILLISECOND, MINUTE, SECOND, Duration
+from stolon.model.pgparams import invalid_parameters
 
 # Enumerations (plain strings in JSON).
 INIT_MODE_NEW = "new"
@@ -134,29 +135,51 @@ class FencingSpec(Document):
 
     @property
     def effective_policy(self) -> str:
-        return self.policy or DEFAULT_FENCING_POLICY
+        """The policy in force: an unknown stored one counts as ``required`` (the safe one)."""
+        return self.policy if self.policy in FENCING_POLICIES else DEFAULT_FENCING_POLICY
 
     @property
     def effective_timeout(self) -> Duration:
-        return self.timeout if self.timeout is not None else DEFAULT_FENCING_TIMEOUT
+        """The timeout in force: a stored one out of bounds is clamped (:data:`FENCING_TIMEOUT`)."""
+        return FENCING_TIMEOUT.effective(
+            self.timeout if self.timeout is not None else DEFAULT_FENCING_TIMEOUT
+        )
 
     @property
     def enabled(self) -> bool:
         return bool(self.methods)
 
     def validate(self, path: str = "fencing") -> None:
+        """Strict check of new input."""
+        problems = self.problems(path)
+        if problems:
+            raise problems[0]
+
+    def problems(self, path: str = "fencing") -> list[SpecError]:
+        """Everything wrong with it (all rules are ours: Go Stolon has no fencing)."""
+        out: list[SpecError] = []
         for i, m in enumerate(self.methods or []):
             if not m.name or m.name != m.name.strip():
-                raise SpecError(
-                    f"{path}.methods[{i}].name",
-                    "is required: name an installed fencing method (see `stolonctl plugins`)",
+                out.append(
+                    SpecError(
+                        f"{path}.methods[{i}].name",
+                        "is required: name an installed fencing method (see `stolonctl plugins`)",
+                    )
                 )
         if self.policy is not None and self.policy not in FENCING_POLICIES:
-            raise SpecError(
-                f"{path}.policy", f'unknown policy {self.policy!r}: use "required" or "best-effort"'
+            out.append(
+                SpecError(
+                    f"{path}.policy", f'unknown policy {self.policy!r}: use "required" or "best-effort"'
+                )
             )
-        if self.timeout is not None and self.timeout.ns <= 0:
-            raise SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "10s"')
+        if self.timeout is not None:
+            if self.timeout.ns <= 0:
+                out.append(SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "10s"'))
+            else:
+                problem = FENCING_TIMEOUT.problem(self.timeout)
+                if problem is not None:
+                    out.append(SpecError(f"{path}.timeout", problem))
+        return out
 
 
 @dataclass(kw_only=True)
@@ -232,6 +255,80 @@ DEFAULT_BACKUP_TIMEOUT = Duration(6 * HOUR)
 
 #: synchronous_commit values that acknowledge a commit before any standby has it.
 UNSAFE_SYNCHRONOUS_COMMIT = ("local", "off")
+
+
+@dataclass(frozen=True)
+class DurationBounds:
+    """The sane range of a duration field (ours: Go Stolon only refuses negative values).
+
+    New input outside ``[low, high]`` is refused, except 0 when ``zero_means`` says what 0
+    does (Go's meaning: no limit). A stored value outside is used clamped to the range, with
+    a warning; a stored 0 counts as ``stored_zero`` when set (else as ``low``).
+    Documented in docs/compatibility.md and docs/security.md.
+    """
+
+    key: str
+    low: Duration
+    high: Duration
+    zero_means: str = ""
+    stored_zero: Duration | None = None
+
+    def problem(self, value: Duration) -> str | None:
+        """Why ``value`` is not acceptable input, or ``None``."""
+        if value.ns == 0 and self.zero_means:
+            return None
+        if value < self.low or value > self.high:
+            zero = f", or 0 ({self.zero_means})" if self.zero_means else ""
+            return f"must be between {self.low} and {self.high}{zero} (got {value})"
+        return None
+
+    def effective(self, value: Duration) -> Duration:
+        """The value in force for a stored ``value`` (clamped into the range)."""
+        if value.ns == 0:
+            if self.zero_means:
+                return value
+            if self.stored_zero is not None:
+                return self.stored_zero
+        return min(max(value, self.low), self.high)
+
+    def stored_problem(self, value: Duration) -> str | None:
+        """The warning for a stored ``value`` that is used corrected, or ``None``."""
+        if value.ns < 0 or self.problem(value) is None:
+            return None
+        return f"{value} is out of bounds ({self.low}..{self.high}): {self.effective(value)} is used instead"
+
+
+_MS = MILLISECOND
+#: Bounds of every duration of the spec, by attribute name.
+DURATION_BOUNDS: dict[str, DurationBounds] = {
+    "sleep_interval": DurationBounds(
+        "sleepInterval", Duration(100 * _MS), Duration(10 * MINUTE), stored_zero=DEFAULT_SLEEP_INTERVAL
+    ),
+    "request_timeout": DurationBounds(
+        "requestTimeout", Duration(1 * SECOND), Duration(1 * HOUR), stored_zero=DEFAULT_REQUEST_TIMEOUT
+    ),
+    "convergence_timeout": DurationBounds(
+        "convergenceTimeout", Duration(1 * SECOND), Duration(24 * HOUR), zero_means="no limit"
+    ),
+    "init_timeout": DurationBounds(
+        "initTimeout", Duration(1 * SECOND), Duration(24 * HOUR), zero_means="no limit"
+    ),
+    "sync_timeout": DurationBounds(
+        "syncTimeout", Duration(1 * SECOND), Duration(7 * 24 * HOUR), zero_means="no limit"
+    ),
+    "db_wait_ready_timeout": DurationBounds(
+        "dbWaitReadyTimeout", Duration(1 * SECOND), Duration(24 * HOUR), stored_zero=Duration(24 * HOUR)
+    ),
+    "fail_interval": DurationBounds("failInterval", Duration(1 * SECOND), Duration(24 * HOUR)),
+    "dead_keeper_removal_interval": DurationBounds(
+        "deadKeeperRemovalInterval", Duration(1 * MINUTE), Duration(365 * 24 * HOUR)
+    ),
+    "proxy_check_interval": DurationBounds("proxyCheckInterval", Duration(100 * _MS), Duration(10 * MINUTE)),
+    "proxy_timeout": DurationBounds("proxyTimeout", Duration(200 * _MS), Duration(1 * HOUR)),
+}
+FENCING_TIMEOUT = DurationBounds(
+    "fencing.timeout", Duration(100 * _MS), Duration(10 * MINUTE), stored_zero=DEFAULT_FENCING_TIMEOUT
+)
 
 
 @dataclass(kw_only=True)
@@ -313,12 +410,46 @@ class ClusterSpec(Document):
 
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise :class:`SpecError` naming the first invalid field (Go's ``Validate``)."""
+        """Strict check of NEW input (``stolonctl init``/``update``/``clusterdata write``,
+        ``--initial-cluster-spec``): Go Stolon's rules and ours. Raises :class:`SpecError`
+        naming the first invalid field."""
+        self._check(strict=True)
+
+    def validate_stored(self) -> list[SpecError]:
+        """Lenient check of a STORED spec, which a component must keep running on.
+
+        Raises :class:`SpecError` only for Go Stolon's own rules (its components refuse such
+        a spec too). Every rule of ours that Go does not have is returned as a warning
+        instead: the spec is then used as documented (durations clamped, invalid
+        ``pgParameters`` left out of postgresql.conf, an unknown fencing policy counted as
+        ``required``...), and ``stolonctl update`` can fix it.
+        """
+        return self._check(strict=False)
+
+    def _check(self, *, strict: bool) -> list[SpecError]:
+        warnings: list[SpecError] = []
+
+        def ours(err: SpecError) -> None:
+            """A rule Go Stolon does not have: an error for new input, a warning for stored."""
+            if strict:
+                raise err
+            warnings.append(err)
+
         s = self.with_defaults()
         for name, key in _DURATION_KEYS:
             value = getattr(s, name)
             if value is not None and value.ns < 0:
                 raise SpecError(key, f"must not be negative (got {value})")
+            bounds = DURATION_BOUNDS[name]
+            if value is not None and getattr(self, name) is not None:
+                if strict:
+                    problem = bounds.problem(value)
+                    if problem is not None:
+                        raise SpecError(key, problem)
+                else:
+                    problem = bounds.stored_problem(value)
+                    if problem is not None:
+                        warnings.append(SpecError(key, problem))
         assert s.proxy_check_interval is not None and s.proxy_timeout is not None
         if s.proxy_check_interval >= s.proxy_timeout:
             raise SpecError(
@@ -409,9 +540,19 @@ class ClusterSpec(Document):
             )
         if s.role == ROLE_STANDBY and s.standby_config is None:
             raise SpecError("standbyConfig", 'is required when the cluster role is "standby"')
+        # -- ours from here on: Go Stolon accepts all of these --------------------------------
+        for name, problem in sorted(invalid_parameters(s.pg_parameters).items()):
+            ours(
+                SpecError(
+                    f"pgParameters.{name}", problem if strict else f"{problem} (left out of postgresql.conf)"
+                )
+            )
         if s.fencing is not None:
-            s.fencing.validate()
+            for err in s.fencing.problems():
+                ours(err)
         if s.backup is not None:
+            # Ours too, but still an error for stored data: the backup runtime expects a
+            # valid section (see docs/security.md).
             s.backup.validate()
             if "archive_command" in (s.pg_parameters or {}) or "archive_library" in (s.pg_parameters or {}):
                 raise SpecError(
@@ -421,11 +562,14 @@ class ClusterSpec(Document):
         if s.synchronous_replication:
             value = (s.pg_parameters or {}).get("synchronous_commit")
             if value is not None and value.strip().lower() in UNSAFE_SYNCHRONOUS_COMMIT:
-                raise SpecError(
-                    "pgParameters.synchronous_commit",
-                    f"{value!r} acknowledges commits before a standby has them, which voids"
-                    " synchronousReplication: use on, remote_write or remote_apply",
+                ours(
+                    SpecError(
+                        "pgParameters.synchronous_commit",
+                        f"{value!r} acknowledges commits before a standby has them, which voids"
+                        " synchronousReplication: use on, remote_write or remote_apply",
+                    )
                 )
+        return warnings
 
     def check_update(self, new: ClusterSpec) -> None:
         """Validate ``new`` as a replacement for this spec (Go's ``UpdateSpec``)."""
@@ -449,7 +593,11 @@ _DURATION_KEYS = [
 
 
 class DefaultedSpec:
-    """Read-only, non-optional view of a spec with defaults applied."""
+    """Read-only, non-optional view of a spec with defaults applied: the values in force.
+
+    Durations are the effective ones (:meth:`DurationBounds.effective`): a stored value out
+    of bounds is clamped (the raw one is on ``.spec``).
+    """
 
     __slots__ = ("spec",)
 
@@ -461,43 +609,45 @@ class DefaultedSpec:
 
     @property
     def sleep_interval(self) -> Duration:
-        return _req(self.spec.sleep_interval)
+        return DURATION_BOUNDS["sleep_interval"].effective(_req(self.spec.sleep_interval))
 
     @property
     def request_timeout(self) -> Duration:
-        return _req(self.spec.request_timeout)
+        return DURATION_BOUNDS["request_timeout"].effective(_req(self.spec.request_timeout))
 
     @property
     def convergence_timeout(self) -> Duration:
-        return _req(self.spec.convergence_timeout)
+        return DURATION_BOUNDS["convergence_timeout"].effective(_req(self.spec.convergence_timeout))
 
     @property
     def init_timeout(self) -> Duration:
-        return _req(self.spec.init_timeout)
+        return DURATION_BOUNDS["init_timeout"].effective(_req(self.spec.init_timeout))
 
     @property
     def sync_timeout(self) -> Duration:
-        return _req(self.spec.sync_timeout)
+        return DURATION_BOUNDS["sync_timeout"].effective(_req(self.spec.sync_timeout))
 
     @property
     def db_wait_ready_timeout(self) -> Duration:
-        return _req(self.spec.db_wait_ready_timeout)
+        return DURATION_BOUNDS["db_wait_ready_timeout"].effective(_req(self.spec.db_wait_ready_timeout))
 
     @property
     def fail_interval(self) -> Duration:
-        return _req(self.spec.fail_interval)
+        return DURATION_BOUNDS["fail_interval"].effective(_req(self.spec.fail_interval))
 
     @property
     def dead_keeper_removal_interval(self) -> Duration:
-        return _req(self.spec.dead_keeper_removal_interval)
+        return DURATION_BOUNDS["dead_keeper_removal_interval"].effective(
+            _req(self.spec.dead_keeper_removal_interval)
+        )
 
     @property
     def proxy_check_interval(self) -> Duration:
-        return _req(self.spec.proxy_check_interval)
+        return DURATION_BOUNDS["proxy_check_interval"].effective(_req(self.spec.proxy_check_interval))
 
     @property
     def proxy_timeout(self) -> Duration:
-        return _req(self.spec.proxy_timeout)
+        return DURATION_BOUNDS["proxy_timeout"].effective(_req(self.spec.proxy_timeout))
 
     @property
     def max_standbys(self) -> int:

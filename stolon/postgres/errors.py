@@ -67,6 +67,15 @@ class DataDirError(PostgresError):
     """The data directory is missing, unreachable, or has unexpected content."""
 
 
+class ReloadRejectedError(PostgresError):
+    """The server did not apply the configuration files at a reload (or the reload was not
+    confirmed in time): its running configuration is not what was written."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
 class QueryError(PostgresError):
     """A query or replication command failed (connection errors included)."""
 

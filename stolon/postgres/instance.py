@@ -31,6 +31,7 @@ from pathlib import Path
 
 from stolon.postgres import datadir, roles
 from stolon.postgres.binaries import PgBinaries, PgVersion
+from stolon.postgres.configcheck import conf_load_time, reload_rejections
 from stolon.postgres.connection import Connection, ConnectParams, connect
 from stolon.postgres.credentials import Credentials
 from stolon.postgres.datadir import LocalRole
@@ -41,11 +42,12 @@ from stolon.postgres.errors import (
     InstanceRunningError,
     NotReadyError,
     PostgresError,
+    ReloadRejectedError,
     StartError,
     StopError,
 )
-from stolon.postgres.hba import build_hba
-from stolon.postgres.parameters import TMP_CONF_NAME
+from stolon.postgres.hba import build_hba, render_pg_hba
+from stolon.postgres.parameters import TMP_CONF_NAME, render_postgresql_conf
 from stolon.postgres.pdeathsig import POSTMASTER_PDEATHSIG, spawn_tied
 from stolon.postgres.recovery import NO_RECOVERY, RECOVERY_SIGNAL, RecoveryConfig
 from stolon.postgres.runas import (
@@ -172,6 +174,15 @@ class Instance:
                 raise ValueError(f"parameter {k}={params[k]!r} disagrees with the instance ({v})")
             params[k] = v
         return params
+
+    def render_check(self) -> None:
+        """Render the wanted configuration without writing it: raises (ValueError) what
+        writing it would raise, so a caller can fail before an irreversible step."""
+        cfg = self._config
+        render_postgresql_conf(
+            self._checked_parameters(cfg.parameters), recovery_parameters=cfg.recovery.conf_parameters
+        )
+        render_pg_hba(cfg.hba)
 
     def write_config_files(self, *, tmp_merged: bool = False) -> None:
         """Write postgresql.conf (or the temporary merged one), pg_hba.conf, signal files."""
@@ -447,36 +458,68 @@ class Instance:
             self.stop(mode, timeout)
             self.start()
 
-    def reload(self) -> None:
-        """Rewrite the config files and make the postmaster re-read them (SIGHUP)."""
+    def reload(self, confirm_timeout: float | None = None) -> None:
+        """Rewrite the config files, make the postmaster re-read them (SIGHUP), and check
+        that it did and applied them.
+
+        A SIGHUP is asynchronous: the reload counts as done once ``pg_conf_load_time()``
+        moved past its value from before the signal (within ``confirm_timeout``, default
+        the request timeout). Then what the server could not apply from the files
+        (:func:`~stolon.postgres.configcheck.reload_rejections`) raises
+        :class:`ReloadRejectedError`, and :attr:`applied_config` keeps the configuration of
+        the last successful start or reload: a rejected reload is never taken as applied.
+        """
+        wait = self.request_timeout if confirm_timeout is None else confirm_timeout
         with self._lock:
             log.info("reloading database configuration")
             self.write_config_files()
+            with self.connect_admin() as conn:
+                before = conf_load_time(conn)
             try:
                 self._pg_ctl("reload", timeout=self.request_timeout + _PG_CTL_EXTRA)
             except CommandError as e:
                 raise PostgresError(f"reload failed: {e}") from None
+            deadline = time.monotonic() + wait
+            while True:
+                with self.connect_admin() as conn:
+                    if conf_load_time(conn) != before:
+                        problems = reload_rejections(conn)
+                        break
+                if time.monotonic() >= deadline:
+                    raise ReloadRejectedError(f"the server did not reload its configuration within {wait:g}s")
+                time.sleep(_POLL_INTERVAL)
+            if problems:
+                raise ReloadRejectedError(
+                    "the server rejected the configuration files: " + "; ".join(problems), problems
+                )
             self._applied = self._config
 
     def promote(self, *, wait: bool = True, timeout: float = 60.0, do_checkpoint: bool = True) -> None:
-        """``pg_ctl promote``, then rewrite the config files (the caller has set the
-        recovery config to none), then ``CHECKPOINT``.
+        """``pg_ctl promote``, then ``CHECKPOINT``, then rewrite the config files (the caller
+        has set the recovery config to none).
 
         The checkpoint writes the new timeline into pg_control right away; without it a
         pg_rewind of the old primary against this one could see the same timeline and do
-        nothing. It needs ``wait``.
+        nothing. It needs ``wait``. Nothing that can fail on the configuration sits between
+        the promotion and the checkpoint: the files are rendered (checked) before
+        ``pg_ctl promote`` and written after the checkpoint (the running server reads them
+        at its next reload or start, not now).
         """
         with self._lock:
+            try:
+                self.render_check()
+            except ValueError as e:
+                raise PostgresError(f"not promoting: the configuration can't be written: {e}") from None
             log.info("promoting database")
             args = ["promote", "-w", "-t", str(math.ceil(timeout))] if wait else ["promote", "-W"]
             try:
                 self._pg_ctl(*args, timeout=timeout + _PG_CTL_EXTRA)
             except (CommandError, CommandTimeoutError) as e:
                 raise PostgresError(f"promote failed: {e}") from None
-            self.write_config_files()
             if wait and do_checkpoint:
                 with self.connect_admin() as conn:
                     checkpoint(conn)
+            self.write_config_files()
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until the instance accepts a superuser connection; fail early if our

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stolon.model.pgparams import DIRECTIVES, PARAMETER_NAME
+
 #: The keeper sets these itself: they are ignored in the user's spec and filtered out of the
 #: parameters reported to the sentinel (Go's ``managedPGParameters``).
 MANAGED_PARAMETERS: frozenset[str] = frozenset(
@@ -177,7 +179,9 @@ def quote_conf_value(value: str) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "_." for c in name):
+    """Refuse what the configuration file lexer can't read (the keeper leaves such
+    ``pgParameters`` out before rendering: this is the last line of defence)."""
+    if not PARAMETER_NAME.fullmatch(name) or name.lower() in DIRECTIVES:
         raise ValueError(f"bad configuration parameter name {name!r}")
 
 

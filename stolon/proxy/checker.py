@@ -32,11 +32,12 @@ from opentelemetry import trace
 
 from stolon.model.cluster import NO_GENERATION, ClusterData, ClusterDataError
 from stolon.model.infos import ProxyInfo
-from stolon.model.spec import DEFAULT_PROXY_CHECK_INTERVAL, DEFAULT_PROXY_TIMEOUT, SpecError
+from stolon.model.spec import DEFAULT_PROXY_CHECK_INTERVAL, DEFAULT_PROXY_TIMEOUT
 from stolon.model.uid import new_uid
 from stolon.proxy.listener import Listener, ListenError
 from stolon.proxy.policies import ClusterView, db_destination
 from stolon.proxy.routing import Destination, describe
+from stolon.specstate import StoredSpecCheck
 from stolon.telemetry import ATTR_DB, context_from
 
 log = logging.getLogger("stolon.proxy")
@@ -63,6 +64,11 @@ class ProxyStore(Protocol):
 
 class CheckError(Exception):
     """A check that failed: the timeout timer is not re-armed."""
+
+    def __init__(self, message: str, *, logged: bool = False) -> None:
+        super().__init__(message)
+        #: already logged (once per change) where it was found: don't log it every check
+        self.logged = logged
 
 
 class ClusterChecker:
@@ -93,6 +99,7 @@ class ClusterChecker:
         self._cd: ClusterData | None = None
         #: routes when the check in flight started (or when the timeout last changed them)
         self._check_before: dict[str, tuple[tuple[Destination, ...], int]] | None = None
+        self.spec_check = StoredSpecCheck(log)
 
     @property
     def check_interval(self) -> float:
@@ -118,7 +125,8 @@ class ClusterChecker:
         try:
             await self.check()
         except CheckError as e:
-            log.warning("check function error: %s", e)
+            if not e.logged:
+                log.warning("check function error: %s", e)
             return False
         self.last_success = time.time()
         self._arm_timer()
@@ -177,22 +185,20 @@ class ClusterChecker:
         await self._start_listening()
 
         if bad is not None:
-            self._route_nowhere()
-            raise CheckError(str(bad))
+            self._route_nowhere()  # fail closed; the store logged it once per change
+            raise CheckError(str(bad), logged=True)
         if cd is None:
             log.info("no clusterdata available, closing connections to master")
             self._route_nowhere()
             return
         self._cd = cd
         cluster = cd.cluster
-        try:
-            if cluster is None or cluster.spec is None:
-                raise SpecError("cluster", "no cluster spec")
-            cluster.spec.validate()
-        except SpecError as e:
+        stored = self.spec_check.accept(cd)
+        if stored is None or cluster is None:
+            # Go Stolon's own rules refuse it: fail closed (logged once per change)
             self._route_nowhere()
-            raise CheckError(f"clusterdata validation failed: {e}") from None
-        spec = cluster.spec.d()
+            raise CheckError(f"clusterdata validation failed: {self.spec_check.error}", logged=True)
+        spec = stored.d()
         cd_interval_ns = spec.proxy_check_interval.ns
         cd_timeout_ns = spec.proxy_timeout.ns
         # Publish the larger of the timeout in force and the new one, so that the sentinel

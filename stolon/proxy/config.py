@@ -26,6 +26,7 @@ from stolon.cli.common import (
     add_store_flags,
     apply_env_defaults,
     env_name,
+    go_duration_seconds,
     log_level,
     normalize_bool_flags,
     store_config_from_args,
@@ -38,6 +39,11 @@ DEFAULT_LISTENER = "default"
 DEFAULT_POLICY = "master"
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 _LISTENER_KEYS = ("name", "policy", "address", "port")
+#: PostgreSQL's own authentication_timeout default: a client has this long from accept
+#: until the server answers its first message.
+DEFAULT_HANDSHAKE_TIMEOUT = 60.0
+#: A shorter handshake timeout (other than 0) can't fit a dial and a TLS negotiation.
+MIN_HANDSHAKE_TIMEOUT = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ class ProxyConfig:
     metrics_listen_address: str = ""
     log_level: str = "info"
     event_loop: str = "auto"
+    #: client connections in flight at most, over every listener (0: no limit, as Go)
+    max_connections: int = 0
+    #: seconds from accept until PostgreSQL's first bytes (0: no limit)
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="an extra listener: policy=NAME,port=PORT[,name=NAME][,address=ADDR][,SETTING=VALUE...]"
         " (repeatable; e.g. policy=readonly,port=25433,max-lag=1MiB)",
+    )
+    g.add_argument(
+        "--max-connections",
+        type=int,
+        default=0,
+        help="client connections the proxy forwards at once, over every listener; one more is"
+        " closed at once (default 0: no limit, as Go Stolon)",
+    )
+    g.add_argument(
+        "--handshake-timeout",
+        type=go_duration_seconds,
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        metavar="DURATION",
+        help="close a client connection PostgreSQL has sent nothing to within this time after"
+        " accept (the dial plus the client's first message); 0 disables it (default 60s)",
     )
     g.add_argument(
         "--metrics-listen-address",
@@ -170,6 +195,15 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
     ):
         if value < 0:
             raise CliError(f"tcp keepalive {what} value must be greater or equal to 0", exit_code=2)
+    if a.max_connections < 0:
+        raise CliError(
+            f"--max-connections {a.max_connections}: must be 0 (no limit) or a positive number", exit_code=2
+        )
+    if 0 < a.handshake_timeout < MIN_HANDSHAKE_TIMEOUT:
+        raise CliError(
+            f"--handshake-timeout {a.handshake_timeout:g}s: must be 0 (no limit) or at least 100ms",
+            exit_code=2,
+        )
     specs: list[str] = list(a.listener)
     if not specs:
         specs = [s for s in env.get(env_name(ENV_PREFIX, "--listener"), "").split(";") if s.strip()]
@@ -199,4 +233,6 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
         metrics_listen_address=_metrics_address(a.metrics_listen_address),
         log_level="debug" if a.debug else a.log_level,
         event_loop=a.event_loop,
+        max_connections=a.max_connections,
+        handshake_timeout=a.handshake_timeout,
     )

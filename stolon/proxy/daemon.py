@@ -18,7 +18,7 @@ from stolon.metrics import Metrics
 from stolon.model.uid import new_uid
 from stolon.proxy.checker import ClusterChecker, ProxyStore
 from stolon.proxy.config import ListenerConfig, ProxyConfig
-from stolon.proxy.forwarder import SocketOptions
+from stolon.proxy.forwarder import ConnectionLimits, SocketOptions
 from stolon.proxy.listener import Listener
 from stolon.proxy.metrics import proxy_metrics
 from stolon.proxy.policies import HealthPolicy, load_policy
@@ -30,10 +30,13 @@ def build_listeners(
     configs: Sequence[ListenerConfig],
     options: SocketOptions,
     policy_loader: Callable[[str, dict[str, str]], HealthPolicy] = load_policy,
+    limits: ConnectionLimits | None = None,
 ) -> list[Listener]:
-    """One :class:`Listener` per config; unknown policies or bad settings raise PolicyError."""
+    """One :class:`Listener` per config, all sharing ``limits``; unknown policies or bad
+    settings raise PolicyError."""
+    shared = limits or ConnectionLimits()
     return [
-        Listener(lc.name, lc.address, lc.port, policy_loader(lc.policy, lc.settings), options)
+        Listener(lc.name, lc.address, lc.port, policy_loader(lc.policy, lc.settings), options, limits=shared)
         for lc in configs
     ]
 
@@ -58,7 +61,10 @@ class ProxyDaemon:
             self.uid, store, self.listeners, stop_listening=config.stop_listening, tracer=tracer
         )
         self.metrics: Metrics = proxy_metrics(
-            config.store.cluster_name, self.listeners, lambda: self.checker.last_success
+            config.store.cluster_name,
+            self.listeners,
+            lambda: self.checker.last_success,
+            lambda: len(self.checker.spec_check.warnings),
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

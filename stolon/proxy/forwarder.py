@@ -20,6 +20,12 @@ Closing rules: a side that closes makes the other close after flushing what is a
 buffered (so a client gets the server's last error message); a half-close (EOF) is passed
 on as a half-close; a route change *aborts* both sides at once, discarding buffers, and
 cancels a dial in progress (fail closed).
+
+Limits (ours; Go Stolon has none, docs/proxy.md): ``--max-connections`` bounds the client
+connections of the whole proxy in flight (dials included); one more is closed at once. The
+handshake timeout bounds the time from accept until PostgreSQL has sent its first bytes
+(it answers a client's first message, startup or SSL request): a client that connects and
+says nothing, or a dial that hangs, no longer holds a connection and a backend.
 """
 
 from __future__ import annotations
@@ -56,16 +62,48 @@ class SocketOptions:
 
 
 @dataclass(slots=True)
+class ConnectionLimits:
+    """Limits shared by every listener of one proxy, and the connections they count."""
+
+    #: client connections in flight at most (0: no limit, as Go Stolon)
+    max_connections: int = 0
+    #: seconds from accept until PostgreSQL's first bytes (0: no limit)
+    handshake_timeout: float = 0.0
+    #: client connections in flight now (every listener)
+    current: int = 0
+    _last_warning: float = -DIAL_WARNING_INTERVAL
+
+    def full(self) -> bool:
+        return 0 < self.max_connections <= self.current
+
+    def warn_full(self, listener: str) -> None:
+        """At most one warning every DIAL_WARNING_INTERVAL seconds."""
+        now = time.monotonic()
+        if now - self._last_warning >= DIAL_WARNING_INTERVAL:
+            self._last_warning = now
+            log.warning(
+                "listener %s: --max-connections (%d) reached, closing new connections",
+                listener,
+                self.max_connections,
+            )
+
+
+@dataclass(slots=True)
 class ForwardingContext:
     """What every connection of one listener shares: its routing table and counters."""
 
     name: str
     table: RoutingTable
     options: SocketOptions = field(default_factory=SocketOptions)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     #: connections accepted (including refused ones)
     accepted: int = 0
     #: connections closed at once because there was no destination
     refused: int = 0
+    #: connections closed at once because the proxy had --max-connections already
+    over_limit: int = 0
+    #: connections closed because PostgreSQL had sent nothing within the handshake timeout
+    handshake_timeouts: int = 0
     #: dials that failed or timed out
     dial_failures: int = 0
     _last_dial_warning: float = -DIAL_WARNING_INTERVAL
@@ -123,8 +161,10 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_client_eof",
         "_closed",
+        "_counted",
         "_ctx",
         "_dial",
+        "_handshake",
         "_pending",
         "_upstream_eof",
         "client",
@@ -142,6 +182,9 @@ class Connection(asyncio.Protocol):
         self._closed = False
         self._client_eof = False
         self._upstream_eof = False
+        self._counted = False
+        #: fires when PostgreSQL has sent nothing within the handshake timeout
+        self._handshake: asyncio.TimerHandle | None = None
 
     # -- client side ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -149,17 +192,48 @@ class Connection(asyncio.Protocol):
         self.client = transport
         ctx = self._ctx
         ctx.accepted += 1
+        limits = ctx.limits
+        if limits.full():
+            ctx.over_limit += 1
+            limits.warn_full(ctx.name)
+            self._closed = True
+            transport.abort()
+            return
         dest = ctx.table.pick()
         if dest is None:
             ctx.refused += 1
             self._closed = True
             transport.abort()
             return
+        limits.current += 1
+        self._counted = True
         transport.pause_reading()
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         self.destination = dest
         ctx.table.add(dest, self)
-        self._dial = asyncio.get_running_loop().create_task(self._connect(dest))
+        loop = asyncio.get_running_loop()
+        if limits.handshake_timeout > 0:
+            self._handshake = loop.call_later(limits.handshake_timeout, self._handshake_expired)
+        self._dial = loop.create_task(self._connect(dest))
+
+    def _handshake_expired(self) -> None:
+        self._handshake = None
+        if self._closed:
+            return
+        self._ctx.handshake_timeouts += 1
+        log.debug(
+            "listener %s: nothing from %s within the handshake timeout (%gs): closing",
+            self._ctx.name,
+            self.destination,
+            self._ctx.limits.handshake_timeout,
+        )
+        self.abort()
+
+    def handshake_done(self) -> None:
+        """PostgreSQL sent its first bytes: the handshake timeout no longer applies."""
+        if self._handshake is not None:
+            self._handshake.cancel()
+            self._handshake = None
 
     def data_received(self, data: bytes) -> None:
         up = self.upstream
@@ -271,6 +345,12 @@ class Connection(asyncio.Protocol):
     def _forget(self) -> None:
         if self.destination is not None:
             self._ctx.table.discard(self.destination, self)
+        if self._counted:
+            self._counted = False
+            self._ctx.limits.current -= 1
+        if self._handshake is not None:
+            self._handshake.cancel()
+            self._handshake = None
 
 
 class _Upstream(asyncio.Protocol):
@@ -283,6 +363,9 @@ class _Upstream(asyncio.Protocol):
         self.client = conn.client
 
     def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn._handshake is not None:
+            conn.handshake_done()
         self.client.write(data)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:

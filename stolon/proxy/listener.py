@@ -12,7 +12,13 @@ import asyncio
 import logging
 import socket
 
-from stolon.proxy.forwarder import Connection, ForwardingContext, SocketOptions, tune_listening_socket
+from stolon.proxy.forwarder import (
+    Connection,
+    ConnectionLimits,
+    ForwardingContext,
+    SocketOptions,
+    tune_listening_socket,
+)
 from stolon.proxy.policies import HealthPolicy
 from stolon.proxy.routing import RoutingTable
 
@@ -36,12 +42,16 @@ class Listener:
         port: int,
         policy: HealthPolicy,
         options: SocketOptions | None = None,
+        *,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.name = name
         self.address = address
         self.port = port
         self.policy = policy
-        self.ctx = ForwardingContext(name, RoutingTable(policy.balance), options or SocketOptions())
+        self.ctx = ForwardingContext(
+            name, RoutingTable(policy.balance), options or SocketOptions(), limits or ConnectionLimits()
+        )
         self._server: asyncio.Server | None = None
 
     def __repr__(self) -> str:

@@ -19,9 +19,15 @@ from stolon.proxy.listener import Listener
 class ProxyCollector(Collector):
     """Connection counts per listener and the time of the last good check."""
 
-    def __init__(self, listeners: Sequence[Listener], last_success: Callable[[], float | None]) -> None:
+    def __init__(
+        self,
+        listeners: Sequence[Listener],
+        last_success: Callable[[], float | None],
+        spec_warnings: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.listeners = list(listeners)
         self.last_success = last_success
+        self.spec_warnings = spec_warnings
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         current = GaugeMetricFamily(
@@ -49,6 +55,16 @@ class ProxyCollector(Collector):
         dial_failures = CounterMetricFamily(
             "stolon_proxy_dial_failures", "Connections to a destination that failed", labels=["listener"]
         )
+        over_limit = CounterMetricFamily(
+            "stolon_proxy_connections_over_limit",
+            "Client connections closed at once because --max-connections were in flight",
+            labels=["listener"],
+        )
+        handshake = CounterMetricFamily(
+            "stolon_proxy_handshake_timeouts",
+            "Client connections closed because PostgreSQL sent nothing within --handshake-timeout",
+            labels=["listener"],
+        )
         for listener in self.listeners:
             ctx = listener.ctx
             labels = [listener.name]
@@ -59,7 +75,25 @@ class ProxyCollector(Collector):
             refused.add_metric(labels, ctx.refused)
             closed.add_metric(labels, ctx.table.closed_by_route_change)
             dial_failures.add_metric(labels, ctx.dial_failures)
-        yield from (current, listening, destinations, accepted, refused, closed, dial_failures)
+            over_limit.add_metric(labels, ctx.over_limit)
+            handshake.add_metric(labels, ctx.handshake_timeouts)
+        yield from (
+            current,
+            listening,
+            destinations,
+            accepted,
+            refused,
+            closed,
+            dial_failures,
+            over_limit,
+            handshake,
+        )
+        warnings = GaugeMetricFamily(
+            "stolon_cluster_spec_warnings",
+            "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
+        )
+        warnings.add_metric([], self.spec_warnings())
+        yield warnings
         last = self.last_success()
         if last is not None:
             g = GaugeMetricFamily(
@@ -71,8 +105,11 @@ class ProxyCollector(Collector):
 
 
 def proxy_metrics(
-    cluster_name: str, listeners: Sequence[Listener], last_success: Callable[[], float | None]
+    cluster_name: str,
+    listeners: Sequence[Listener],
+    last_success: Callable[[], float | None],
+    spec_warnings: Callable[[], int] = lambda: 0,
 ) -> Metrics:
     metrics = Metrics("proxy", cluster_name)
-    metrics.registry.register(ProxyCollector(listeners, last_success))
+    metrics.registry.register(ProxyCollector(listeners, last_success, spec_warnings))
     return metrics

@@ -2,9 +2,9 @@
 
 Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
 
-1. read the cluster data; none → create it from ``--initial-cluster-spec`` (create-only),
-   or wait;
-2. publish this sentinel's info, read the keepers' and proxies' infos;
+1. publish this sentinel's info; read the cluster data; none → create it from
+   ``--initial-cluster-spec`` (create-only), or wait; unreadable → nothing (logged once);
+2. read the keepers' and proxies' infos (each malformed one is left out);
 3. non-leaders stop here; a leader that just gained the leadership runs a *first run*
    (every timer reset, stale infos ignored);
 4. :func:`stolon.sentinel.decide.decide` (pure) computes the new cluster data and the
@@ -17,7 +17,10 @@ Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
 6. when the decision asks to fence an old master first (``FencingRequested``, fencing
    configured in the spec), the configured methods run now (:mod:`stolon.fencing.runner`,
    in the failover's trace) and the next cycle starts at once with their outcome in its
-   observations: it promotes if the fencing policy allows (docs/fencing.md).
+   observations: it promotes if the fencing policy allows (docs/fencing.md). Failed
+   attempts are retried with an exponential back-off (:class:`FencingBackoff`, bounded
+   by ``sleepInterval``), never in a loop without a pause; the leader publishes where
+   fencing stands in its ``SentinelInfo`` (``stolonctl status`` shows it).
 
 Timers use the monotonic clock; wall time only goes into persisted ``changeTime`` fields.
 """
@@ -29,7 +32,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,7 +44,15 @@ from stolon import telemetry
 from stolon.fencing.base import FencingOutcome, FencingTarget
 from stolon.fencing.runner import FencingRunner
 from stolon.metrics import Metrics
-from stolon.model import Cluster, ClusterData, ClusterDataError, ClusterSpec, ModelError, SentinelInfo
+from stolon.model import (
+    Cluster,
+    ClusterData,
+    ClusterDataError,
+    ClusterSpec,
+    FencingState,
+    ModelError,
+    SentinelInfo,
+)
 from stolon.model.spec import FencingSpec
 from stolon.model.uid import new_uid
 from stolon.plugins import plugin_manager
@@ -49,6 +60,7 @@ from stolon.sentinel import reasons as r
 from stolon.sentinel.decide import Decision, decide
 from stolon.sentinel.memory import Memory
 from stolon.sentinel.observations import Now, Observations
+from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import ConflictError, Election, NotLeaderError, StoreConfig, StoreError
 
@@ -74,6 +86,42 @@ FAILOVER_KINDS = frozenset({r.MasterElected.kind, r.NoEligibleMaster.kind})
 FENCING_KINDS = frozenset({r.FencingRequested.kind, r.FencingChecked.kind})
 #: Reasons logged as warnings.
 WARNING_KINDS = frozenset({r.NoEligibleMaster.kind, r.UpdateError.kind, r.SwitchoverCancelled.kind})
+
+
+#: First pause before fencing the same old master again after a failed attempt; it doubles
+#: with each failure, up to ``sleepInterval``.
+FENCING_BACKOFF_START = 0.25
+
+
+@dataclass
+class FencingBackoff:
+    """When the next fencing attempt against one old master may run (monotonic seconds).
+
+    A ``required`` method that fails at once (``/bin/false``) would otherwise be retried,
+    with a cluster data write and a process spawn, as fast as the loop can go.
+    """
+
+    target: str = ""
+    failures: int = 0
+    not_before: float = 0.0
+
+    def due(self, target: str, now: float) -> bool:
+        if target != self.target:
+            self.target, self.failures, self.not_before = target, 0, 0.0
+        return now >= self.not_before
+
+    def record(self, fenced: bool, now: float, cap: float) -> float:
+        """Count an attempt's outcome; return the pause before the next one."""
+        if fenced:
+            self.failures, self.not_before = 0, 0.0
+            return 0.0
+        self.failures += 1
+        delay = min(cap, FENCING_BACKOFF_START * float(2 ** (self.failures - 1)))
+        self.not_before = now + delay
+        return delay
+
+    def reset(self) -> None:
+        self.target, self.failures, self.not_before = "", 0, 0.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +155,10 @@ class SentinelMetrics:
         self.leader_count = self.m.gauge(
             "stolon_sentinel_leader_count", "Number of times the sentinel became the leader"
         )
+        self.spec_warnings = self.m.gauge(
+            "stolon_cluster_spec_warnings",
+            "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
+        )
 
 
 class Sentinel:
@@ -126,6 +178,14 @@ class Sentinel:
         #: trace context of the failover span that requested fencing (the promotion joins it)
         self._fencing_trace: dict[str, str] | None = None
         self._run_now = False
+        #: monotonic time the loop must wake up at (a fencing retry), if before the sleep ends
+        self._wake_at: float | None = None
+        self.fencing_backoff = FencingBackoff()
+        #: published in this sentinel's info while fencing is pending (ours)
+        self.fencing_state: FencingState | None = None
+        #: the clock of the fencing back-off (tests replace it)
+        self.clock = time.monotonic
+        self.spec_check = StoredSpecCheck(log)
         self.fencing_runner = FencingRunner(
             lambda: plugin_manager().fencing_methods(),
             self.tracer,
@@ -137,25 +197,31 @@ class Sentinel:
         store, election = self.store, self.election
         assert store is not None and election is not None
         try:
+            # First, so that a sentinel is seen alive (stolonctl status) even when the
+            # cluster data can't be read.
+            store.put_sentinel_info(
+                SentinelInfo(uid=self.uid, fencing=self.fencing_state), ttl=2 * self.sleep
+            )
+        except StoreError as e:
+            log.error("store error: %s", e)
+            return None
+        try:
             cd, rev = store.get_cluster_data()
-        except (StoreError, ClusterDataError) as e:
+        except ClusterDataError:
+            return None  # unreadable: the store logged it (once); never overwritten from here
+        except StoreError as e:
             log.error("cannot get cluster data: %s", e)
             return None
         if cd is None:
             self._create_cluster(store)
             return None
-        if cd.cluster is None or cd.cluster.spec is None:
-            log.error("cluster data without a cluster spec: re-initialize it with stolonctl init")
-            return None
-        try:
-            cd.cluster.spec.validate()
-        except ModelError as e:
-            log.error("cluster data validation failed: %s", e)
+        spec = self.spec_check.accept(cd)
+        self.metrics.spec_warnings.set(len(self.spec_check.warnings))
+        if spec is None or cd.cluster is None:
             return None
         d = cd.cluster.def_spec().d()
         self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
         try:
-            store.put_sentinel_info(SentinelInfo(uid=self.uid), ttl=2 * self.sleep)
             keepers_info = store.keepers_info()
             proxies_info = store.proxies_info()
         except StoreError as e:
@@ -165,12 +231,14 @@ class Sentinel:
         self.metrics.is_leader.set(1 if lead is not None else 0)
         self.metrics.leader_count.set(election.times_elected)
         if lead is None:
+            self.fencing_state = None  # only the leader fences
             return None
         first_run = lead.term != self._seen_terms
         if first_run:
             log.info("sentinel leadership acquired (term %d): first run, timers reset", lead.term)
             self._seen_terms = lead.term
             self.fencing_outcomes = {}
+            self.fencing_backoff.reset()
         now = Now(mono=time.monotonic(), wall=datetime.now(UTC))
         observations = Observations(
             keepers_info, proxies_info, first_run, fencing=dict(self.fencing_outcomes)
@@ -180,6 +248,8 @@ class Sentinel:
         fencing_requests = decision.of(r.FencingRequested)
         if not fencing_requests:
             self.fencing_outcomes = {}
+            self.fencing_backoff.reset()
+            self.fencing_state = None
         if decision.cluster_data is None:
             log.error("cluster update failed: %s", decision.error)
             return decision
@@ -199,12 +269,45 @@ class Sentinel:
             log.error("failed to write the cluster data: %s", e)
             return decision
         self.metrics.last_check.set(time.time())
-        if fencing_requests and cd.cluster.spec.fencing is not None:
-            self._fence(fencing_requests[-1], cd.cluster.spec.fencing)
+        if fencing_requests and spec.fencing is not None:
+            self._fence_when_due(fencing_requests[-1], spec.fencing)
         return decision
 
+    def _fence_when_due(self, request: r.FencingRequested, spec: FencingSpec) -> None:
+        """Fence now, or (after failed attempts) when the back-off allows: the loop then
+        wakes up for it, never sooner."""
+        backoff = self.fencing_backoff
+        now = self.clock()
+        if not backoff.due(request.old_master_db, now):
+            self._wake_at = backoff.not_before
+            log.debug(
+                "fencing of db %s: next attempt in %.2fs", request.old_master_db, backoff.not_before - now
+            )
+            return
+        outcome = self._fence(request, spec)
+        after = self.clock()
+        delay = backoff.record(outcome.fenced, after, self.sleep)
+        wall = datetime.now(UTC)
+        self.fencing_state = FencingState(
+            old_master_db=request.old_master_db,
+            old_master_keeper=request.old_master_keeper,
+            new_master_db=request.new_master_db,
+            fenced=outcome.fenced,
+            failures=backoff.failures,
+            detail=outcome.detail[-300:],
+            last_attempt=wall,
+            next_attempt=None if outcome.fenced else wall + timedelta(seconds=delay),
+        )
+        if not outcome.fenced:
+            log.warning(
+                "fencing of db %s failed %d time(s): next attempt in %.2fs",
+                request.old_master_db,
+                backoff.failures,
+                delay,
+            )
+
     # -- fencing ------------------------------------------------------------------------------
-    def _fence(self, request: r.FencingRequested, spec: FencingSpec) -> None:
+    def _fence(self, request: r.FencingRequested, spec: FencingSpec) -> FencingOutcome:
         """Run the configured fencing methods against the old master, in the failover's trace;
         the outcome goes to the next decision, which runs without waiting."""
         target = FencingTarget(
@@ -224,6 +327,7 @@ class Sentinel:
                 otel_context.detach(token)
         self.fencing_outcomes = {request.old_master_db: outcome}
         self._run_now = True
+        return outcome
 
     def _create_cluster(self, store: ClusterStore) -> None:
         spec = self.cfg.initial_cluster_spec
@@ -339,7 +443,15 @@ class Sentinel:
             if self._run_now:
                 self._run_now = False  # a fencing outcome is waiting for its decision
                 continue
-            self._stop.wait(self.sleep)
+            self._stop.wait(self.next_wait())
+
+    def next_wait(self) -> float:
+        """Seconds until the next cycle: ``sleepInterval``, or less when a fencing retry
+        falls due before."""
+        wake, self._wake_at = self._wake_at, None
+        if wake is None:
+            return self.sleep
+        return max(0.0, min(self.sleep, wake - self.clock()))
 
     def stop(self) -> None:
         self._stop.set()

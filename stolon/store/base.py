@@ -68,6 +68,12 @@ class StoreConfigError(StoreError):
     """The store configuration (backend, endpoints, TLS files) is unusable."""
 
 
+class MalformedDataError(StoreError):
+    """A stored value the backend cannot hand out as a document (e.g. a row of the embedded
+    store whose column holds an SQL value of the wrong type). Callers treat it like a
+    document that does not parse: ignored, and logged once per change."""
+
+
 class InfoKind(enum.StrEnum):
     """The three kinds of published info; the value is the store path segment."""
 

@@ -6,14 +6,17 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from stolon.model import ClusterData, KeeperInfo, ModelError, ProxyInfo, SentinelInfo
+from stolon.logonce import OncePerChange, digest
+from stolon.model import ClusterData, ClusterDataError, KeeperInfo, ModelError, ProxyInfo, SentinelInfo
 from stolon.model.codec import Document
+from stolon.model.limits import MAX_INFO_BYTES
 from stolon.store.base import (
     MIN_INFO_TTL,
     ConflictError,
     Election,
     InfoKind,
     Leadership,
+    MalformedDataError,
     Revision,
     Store,
     StoreConfig,
@@ -27,11 +30,23 @@ CAS_RETRIES = 3
 D = TypeVar("D", bound=Document)
 
 
+#: key of the cluster data in :attr:`ClusterStore.malformed`
+CLUSTER_DATA_KEY = "clusterdata"
+
+
 class ClusterStore:
-    """A :class:`Store` seen through the model. Owns the backend and closes it."""
+    """A :class:`Store` seen through the model. Owns the backend and closes it.
+
+    Whatever is in the store is untrusted: a document that can't be used (not JSON, too
+    big, nested too deep, wrong types, an unknown format version, an unreadable row) is
+    ignored on its own: an info is left out of the result, the cluster data raises
+    :class:`ClusterDataError`. Each is logged once per change (:attr:`malformed`, whose
+    ``current()`` lists them for ``stolonctl status``), never once per cycle.
+    """
 
     def __init__(self, backend: Store) -> None:
         self.backend = backend
+        self.malformed = OncePerChange(log, logging.ERROR)
 
     @property
     def config(self) -> StoreConfig:
@@ -40,13 +55,27 @@ class ClusterStore:
     # cluster data -------------------------------------------------------------------------
     def get_cluster_data(self) -> tuple[ClusterData | None, Revision | None]:
         """The parsed cluster data and its revision; raises ClusterDataError if unusable."""
-        stored = self.backend.get_cluster_data()
+        try:
+            stored = self.backend.get_cluster_data()
+        except MalformedDataError as e:
+            self.malformed.report(CLUSTER_DATA_KEY, str(e), f"ignoring the stored cluster data: {e}")
+            raise ClusterDataError("", str(e)) from None
         if stored is None:
+            self.malformed.clear(CLUSTER_DATA_KEY)
             return None, None
         if stored.data.strip() in (b"", b"null"):
             # Go Stolon's tests "delete" the cluster data by writing a null document.
+            self.malformed.clear(CLUSTER_DATA_KEY)
             return None, stored.revision
-        return ClusterData.parse(stored.data), stored.revision
+        try:
+            cd = ClusterData.parse(stored.data)
+        except ClusterDataError as e:
+            self.malformed.report(
+                CLUSTER_DATA_KEY, digest(stored.data), f"ignoring the stored cluster data: {e}"
+            )
+            raise
+        self.malformed.clear(CLUSTER_DATA_KEY, "the stored cluster data is readable again")
+        return cd, stored.revision
 
     def put_cluster_data(self, cd: ClusterData) -> Revision:
         return self.backend.put_cluster_data(cd.to_bytes())
@@ -97,13 +126,31 @@ class ClusterStore:
         self.backend.put_info(InfoKind.PROXY, info.uid, info.to_bytes(), max(ttl, MIN_INFO_TTL))
 
     def keepers_info(self) -> dict[str, KeeperInfo]:
-        return _parse_infos(self.backend.get_infos(InfoKind.KEEPER), KeeperInfo)
+        return self._parse_infos(InfoKind.KEEPER, KeeperInfo)
 
     def sentinels_info(self) -> dict[str, SentinelInfo]:
-        return _parse_infos(self.backend.get_infos(InfoKind.SENTINEL), SentinelInfo)
+        return self._parse_infos(InfoKind.SENTINEL, SentinelInfo)
 
     def proxies_info(self) -> dict[str, ProxyInfo]:
-        return _parse_infos(self.backend.get_infos(InfoKind.PROXY), ProxyInfo)
+        return self._parse_infos(InfoKind.PROXY, ProxyInfo)
+
+    def _parse_infos(self, kind: InfoKind, cls: type[D]) -> dict[str, D]:
+        """Every info of ``kind`` that parses; each one that does not is left out (logged once
+        per change), whatever is wrong with it."""
+        out: dict[str, D] = {}
+        bad: set[str] = set()
+        prefix = f"{kind.value}/"
+        for uid, data in self.backend.get_infos(kind).items():
+            try:
+                out[uid] = cls.loads(data, max_bytes=MAX_INFO_BYTES)
+            except (ModelError, ValueError, TypeError, RecursionError, MemoryError) as e:
+                key = prefix + uid
+                bad.add(key)
+                self.malformed.report(
+                    key, digest(data), f"ignoring the malformed {kind.value} info {uid!r}: {e}"
+                )
+        self.malformed.clear_missing(prefix, bad)
+        return out
 
     # election -----------------------------------------------------------------------------
     def election(self, candidate: str, ttl: float | None = None) -> Election:
@@ -122,13 +169,3 @@ class ClusterStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _parse_infos(raw: dict[str, bytes], cls: type[D]) -> dict[str, D]:
-    out: dict[str, D] = {}
-    for uid, data in raw.items():
-        try:
-            out[uid] = cls.loads(data)
-        except ModelError as e:
-            log.warning("ignoring unparsable %s %s: %s", cls.__name__, uid, e)
-    return out

@@ -38,6 +38,7 @@ from typing import Any
 
 import stolon
 from stolon.hookspecs import StoreBackendSpec
+from stolon.logonce import OncePerChange
 from stolon.store.base import (
     ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
@@ -48,6 +49,7 @@ from stolon.store.base import (
     Election,
     InfoKind,
     Leadership,
+    MalformedDataError,
     NotLeaderError,
     PollingElection,
     Revision,
@@ -113,6 +115,25 @@ def _read_boot_id() -> str:
 
 
 BOOT_ID = _read_boot_id()
+
+#: Rows that can't be read (one log line per row and change, not per read).
+_bad_rows = OncePerChange(log)
+
+
+def _as_bytes(value: object) -> bytes | None:
+    """A ``data`` column as bytes: a BLOB, or TEXT (what a hand-made ``UPDATE ... SET data =
+    '{...}'`` stores) as UTF-8. SQLite columns are dynamically typed, so any other SQL
+    value (INTEGER, REAL, NULL) may be there: ``None`` (``bytes(n)`` of an integer would be
+    n zero bytes)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="surrogateescape")
+    return None
+
+
+def _sql_type(value: object) -> str:
+    return {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}.get(type(value), "NULL")
 
 
 def database_path(endpoints: Sequence[str]) -> Path:
@@ -216,7 +237,19 @@ class EmbeddedStore(Store):
             row = db.execute(
                 "SELECT data, revision FROM cluster_data WHERE cluster = ?", (self.cluster,)
             ).fetchone()
-        return None if row is None else Versioned(bytes(row[0]), int(row[1]))
+        if row is None:
+            return None
+        data, revision = _as_bytes(row[0]), row[1]
+        if data is None:
+            raise MalformedDataError(
+                f"embedded store: the cluster data column holds an SQL {_sql_type(row[0])}, not a document"
+            )
+        if not isinstance(revision, int):
+            raise MalformedDataError(
+                f"embedded store: the cluster data revision holds an SQL {_sql_type(revision)},"
+                " not an INTEGER"
+            )
+        return Versioned(data, revision)
 
     def _write(self, db: sqlite3.Connection, data: bytes) -> int:
         rev = self._next_revision(db)
@@ -228,9 +261,11 @@ class EmbeddedStore(Store):
         self._bump(db, ChangeKind.CLUSTER_DATA)
         return rev
 
-    def _current_revision(self, db: sqlite3.Connection) -> int | None:
+    def _current_revision(self, db: sqlite3.Connection) -> object:
+        """The stored revision (``None`` if there is no cluster data); compared, never
+        converted, so a malformed one only makes a compare-and-swap fail."""
         row = db.execute("SELECT revision FROM cluster_data WHERE cluster = ?", (self.cluster,)).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else row[0]
 
     def put_cluster_data(self, data: bytes) -> Revision:
         with self._tx() as db:
@@ -275,12 +310,43 @@ class EmbeddedStore(Store):
             self._bump(db, INFO_CHANGES[kind])
 
     def get_infos(self, kind: InfoKind) -> dict[str, bytes]:
+        """Unexpired infos; a row whose columns hold SQL values of the wrong type is skipped
+        (and logged once per change)."""
         with self._tx(write=False) as db:
             rows = db.execute(
                 "SELECT uid, data, expires_at, boot_id FROM infos WHERE cluster = ? AND kind = ?",
                 (self.cluster, kind.value),
             ).fetchall()
-        return {uid: bytes(data) for uid, data, exp, boot in rows if self._alive(exp, boot)}
+        out: dict[str, bytes] = {}
+        seen: set[str] = set()
+        prefix = f"{self.path}:{self.cluster}:{kind.value}:"
+        for uid, data, exp, boot in rows:
+            key = prefix + repr(uid)
+            raw = _as_bytes(data)
+            wrong = [
+                f"{column} is an SQL {_sql_type(value)}"
+                for column, value, ok in (
+                    ("uid", uid, isinstance(uid, str)),
+                    ("data", data, raw is not None),
+                    ("expires_at", exp, isinstance(exp, int | float)),
+                    ("boot_id", boot, isinstance(boot, str)),
+                )
+                if not ok
+            ]
+            problem = ", ".join(wrong)
+            if problem:
+                seen.add(key)
+                _bad_rows.report(
+                    key,
+                    problem,
+                    f"embedded store: ignoring the {kind.value} info row {uid!r}: {problem}",
+                )
+                continue
+            assert isinstance(uid, str) and raw is not None and isinstance(boot, str)
+            if self._alive(float(exp), boot):
+                out[uid] = raw
+        _bad_rows.clear_missing(prefix, seen)
+        return out
 
     # -- election ---------------------------------------------------------------------------
     def _holds(self, db: sqlite3.Connection, token: Any) -> bool:
@@ -292,7 +358,8 @@ class EmbeddedStore(Store):
         return (
             row is not None
             and row[0] == session
-            and int(row[1]) == term
+            and row[1] == term
+            and isinstance(row[2], int | float)
             and self._alive(float(row[2]), str(row[3]))
         )
 
@@ -303,12 +370,14 @@ class EmbeddedStore(Store):
                 "SELECT session, term, expires_at, boot_id FROM leader WHERE cluster = ?",
                 (self.cluster,),
             ).fetchone()
-            if row is not None and self._alive(float(row[2]), str(row[3])):
+            valid = row is not None and isinstance(row[1], int) and isinstance(row[2], int | float)
+            if row is not None and valid and self._alive(float(row[2]), str(row[3])):
                 if row[0] != session:
                     return None
                 term = int(row[1])
             else:
-                term = (int(row[1]) if row is not None else 0) + 1
+                # none, expired, or a malformed row (then it is replaced)
+                term = (int(row[1]) if valid and row is not None else 0) + 1
                 self._bump(db, ChangeKind.LEADER)
             db.execute(
                 "INSERT INTO leader (cluster, candidate, session, term, expires_at, boot_id)"
@@ -335,7 +404,7 @@ class EmbeddedStore(Store):
                 "SELECT candidate, expires_at, boot_id FROM leader WHERE cluster = ?",
                 (self.cluster,),
             ).fetchone()
-        if row is None or not self._alive(float(row[1]), str(row[2])):
+        if row is None or not isinstance(row[1], int | float) or not self._alive(float(row[1]), str(row[2])):
             return None
         return str(row[0])
 

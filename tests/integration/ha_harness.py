@@ -74,6 +74,7 @@ class HA:
         sentinels: int = 2,
         spec: dict[str, Any] | None = None,
         synchronous: bool = False,
+        store_backend: str = "etcdv3",
     ) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="stolon-ha-", dir="/tmp"))
         os.chmod(self.base, 0o755)
@@ -86,8 +87,8 @@ class HA:
             keepers=keepers,
             sentinels=sentinels,
             synchronous=synchronous,
-            store_backend="etcdv3",
-            store_endpoints=etcd_endpoints,
+            store_backend=store_backend,
+            store_endpoints=etcd_endpoints if store_backend == "etcdv3" else None,
             spec=full,
             proxy=False,
             election_ttl=ELECTION_TTL,

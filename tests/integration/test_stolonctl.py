@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -100,6 +101,9 @@ def test_init_spec_update_status(ctl: Ctl) -> None:
         "proxies": [],
         "keepers": [],
         "cluster": {"available": True, "master_keeper_uid": "", "master_db_uid": ""},
+        "backup": None,
+        "activities": [],
+        "warnings": [],
     }
     raw = ctl.raw()
     assert raw is not None
@@ -451,3 +455,181 @@ def test_keeper_info_visible_in_store(ctl: Ctl) -> None:
         st.put_keeper_info(KeeperInfo(uid="k9", info_uid="i"), 30)
         assert set(st.keepers_info()) == {"k9"}
         assert st.backend.get_infos(InfoKind.KEEPER)["k9"].startswith(b"{")
+
+
+# -- issue 10: Go-valid stored specs, malformed documents ---------------------------------------
+
+
+def _store_spec(ctl: Ctl, spec: dict[str, object]) -> None:
+    """Store a spec as Go Stolon would accept it (no validation of ours)."""
+    cd = ClusterData.parse(FIXTURE.read_text())
+    obj = cd.to_obj()
+    obj["cluster"]["spec"] = spec
+    with ctl.backend() as st:
+        st.put_cluster_data(json.dumps(obj).encode())
+
+
+def _one_line(err: str) -> None:
+    assert len(err.strip().splitlines()) == 1, f"not one line: {err!r}"
+    assert "Traceback" not in err
+
+
+def test_a_go_valid_stored_spec_is_shown_and_both_update_forms_fix_it(ctl: Ctl) -> None:
+    """Item 4: synchronousReplication + synchronous_commit off, stored (Go accepts it)."""
+    bad = {"initMode": "new", "synchronousReplication": True, "pgParameters": {"synchronous_commit": "off"}}
+    _store_spec(ctl, bad)
+    code, out, err = ctl("spec")
+    assert code == 0 and json.loads(out) == bad
+    assert "WARNING: stored cluster spec: pgParameters.synchronous_commit" in err
+    text = ctl.ok("status")
+    assert "=== Warnings ===" in text
+    assert "WARNING: cluster spec: pgParameters.synchronous_commit: 'off' acknowledges commits" in text
+    assert any("synchronous_commit" in w for w in json.loads(ctl.ok("status", "-f", "json"))["warnings"])
+    # an update that leaves the problem in place is new input: refused, naming the fix
+    before = ctl.raw()
+    code, _, err = ctl("update", "--patch", '{"sleepInterval": "2s"}')
+    assert code == 1 and "pgParameters.synchronous_commit" in err and "use on" in err
+    _one_line(err)
+    assert ctl.raw() == before
+    ctl.ok("update", "--patch", '{"pgParameters": {"synchronous_commit": "on"}}')
+    assert "Warnings" not in ctl.ok("status")
+    _store_spec(ctl, bad)
+    ctl.ok("update", json.dumps({**bad, "pgParameters": {"synchronous_commit": "remote_apply"}}))
+    assert json.loads(ctl.ok("spec"))["pgParameters"] == {"synchronous_commit": "remote_apply"}
+
+
+def test_stored_durations_out_of_bounds_are_warned(ctl: Ctl) -> None:
+    """Item 7: a stored requestTimeout of 0s is used as 10s, with a warning."""
+    _store_spec(ctl, {"initMode": "new", "requestTimeout": "0s"})
+    text = ctl.ok("status")
+    assert (
+        "WARNING: cluster spec: requestTimeout: 0s is out of bounds (1s..1h0m0s): 10s is used instead" in text
+    )
+    code, _, err = ctl("update", "--patch", '{"dbWaitReadyTimeout": "0s", "requestTimeout": "5s"}')
+    assert code == 1 and "dbWaitReadyTimeout: must be between 1s and 24h0m0s (got 0s)" in err
+    _one_line(err)
+
+
+def _malformed_cluster_data() -> list[tuple[str, bytes]]:
+    good = FIXTURE.read_bytes()
+    return [
+        ("nested", b'{"formatVersion": 1, "x": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"),
+        ("huge", b'{"formatVersion": 1, "x": "' + b"y" * (4 * 1024 * 1024) + b'"}'),
+        ("wrong type", b'{"formatVersion": 1, "keepers": [1, 2]}'),
+        ("truncated", good[: len(good) // 2]),
+        ("unknown format version", good.replace(b'"formatVersion": 1', b'"formatVersion": 7')),
+    ]
+
+
+def test_malformed_cluster_data_gives_one_line_errors_and_can_be_replaced(ctl: Ctl, tmp_path: Path) -> None:
+    """Item 5: stolonctl status, update and clusterdata write on (and with) malformed
+    documents: one line each, nothing written."""
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text('{"initMode": "new"}')
+    for name, data in _malformed_cluster_data():
+        if name == "huge" and ctl.config.backend == "etcdv3":
+            continue  # etcd refuses values above 1.5 MiB: it can't hold one
+        with ctl.backend() as st:
+            st.put_cluster_data(data)
+        for args in (["status"], ["spec"], ["update", "-f", str(spec_file)], ["update", "-p", "{}"]):
+            code, _, err = ctl(*args)
+            assert code == 1, (name, args)
+            _one_line(err)
+            assert "cluster data" in err, (name, args, err)
+            assert ctl.raw() == data, "nothing written"
+        # as input: refused with one line
+        code, _, err = ctl("clusterdata", "write", "-y", stdin=data.decode(errors="replace"))
+        assert code == 1 and "invalid cluster data" in err, (name, err)
+        _one_line(err)
+        nested = tmp_path / "nested.json"
+        nested.write_bytes(data)
+        code, _, err = ctl("update", "-f", str(nested))
+        assert code == 1 and "invalid cluster spec" in err
+        _one_line(err)
+        # a good document replaces it
+        ctl.ok("clusterdata", "write", "-y", stdin=FIXTURE.read_text())
+        assert "Master Keeper: keeper0" in ctl.ok("status")
+
+
+def test_malformed_infos_are_listed_by_status(ctl: Ctl) -> None:
+    _write_fixture(ctl)
+    with ctl.backend() as st:
+        st.put_info(InfoKind.KEEPER, "evil", b"[" * 20_000, 60)
+        st.put_info(InfoKind.SENTINEL, "s1", b'{"UID": 3}', 60)
+        st.put_info(InfoKind.PROXY, "p\x1b[2J", b"{", 60)
+    code, out, err = ctl("status")
+    assert code == 0, err
+    assert "WARNING: ignoring the malformed keepers info 'evil': the document is nested more than 32" in out
+    assert "WARNING: ignoring the malformed sentinels info 's1': UID: expected a string" in out
+    assert "\x1b" not in out and "ignoring the malformed proxies info 'p\\x1b[2J'" in out
+
+
+def test_wrong_sql_column_type_in_the_embedded_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    config = StoreConfig(backend="embedded", cluster_name="c", endpoints=(str(db),))
+    ctl = Ctl(
+        ["--cluster-name", "c", "--store-backend", "embedded", "--store-endpoints", str(db)],
+        config,
+        capsys,
+        monkeypatch,
+    )
+    with open_backend(config) as st:
+        st.put_cluster_data(FIXTURE.read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE cluster_data SET data = 12345678901234")
+    conn.close()
+    for args in (["status"], ["spec"], ["update", "-p", "{}"]):
+        code, _, err = ctl(*args)
+        assert code == 1 and "SQL INTEGER" in err
+        _one_line(err)
+    ctl.ok("clusterdata", "write", "-y", stdin=FIXTURE.read_text())
+    assert "Master Keeper: keeper0" in ctl.ok("status")
+
+
+def test_status_shows_keeper_conditions_and_fencing(ctl: Ctl) -> None:
+    """Items 6 and 8: what a keeper leaves out or the server refused, and a fencing that keeps
+    failing, are listed by status (escaped: they are published strings)."""
+    from datetime import UTC, datetime, timedelta
+
+    from stolon.model import FencingState, PostgresCondition, PostgresState
+
+    _write_fixture(ctl)
+    now = datetime.now(UTC)
+    with open_store(ctl.config) as st:
+        state = PostgresState(
+            healthy=True,
+            conditions=[
+                PostgresCondition(
+                    type="InvalidParameter", parameter="work_mem", message="'banana' left out\x1b[31m"
+                ),
+                PostgresCondition(type="ConfigReloadRejected", message="pg_hba.conf line 8: bad"),
+            ],
+        )
+        st.put_keeper_info(KeeperInfo(uid="keeper0", info_uid="i", postgres_state=state), 60)
+        fencing = FencingState(
+            old_master_db="db000001",
+            old_master_keeper="keeper0",
+            new_master_db="db000002",
+            failures=3,
+            detail="command: failed (exit status 1)",
+            last_attempt=now,
+            next_attempt=now + timedelta(seconds=2),
+        )
+        st.put_sentinel_info(SentinelInfo(uid="s1", fencing=fencing), 60)
+        election = st.election("s1", 20)
+        election.start()
+        assert election.wait_leadership(10) is not None
+        try:
+            text = ctl.ok("status")
+        finally:
+            election.resign()
+    assert "WARNING: keeper keeper0: InvalidParameter work_mem: 'banana' left out\\x1b[31m" in text
+    assert "\x1b" not in text
+    assert "WARNING: keeper keeper0: ConfigReloadRejected: pg_hba.conf line 8: bad" in text
+    assert (
+        "WARNING: fencing: old master db db000001 (keeper keeper0) NOT fenced after 3 attempt(s),"
+        " db db000002 waits; last: command: failed (exit status 1); next attempt in" in text
+    )

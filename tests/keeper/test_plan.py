@@ -375,6 +375,43 @@ def _c22() -> None:
     assert kinds(p.plan(c, ME, facts(pg_running=False)))[:2] == ["SetSyncGuard", "StartPostgres"]
 
 
+@case("bad pgParameters: left out of the file (static rules, or rejected by the server); no reload loop")
+def _c23() -> None:
+    c = master_cluster(pgParameters={"a b": "x", "include": "/etc/passwd", "work_mem": "banana", "x": "1\n"})
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None and db0.spec is not None
+    db0.spec.pg_parameters = dict(c.cluster.spec.pg_parameters or {})  # type: ignore[union-attr]
+    db0.spec.pg_parameters["statement_timeout"] = "1min"
+    f = facts(rejected_parameters={"work_mem": "banana"})
+    params = pgconfig.db_parameters(
+        db0, c, ME, pg_major=15, init_parameters=None, rejected=f.rejected_parameters
+    )
+    assert params["statement_timeout"] == "1min"
+    assert not {"a b", "include", "work_mem", "x"} & set(params)
+    # a new value of a rejected parameter is tried again
+    db0.spec.pg_parameters["work_mem"] = "8MB"
+    params = pgconfig.db_parameters(
+        db0, c, ME, pg_major=15, init_parameters=None, rejected=f.rejected_parameters
+    )
+    assert params["work_mem"] == "8MB"
+    # only the user's own entries may be left out by the executor
+    pl = p.plan(c, ME, replace(f, applied=applied_for(c, f)))
+    restart = next(s for s in pl.steps if isinstance(s, p.CheckRestart))
+    assert "work_mem" in restart.config.droppable and "statement_timeout" in restart.config.droppable
+    assert "listen_addresses" not in restart.config.droppable
+    assert "synchronous_standby_names" not in restart.config.droppable
+
+
+@case("the last reload was rejected: the files are not what the server runs, reload again")
+def _c24() -> None:
+    c = master_cluster()
+    f = facts()
+    f = replace(f, applied=applied_for(c, f))
+    assert "Reload" not in kinds(p.plan(c, ME, f))
+    pl = p.plan(c, ME, replace(f, reload_rejected=True))
+    assert kinds(pl)[0] == "Reload" and "did not apply the last reload" in pl.steps[0].reason  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("name", "fn"), CASES, ids=[n for n, _ in CASES])
 def test_plan(name: str, fn: Case) -> None:
     fn()

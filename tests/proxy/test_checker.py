@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from stolon.model import ClusterData
 from stolon.model.cluster import ClusterDataError
+from stolon.model.duration import Duration
 from stolon.model.infos import ProxyInfo
 from stolon.netutil import free_port
 from stolon.proxy.checker import CheckError, ClusterChecker
@@ -205,6 +206,35 @@ def test_bad_format_version_and_invalid_spec_route_nowhere_with_an_error(run: Ru
         server.close()
 
     run(main())
+
+
+def test_a_go_valid_stored_spec_keeps_routing_with_a_warning(
+    run: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10 item 4: synchronousReplication with synchronous_commit off is refused as new
+    input but Go Stolon accepts it stored; the proxy must keep routing to the master (it
+    routed nowhere), and warn once, not every check."""
+
+    async def main() -> None:
+        server, port = await echo_server()
+        cd = cd_for(port)
+        assert cd.cluster is not None and cd.cluster.spec is not None
+        cd.cluster.spec.synchronous_replication = True
+        cd.cluster.spec.pg_parameters = {"synchronous_commit": "off"}
+        cd.cluster.spec.request_timeout = Duration(0)  # out of bounds: clamped, warned
+        store = FakeStore(cd)
+        async with proxy(store) as c:
+            for _ in range(3):
+                assert await c.check_once()
+                assert dests(c)
+                assert await roundtrip(c.listeners[0].bound_port or 0) == b"ping"
+            assert len(c.spec_check.warnings) == 2
+        server.close()
+
+    caplog.set_level("WARNING", "stolon.proxy")
+    run(main())
+    warned = [r.getMessage() for r in caplog.records if "synchronous_commit" in r.getMessage()]
+    assert len(warned) == 1, warned
 
 
 def test_no_proxy_object_publishes_generation_zero_and_adopts_the_timers(run: Runner) -> None:

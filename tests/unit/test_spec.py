@@ -8,7 +8,7 @@ import pytest
 
 from stolon.model import ClusterSpec, ModelError, SpecError
 from stolon.model.merge_patch import merge_patch
-from stolon.model.spec import DEFAULT_MAX_STANDBY_LAG
+from stolon.model.spec import DEFAULT_MAX_STANDBY_LAG, DURATION_BOUNDS
 
 
 def spec(**fields: Any) -> ClusterSpec:
@@ -196,3 +196,142 @@ def test_check_patch() -> None:
         ClusterSpec.check_patch({"pitrConfig": {"restore": "x"}})
     with pytest.raises(ModelError, match=r"^maxStandbys: expected an integer"):
         ClusterSpec.check_patch({"maxStandbys": "3"})
+
+
+# -- new input is checked strictly, stored data leniently (issue 10, items 4, 6 and 7) ---------
+
+
+def test_a_go_valid_stored_spec_is_accepted_with_a_warning() -> None:
+    """synchronousReplication with synchronous_commit off: Go Stolon accepts it. New input is
+    refused, a stored spec keeps the cluster running with a warning."""
+    s = ClusterSpec.from_obj(
+        {"initMode": "new", "synchronousReplication": True, "pgParameters": {"synchronous_commit": "off"}}
+    )
+    with pytest.raises(SpecError, match="voids synchronousReplication"):
+        s.validate()
+    warnings = s.validate_stored()
+    assert [w.path for w in warnings] == ["pgParameters.synchronous_commit"]
+    assert "voids synchronousReplication" in warnings[0].message
+
+
+def test_go_rules_still_refuse_a_stored_spec() -> None:
+    for fields in ({"sleepInterval": "-1s"}, {"proxyCheckInterval": "20s"}, {"role": "primary"}):
+        with pytest.raises(SpecError):
+            ClusterSpec.from_obj({"initMode": "new", **fields}).validate_stored()
+
+
+DURATION_CASES = [
+    # key, new input refused, bound named in the error
+    ("sleepInterval", "0s", "between 100ms and 10m0s"),
+    ("sleepInterval", "11m", "between 100ms and 10m0s"),
+    ("requestTimeout", "0s", "between 1s and 1h0m0s"),
+    ("requestTimeout", "500ms", "between 1s and 1h0m0s"),
+    ("convergenceTimeout", "10ms", "or 0 (no limit)"),
+    ("initTimeout", "25h", "or 0 (no limit)"),
+    ("syncTimeout", "169h", "or 0 (no limit)"),
+    ("dbWaitReadyTimeout", "0s", "between 1s and 24h0m0s"),
+    ("failInterval", "0s", "between 1s and 24h0m0s"),
+    ("deadKeeperRemovalInterval", "1s", "between 1m0s and 8760h0m0s"),
+    ("proxyCheckInterval", "0s", "between 100ms and 10m0s"),
+    ("proxyTimeout", "100ms", "between 200ms and 1h0m0s"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), DURATION_CASES)
+def test_durations_out_of_bounds_are_refused_as_input(key: str, value: str, message: str) -> None:
+    fields: dict[str, Any] = {key: value}
+    if key == "proxyCheckInterval":
+        fields["proxyTimeout"] = "3s"
+    if key == "proxyTimeout":
+        fields["proxyCheckInterval"] = "100ms"
+    with pytest.raises(SpecError) as err:
+        ClusterSpec.from_obj({"initMode": "new", **fields}).validate()
+    assert err.value.path == key
+    assert message in err.value.message and f"(got {value}" in str(err.value).replace("m0s", "m")
+
+
+def test_zero_means_no_limit_where_go_says_so() -> None:
+    ClusterSpec.from_obj(
+        {"initMode": "new", "syncTimeout": "0s", "convergenceTimeout": "0s", "initTimeout": "0s"}
+    ).validate()
+
+
+@pytest.mark.parametrize(
+    ("key", "stored", "effective"),
+    [
+        ("requestTimeout", "0s", "10s"),  # was statement_timeout=1: every query failed
+        ("sleepInterval", "0s", "5s"),
+        ("dbWaitReadyTimeout", "0s", "24h0m0s"),  # was: wait forever
+        ("failInterval", "0s", "1s"),
+        ("proxyCheckInterval", "1ms", "100ms"),
+        ("requestTimeout", "1000h", "1h0m0s"),
+        ("syncTimeout", "0s", "0s"),  # no limit, as Go
+        ("convergenceTimeout", "0s", "0s"),
+    ],
+)
+def test_stored_durations_out_of_bounds_are_clamped_with_a_warning(
+    key: str, stored: str, effective: str
+) -> None:
+    s = ClusterSpec.from_obj({"initMode": "new", key: stored})
+    warnings = s.validate_stored()
+    d = s.d()
+    attr = next(name for name, b in DURATION_BOUNDS.items() if b.key == key)
+    assert str(getattr(d, attr)) == effective
+    if stored == effective:
+        assert warnings == []
+    else:
+        assert [w.path for w in warnings] == [key]
+        assert f"{effective} is used instead" in warnings[0].message
+
+
+def test_stored_fencing_problems_are_warnings_with_safe_values() -> None:
+    s = ClusterSpec.from_obj(
+        {"initMode": "new", "fencing": {"methods": [{"name": "x"}], "policy": "maybe", "timeout": "0s"}}
+    )
+    with pytest.raises(SpecError, match=r"fencing\.policy"):
+        s.validate()
+    assert [w.path for w in s.validate_stored()] == ["fencing.policy", "fencing.timeout"]
+    assert s.fencing is not None
+    assert s.fencing.effective_policy == "required"
+    assert str(s.fencing.effective_timeout) == "10s"
+
+
+BAD_PARAMETERS = [
+    ({"a b": "x"}, "pgParameters.a b", "not a valid parameter name"),
+    ({"ü": "x"}, "pgParameters.ü", "not a valid parameter name"),
+    ({"work_mem=1": "x"}, "pgParameters.work_mem=1", "not a valid parameter name"),
+    ({"a.b.c": "x"}, "pgParameters.a.b.c", "not a valid parameter name"),
+    ({"1abc": "x"}, "pgParameters.1abc", "not a valid parameter name"),
+    ({"include": "/etc/shadow"}, "pgParameters.include", "directive"),
+    ({"Include_Dir": "/tmp"}, "pgParameters.Include_Dir", "directive"),
+    ({"include_if_exists": "/tmp/x"}, "pgParameters.include_if_exists", "directive"),
+    ({"work_mem": "4MB\n"}, "pgParameters.work_mem", "control character"),
+    ({"application_name": "a\x1b[2Jb"}, "pgParameters.application_name", "control character"),
+]
+
+
+@pytest.mark.parametrize(("params", "path", "message"), BAD_PARAMETERS)
+def test_bad_pg_parameters(params: dict[str, str], path: str, message: str) -> None:
+    s = ClusterSpec.from_obj({"initMode": "new", "pgParameters": params})
+    with pytest.raises(SpecError) as err:
+        s.validate()
+    assert err.value.path == path and message in err.value.message
+    assert "\n" not in str(err.value)
+    warnings = s.validate_stored()
+    assert [w.path for w in warnings] == [path]
+    assert "left out of postgresql.conf" in warnings[0].message
+
+
+def test_good_pg_parameters() -> None:
+    ClusterSpec.from_obj(
+        {
+            "initMode": "new",
+            "pgParameters": {
+                "work_mem": "4MB",
+                "Shared_Buffers": "128MB",
+                "pg_stat_statements.max": "1000",
+                "_x9": "tab-free value with 'quotes' and \\ backslash",
+                "wrok_mem": "4MB",  # unknown to PostgreSQL: only the server can tell (keeper)
+            },
+        }
+    ).validate()
