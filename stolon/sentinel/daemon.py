@@ -39,6 +39,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
+from prometheus_client import Counter
 
 from stolon import telemetry
 from stolon.fencing.base import FencingOutcome, FencingTarget
@@ -159,6 +160,43 @@ class SentinelMetrics:
             "stolon_cluster_spec_warnings",
             "Rules of ours the stored cluster spec breaks (used as documented; see stolonctl status)",
         )
+        # ours: what the leader's decisions did, from the cluster data it wrote
+        self.master_changes = Counter(
+            "stolon_sentinel_master_changes",
+            "Times this sentinel, as leader, made another DB the master (failover or switchover)",
+            ["cause"],
+            registry=self.m.registry,
+        )
+        self.db_healthy = self.m.gauge(
+            "stolon_sentinel_db_healthy",
+            "1 if the keeper's DB is healthy (leader's view)",
+            ("keeper",),
+        )
+        self.db_lag = self.m.gauge(
+            "stolon_sentinel_db_lag_bytes",
+            "Master's WAL position minus the standby's, as the keepers reported them (leader's view)",
+            ("keeper",),
+        )
+
+    def observe(self, prev: ClusterData, cd: ClusterData | None, switchover: bool) -> None:
+        """After a write as leader (``cd``), or when not leading (``cd`` None: no series)."""
+        self.db_healthy.clear()
+        self.db_lag.clear()
+        if cd is None or cd.cluster is None:
+            return
+        old = prev.cluster.status.master if prev.cluster is not None else ""
+        new = cd.cluster.status.master
+        if old and new and old != new:
+            self.master_changes.labels("switchover" if switchover else "failover").inc()
+        master = cd.master_db()
+        for db in (cd.dbs or {}).values():
+            if db.spec is None:
+                continue
+            self.db_healthy.labels(db.spec.keeper_uid).set(1 if db.status.healthy else 0)
+            if master is not None and db.uid != master.uid and db.status.healthy:
+                self.db_lag.labels(db.spec.keeper_uid).set(
+                    max(0, master.status.xlog_pos - db.status.xlog_pos)
+                )
 
 
 class Sentinel:
@@ -232,6 +270,7 @@ class Sentinel:
         self.metrics.leader_count.set(election.times_elected)
         if lead is None:
             self.fencing_state = None  # only the leader fences
+            self.metrics.observe(cd, None, switchover=False)
             return None
         first_run = lead.term != self._seen_terms
         if first_run:
@@ -269,6 +308,7 @@ class Sentinel:
             log.error("failed to write the cluster data: %s", e)
             return decision
         self.metrics.last_check.set(time.time())
+        self.metrics.observe(cd, new_cd, switchover=bool(decision.of(r.SwitchoverPromoted)))
         if fencing_requests and spec.fencing is not None:
             self._fence_when_due(fencing_requests[-1], spec.fencing)
         return decision

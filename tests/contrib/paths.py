@@ -1,0 +1,8 @@
+"""Where the contrib directory is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRIB = REPO / "contrib"
