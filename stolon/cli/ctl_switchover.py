@@ -1,9 +1,10 @@
 """``stolonctl switchover``: ask the leader sentinel for a planned master change.
 
-The request is checked here against the stored cluster data (same rules as the sentinel,
-:func:`stolon.sentinel.switchover.target_refusals`) so that a bad one fails at once with a
-one-line error, then written with a compare-and-swap as ``cluster.status.switchover``. The
-sentinel carries it out (docs/switchover.md); ``--wait`` follows its phases.
+The request is checked here against the stored cluster data with the sentinel's rule
+(:mod:`stolon.sentinel.eligibility`; what only a running sentinel knows, a fresh report and
+recent streaming, is left to it) so that a bad one fails at once with a one-line error, then
+written with a compare-and-swap as ``cluster.status.switchover``. The sentinel carries it
+out (docs/switchover.md); ``--wait`` follows its phases.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from stolon.model.cluster import (
 from stolon.model.gotime import now_utc
 from stolon.model.spec import ROLE_STANDBY
 from stolon.model.uid import new_uid
-from stolon.sentinel.cycle import normalize
-from stolon.sentinel.switchover import candidates, describe_refusals, target_refusals
+from stolon.sentinel.eligibility import (
+    Terms,
+    explain,
+    explain_by_keeper,
+    switchover_candidates,
+    switchover_refusals,
+)
 
 DEFAULT_TIMEOUT_S = 60.0
 POLL_S = 0.5
@@ -58,38 +64,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def check_request(cd: ClusterData, target_keeper: str) -> str:
     """Why a switchover can't be requested now ("" when it can), from the cluster data."""
-    work = cd.copy()
-    normalize(work)
-    assert work.cluster is not None and work.dbs is not None and work.keepers is not None
-    st = work.cluster.status
+    if cd.cluster is None or cd.cluster.spec is None:
+        return "the cluster data has no cluster spec"
+    st = cd.cluster.status
     if st.phase != PHASE_NORMAL:
         return f"the cluster is not ready for a switchover (phase {st.phase or 'none'})"
-    if (work.cluster.spec and work.cluster.spec.role) == ROLE_STANDBY:
+    if cd.cluster.spec.role == ROLE_STANDBY:
         return "a standby cluster can't switch over (its master follows a remote primary)"
     sw = st.switchover
     if sw is not None and sw.active:
         target = sw.target_keeper or "chosen by the sentinel"
         return f"a switchover is already running (id {sw.id}, phase {sw.phase}, target keeper {target})"
-    master = work.master_db()
+    master = cd.master_db()
     if master is None or master.spec is None:
         return "the cluster has no master"
+    terms = Terms.of(master, cd.cluster.spec)
     if target_keeper:
-        if target_keeper not in work.keepers:
+        if target_keeper not in (cd.keepers or {}):
             return (
                 f"keeper doesn't exist: {target_keeper!r} is not in the cluster data (see `stolonctl status`)"
             )
         if master.spec.keeper_uid == target_keeper:
             return f"keeper {target_keeper} already runs the master"
-        db = work.db_of_keeper(target_keeper)
+        db = cd.db_of_keeper(target_keeper)
         if db is None:
             return f"keeper {target_keeper} is not eligible: it has no database assigned"
-        why = target_refusals(work, master, db)
+        why = switchover_refusals(cd, terms, db)
         if why:
-            return f"keeper {target_keeper} is not eligible: {', '.join(why)}"
+            return f"keeper {target_keeper} is not eligible: {explain(why)}"
         return ""
-    ok, refused = candidates(work, master)
+    ok, refused = switchover_candidates(cd, terms)
     if not ok:
-        return f"no standby is eligible: {describe_refusals(refused)}"
+        return f"no standby is eligible: {explain_by_keeper(refused)}"
     return ""
 
 

@@ -1,56 +1,28 @@
-"""Master failure detection, election and promotion bookkeeping (§4.5 steps 2-4).
+"""Master failure detection, election and promotion bookkeeping.
 
-Every DB other than the failed master is evaluated and gets the full list of reasons that
-refuse it; the eligible ones are ranked by reported xLogPos, highest first (quirk 1). A
-synchronous election (the failed master's own DBSpec had synchronousReplication) only
-accepts members of the known-in-sync set (quirk 4, as Go). Quirk 2 adds two conditions:
-a healthy report in this very cycle, and, in an asynchronous election, recent replication
-progress. See DECISIONS.md.
+Every DB other than the failed master is judged by the rule of
+:mod:`stolon.sentinel.eligibility` (the same one a switchover uses) with the evidence of this
+cycle, and gets the full list of refusals; the eligible ones are ranked by reported xLogPos,
+highest first (quirk 1). A synchronous election (the failed master's own DBSpec had
+synchronousReplication) only accepts members of the known-in-sync set (quirk 4, as Go).
+Quirk 2 adds two conditions: a healthy report in this very cycle, and, in an asynchronous
+election, recent replication progress. The quirks are described in
+docs/sentinel-decisions.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stolon.model.cluster import (
-    DB,
-    FOLLOW_EXTERNAL,
-    ROLE_MASTER,
-    ROLE_STANDBY,
-    ClusterData,
-    FollowConfig,
-)
+from stolon.model.cluster import DB, FOLLOW_EXTERNAL, ROLE_MASTER, ROLE_STANDBY, ClusterData, FollowConfig
 from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
 from stolon.model.spec import ClusterSpec
-from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, seconds, spec, status
-from stolon.sentinel.predicates import (
-    CONVERGED,
-    CONVERGENCE_FAILED,
-    FORKED_TIMELINE,
-    INVALID_SYSTEM_ID,
-    UNKNOWN,
-    convergence_state,
-    convergence_timeout,
-    db_type,
-    db_validity,
-    is_lag_below_max,
-)
+from stolon.sentinel.cycle import Cycle, dbs, proxy, seconds, spec, status
+from stolon.sentinel.eligibility import Evidence, Refusal, Terms, db_type, refusals, sync_repl
+from stolon.sentinel.predicates import CONVERGENCE_FAILED, convergence_state
 from stolon.sentinel.reasons import (
     MASTER_CONVERGENCE_FAILED,
     MASTER_UNHEALTHY,
-    REFUSED_CANNOT_BE_MASTER,
-    REFUSED_DIFFERENT_TIMELINE,
-    REFUSED_FORKED_TIMELINE,
-    REFUSED_INVALID_SYSTEM_ID,
-    REFUSED_KEEPER_UNHEALTHY,
-    REFUSED_LAG_TOO_HIGH,
-    REFUSED_NO_FRESH_REPORT,
-    REFUSED_NOT_CONVERGED,
-    REFUSED_NOT_IN_SYNC_SET,
-    REFUSED_NOT_STREAMING,
-    REFUSED_OUTRANKED,
-    REFUSED_UNHEALTHY,
-    REFUSED_UNKNOWN_STATE,
     SYNC_FAILOVER,
     Candidate,
     MasterElected,
@@ -63,11 +35,6 @@ from stolon.sentinel.reasons import (
 FAKE_STANDBY_NAME = "stolonfakestandby"
 
 
-def sync_repl(cluster_spec: ClusterSpec) -> bool:
-    """Synchronous replication is used only by a cluster whose role is master (§4.9)."""
-    return bool(cluster_spec.synchronous_replication) and cluster_spec.role != CLUSTER_ROLE_STANDBY
-
-
 def master_failures(master: DB, cyc: Cycle) -> tuple[str, ...]:
     """Why the current master is not OK (empty when it is)."""
     causes: list[str] = []
@@ -76,12 +43,6 @@ def master_failures(master: DB, cyc: Cycle) -> tuple[str, ...]:
     if convergence_state(master, seconds(cyc.d.convergence_timeout), cyc) == CONVERGENCE_FAILED:
         causes.append(MASTER_CONVERGENCE_FAILED)
     return tuple(causes)
-
-
-def known_in_sync(master: DB) -> list[str]:
-    """The old master's reported ∩ defined synchronous standbys (order of the reported list)."""
-    defined = spec(master).synchronous_standbys or []
-    return [uid for uid in master.status.synchronous_standbys or [] if uid in defined]
 
 
 def streaming_recently(db: DB, master: DB, cyc: Cycle) -> bool | None:
@@ -111,57 +72,27 @@ def streaming_recently(db: DB, master: DB, cyc: Cycle) -> bool | None:
     return False
 
 
+def evidence(db: DB, terms: Terms, cyc: Cycle) -> Evidence:
+    """What this cycle knows about ``db`` as a candidate to replace ``terms.old``."""
+    streaming = None if terms.synchronous else streaming_recently(db, terms.old, cyc)
+    return Evidence(fresh_report=db.uid in cyc.refreshed, streaming=streaming)
+
+
 @dataclass
 class _Eval:
     db: DB
-    refusals: list[str]
-    converged: bool
-    streaming: bool | None
-    in_sync_set: bool | None
+    refusals: list[Refusal]
+    evidence: Evidence
 
 
-def _evaluate(cd: ClusterData, old: DB, synchronous: bool, in_sync: list[str], cyc: Cycle) -> list[_Eval]:
-    async_lag_filter = not sync_repl(cyc.spec)  # Go: the cluster spec decides the lag filter
+def _evaluate(cd: ClusterData, terms: Terms, cyc: Cycle) -> list[_Eval]:
     evals: list[_Eval] = []
     for uid in sorted(dbs(cd)):
-        if uid == old.uid:
+        if uid == terms.old.uid:
             continue
         db = dbs(cd)[uid]
-        refusals: list[str] = []
-        keeper = keepers(cd).get(spec(db).keeper_uid)
-        if keeper is None or not keeper.status.healthy:
-            refusals.append(REFUSED_KEEPER_UNHEALTHY)
-        validity = db_validity(cd, db)
-        if validity == UNKNOWN:
-            refusals.append(REFUSED_UNKNOWN_STATE)
-        elif validity == INVALID_SYSTEM_ID:
-            refusals.append(REFUSED_INVALID_SYSTEM_ID)
-        elif validity == FORKED_TIMELINE:
-            refusals.append(REFUSED_FORKED_TIMELINE)
-        converged = convergence_state(db, convergence_timeout(db, cyc), cyc) == CONVERGED
-        if not converged:
-            refusals.append(REFUSED_NOT_CONVERGED)
-        if not db.status.healthy:
-            refusals.append(REFUSED_UNHEALTHY)
-        if db.status.timeline_id != old.status.timeline_id:
-            refusals.append(REFUSED_DIFFERENT_TIMELINE)
-        if async_lag_filter and not is_lag_below_max(old, db, cyc):
-            refusals.append(REFUSED_LAG_TOO_HIGH)
-        if keeper is not None and keeper.status.can_be_master is False:
-            refusals.append(REFUSED_CANNOT_BE_MASTER)
-        if uid not in cyc.refreshed:
-            refusals.append(REFUSED_NO_FRESH_REPORT)
-        streaming: bool | None = None
-        if not synchronous:
-            streaming = streaming_recently(db, old, cyc)
-            if streaming is False:
-                refusals.append(REFUSED_NOT_STREAMING)
-        member: bool | None = None
-        if synchronous:
-            member = uid in in_sync
-            if not member:
-                refusals.append(REFUSED_NOT_IN_SYNC_SET)
-        evals.append(_Eval(db, refusals, converged, streaming, member))
+        ev = evidence(db, terms, cyc)
+        evals.append(_Eval(db, refusals(cd, terms, db, ev), ev))
     # Best first (quirk 1: highest reported xLogPos), eligible before refused, ties by UID.
     evals.sort(key=lambda e: (bool(e.refusals), -e.db.status.xlog_pos, e.db.uid))
     return evals
@@ -178,15 +109,16 @@ def elect(cd: ClusterData, old: DB, causes: tuple[str, ...], cyc: Cycle) -> str 
             old.status.current_generation,
         )
     )
-    synchronous = spec(old).synchronous_replication
-    in_sync = known_in_sync(old) if synchronous else []
-    evals = _evaluate(cd, old, synchronous, in_sync, cyc)
+    terms = Terms.of(old, cyc.spec)
+    synchronous = terms.synchronous
+    in_sync = tuple(sorted(terms.in_sync))
+    evals = _evaluate(cd, terms, cyc)
     chosen = evals[0].db if evals and not evals[0].refusals else None
     candidates: list[Candidate] = []
     for e in evals:
         refusals = list(e.refusals)
         if not refusals and e.db is not chosen:
-            refusals.append(REFUSED_OUTRANKED)
+            refusals.append(Refusal.OUTRANKED)
         candidates.append(
             Candidate(
                 db_uid=e.db.uid,
@@ -196,19 +128,17 @@ def elect(cd: ClusterData, old: DB, causes: tuple[str, ...], cyc: Cycle) -> str 
                 lag_bytes=old.status.xlog_pos - e.db.status.xlog_pos,
                 timeline_id=e.db.status.timeline_id,
                 healthy=e.db.status.healthy,
-                converged=e.converged,
+                converged=e.db.status.current_generation == e.db.generation,
                 fresh_report=e.db.uid in cyc.refreshed,
-                streaming=e.streaming,
-                in_sync_set=e.in_sync_set,
+                streaming=e.evidence.streaming,
+                in_sync_set=e.db.uid in terms.in_sync if synchronous else None,
                 chosen=e.db is chosen,
                 refusals=tuple(refusals),
             )
         )
     if chosen is None:
         cyc.emit(
-            NoEligibleMaster(
-                old.uid, spec(old).keeper_uid, causes, synchronous, tuple(sorted(in_sync)), tuple(candidates)
-            )
+            NoEligibleMaster(old.uid, spec(old).keeper_uid, causes, synchronous, in_sync, tuple(candidates))
         )
         return None
     cyc.emit(
@@ -219,7 +149,7 @@ def elect(cd: ClusterData, old: DB, causes: tuple[str, ...], cyc: Cycle) -> str 
             new_master_db=chosen.uid,
             new_master_keeper=spec(chosen).keeper_uid,
             synchronous=synchronous,
-            known_in_sync=tuple(sorted(in_sync)),
+            known_in_sync=in_sync,
             candidates=tuple(candidates),
         )
     )
@@ -241,7 +171,7 @@ def master_follow_config(cluster_spec: ClusterSpec) -> FollowConfig | None:
 
 
 def promote(cd: ClusterData, old_uid: str, new_uid: str, cyc: Cycle) -> None:
-    """Bookkeeping of an election, in the same cycle (§4.5 step 4).
+    """Bookkeeping of an election, in the same cycle.
 
     The old master keeps its role (so it stays electable should the new one fail to
     converge) but loses its followers; proxies are fenced; the new master inherits the old

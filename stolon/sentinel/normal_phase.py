@@ -30,20 +30,23 @@ from stolon.model.cluster import (
 from stolon.model.spec import ROLE_MASTER as CLUSTER_ROLE_MASTER
 from stolon.sentinel import fencing, switchover, syncrepl
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, fresh_db_uid, keepers, seconds, spec, status
-from stolon.sentinel.election import elect, master_failures, promote, sync_repl
-from stolon.sentinel.predicates import (
-    CONVERGED,
-    CONVERGENCE_FAILED,
+from stolon.sentinel.election import elect, master_failures, promote
+from stolon.sentinel.eligibility import (
     FORKED_TIMELINE,
     INVALID_SYSTEM_ID,
     MASTER_TYPE,
     STANDBY_TYPE,
+    db_type,
+    db_validity,
+    sync_repl,
+)
+from stolon.sentinel.predicates import (
+    CONVERGED,
+    CONVERGENCE_FAILED,
     can_sync,
     classify,
     convergence_state,
     convergence_timeout,
-    db_type,
-    db_validity,
 )
 from stolon.sentinel.proxies import point_proxies
 from stolon.sentinel.reasons import (

@@ -1,34 +1,16 @@
-"""Helper predicates over DBs (§4.3): type, validity, convergence, state, ability to sync.
+"""Helper predicates over DBs that need the cycle: convergence, state, lag, ability to sync.
 
-All of them read the working cluster data and the cycle; none changes anything.
+All of them read the working cluster data and the cycle; none changes anything. A DB's type
+and validity need the cluster data only: they are in :mod:`stolon.sentinel.eligibility`.
 """
 
 from __future__ import annotations
 
 import re
 
-from stolon.model.cluster import (
-    DB,
-    DB_INIT_RESYNC,
-    FOLLOW_EXTERNAL,
-    INITIAL_GENERATION,
-    NO_GENERATION,
-    ROLE_MASTER,
-    ROLE_STANDBY,
-    ClusterData,
-    TimelineHistory,
-)
+from stolon.model.cluster import DB, DB_INIT_RESYNC, INITIAL_GENERATION, ClusterData
 from stolon.sentinel.cycle import Cycle, dbs, keepers, seconds, spec, status
-
-# DB types (Go's dbType): a standby-cluster master (standby role, external follow) is a master.
-MASTER_TYPE = "master"
-STANDBY_TYPE = "standby"
-
-# Validity (Go's dbValidity, with the invalid case split by cause).
-VALID = "valid"
-UNKNOWN = "unknown"
-INVALID_SYSTEM_ID = "invalid_system_id"
-FORKED_TIMELINE = "forked_timeline"
+from stolon.sentinel.eligibility import STANDBY_TYPE, VALID, db_type, db_validity
 
 # Convergence states.
 CONVERGED = "converged"
@@ -43,53 +25,6 @@ FAILED = "failed"
 NOT_INCREASING_XLOG_TIMES = 10
 WAL_SEG_SIZE = 16 * 1024 * 1024
 _WAL_FILE_NAME = re.compile(r"^[0-9A-F]{24}$")
-
-
-def db_type(db: DB) -> str:
-    s = spec(db)
-    if s.role == ROLE_MASTER:
-        return MASTER_TYPE
-    if s.role == ROLE_STANDBY and s.follow_config is not None and s.follow_config.type == FOLLOW_EXTERNAL:
-        return MASTER_TYPE
-    return STANDBY_TYPE
-
-
-def timeline_history(db: DB, timeline_id: int) -> TimelineHistory | None:
-    for entry in db.status.timelines_history or []:
-        if entry.timeline_id == timeline_id:
-            return entry
-    return None
-
-
-def is_different_timeline_branch(followed: DB, db: DB) -> bool:
-    """Whether ``db`` cannot follow ``followed`` because their histories forked (§4.3, exact)."""
-    f_tl, d_tl = followed.status.timeline_id, db.status.timeline_id
-    if f_tl < d_tl:
-        return True
-    if f_tl == d_tl:
-        if d_tl <= 1:
-            return False  # no history file exists on timeline 1
-        f_entry = timeline_history(followed, d_tl - 1)
-        d_entry = timeline_history(db, d_tl - 1)
-        if f_entry is None or d_entry is None:
-            return False
-        return f_entry.switch_point != d_entry.switch_point
-    # followed is on a later timeline: did it leave ours before the point we reached?
-    f_entry = timeline_history(followed, d_tl)
-    return f_entry is not None and f_entry.switch_point < db.status.xlog_pos
-
-
-def db_validity(cd: ClusterData, db: DB) -> str:
-    if db.status.current_generation == NO_GENERATION:
-        return UNKNOWN
-    master = dbs(cd).get(status(cd).master)
-    if master is None:
-        return VALID
-    if db.status.system_id and db.status.system_id != master.status.system_id:
-        return INVALID_SYSTEM_ID
-    if is_different_timeline_branch(master, db):
-        return FORKED_TIMELINE
-    return VALID
 
 
 def convergence_state(db: DB, timeout_s: float, cyc: Cycle) -> str:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from stolon.sentinel.eligibility import Refusal
+
 # -- cause vocabularies ----------------------------------------------------------------------
 
 #: Why a DB's health check failed this cycle (``DBUnhealthy.cause``).
@@ -44,20 +46,8 @@ DB_ERROR_KEEPER_UNHEALTHY = "keeper_unhealthy"  # the DB's own state is fine but
 MASTER_UNHEALTHY = "unhealthy"
 MASTER_CONVERGENCE_FAILED = "convergence_failed"
 
-#: Why an election candidate was refused (``Candidate.refusals``), in evaluation order.
-REFUSED_KEEPER_UNHEALTHY = "keeper_unhealthy"
-REFUSED_UNKNOWN_STATE = "unknown_state"  # never reported a state (currentGeneration 0)
-REFUSED_INVALID_SYSTEM_ID = "invalid_system_id"
-REFUSED_FORKED_TIMELINE = "forked_timeline"
-REFUSED_NOT_CONVERGED = "not_converged"  # currentGeneration != generation (e.g. still resyncing)
-REFUSED_UNHEALTHY = "unhealthy"
-REFUSED_DIFFERENT_TIMELINE = "different_timeline"
-REFUSED_LAG_TOO_HIGH = "lag_too_high"  # async: lag above maxStandbyLag
-REFUSED_CANNOT_BE_MASTER = "cannot_be_master"  # keeper started with --can-be-master=false
-REFUSED_NO_FRESH_REPORT = "no_fresh_report"  # no healthy report for this DB in this cycle
-REFUSED_NOT_STREAMING = "not_streaming"  # async: no replication progress near the master's last report
-REFUSED_NOT_IN_SYNC_SET = "not_in_sync_set"  # sync: outside the old master's known-in-sync set
-REFUSED_OUTRANKED = "outranked"  # eligible, but another eligible candidate ranks higher
+#: Why an election candidate was refused (``Candidate.refusals``): see
+#: :class:`stolon.sentinel.eligibility.Refusal`.
 
 #: Why a DB was removed (``DBRemoved.cause``).
 REMOVED_OLD_MASTER = "old_master"
@@ -90,6 +80,9 @@ PROXIES_MASTER_UNHEALTHY = "master_unhealthy"
 SWITCHOVER_WAIT_MASTER_STOP = "master_not_stopped"  # the old master has not reported its clean shutdown
 SWITCHOVER_WAIT_TARGET_BEHIND = "target_behind"  # the target has not reported the old master's last WAL
 SWITCHOVER_WAIT_TARGET_REPORT = "target_no_fresh_report"  # no healthy report of the target this cycle
+SWITCHOVER_WAIT_TARGET_NOT_READY = (
+    "target_not_ready"  # caught up, but still refused (e.g. lag): detail says why
+)
 
 #: Why a switchover was cancelled (``SwitchoverCancelled.cause``).
 SWITCHOVER_TIMED_OUT = "timeout"
@@ -326,7 +319,8 @@ class Candidate:
     DB is ahead). ``in_sync_set`` is None in an asynchronous election. ``streaming`` is the
     quirk-2 verdict: True/False, or None when not evaluated (synchronous election, or the old
     master was never seen reporting by this sentinel, see DECISIONS.md). ``refusals`` lists
-    every ``REFUSED_*`` reason that applies, in evaluation order; empty for the chosen one.
+    every :class:`~stolon.sentinel.eligibility.Refusal` that applies, in evaluation order;
+    empty for the chosen one.
     """
 
     db_uid: str
@@ -341,7 +335,7 @@ class Candidate:
     streaming: bool | None
     in_sync_set: bool | None
     chosen: bool
-    refusals: tuple[str, ...]
+    refusals: tuple[Refusal, ...]
 
 
 @dataclass(frozen=True)

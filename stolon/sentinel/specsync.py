@@ -13,8 +13,8 @@ from typing import Any
 from stolon.model.cluster import FOLLOW_EXTERNAL, ClusterData, DBSpec, FollowConfig
 from stolon.model.spec import DefaultedSpec
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec
+from stolon.sentinel.eligibility import MASTER_TYPE, db_type
 from stolon.sentinel.observations import Now
-from stolon.sentinel.predicates import MASTER_TYPE, db_type
 from stolon.sentinel.reasons import DBGenerationBumped, SpecPropagated
 
 

@@ -9,10 +9,16 @@ phase ``requested`` in ``cluster.status.switchover``. Each cycle, :func:`step` m
    cleanly (sessions end, the shutdown checkpoint is written and the connected standbys
    receive the WAL up to it) and reports where the WAL ends.
 2. ``stopping_master`` → ``catching_up``: the old master reported that position.
-3. ``catching_up`` → ``promoting``: the target is converged, healthy, freshly reported on
-   the old master's timeline, with xLogPos ≥ that position (and, with synchronous
-   replication, in the old master's known-in-sync set): it is made master as in a failover
+3. ``catching_up`` → ``promoting``: the target passes the failover rule
+   (:mod:`stolon.sentinel.eligibility`: converged, healthy, freshly reported, on the old
+   master's timeline, in its known-in-sync set with synchronous replication, ...) and
+   reports xLogPos ≥ that position: it is made master as in a failover
    (:func:`stolon.sentinel.election.promote`).
+
+The target is judged by :func:`stolon.sentinel.eligibility.switchover_refusals`: the failover
+rule plus being a standby of the master. At step 1 every condition but the fresh report
+applies; in steps 2-3 the conditions a target clears by catching up
+(:data:`CATCH_UP_REFUSALS`) make the switchover wait, the others cancel it.
 4. ``promoting`` → ``completed``: the new master is promoted and healthy. The old master DB
    is then removed like any old master and its keeper resyncs as a standby (pg_rewind when
    ``usePgrewind``, else a base backup).
@@ -30,7 +36,6 @@ import enum
 
 from stolon.model.cluster import (
     DB,
-    FOLLOW_INTERNAL,
     SWITCHOVER_CANCELLED,
     SWITCHOVER_CATCHING_UP,
     SWITCHOVER_COMPLETED,
@@ -42,9 +47,17 @@ from stolon.model.cluster import (
 )
 from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec, status
-from stolon.sentinel.election import known_in_sync, promote
+from stolon.sentinel.election import evidence, promote
+from stolon.sentinel.eligibility import (
+    Evidence,
+    Refusal,
+    Terms,
+    explain,
+    explain_by_keeper,
+    switchover_candidates,
+    switchover_refusals,
+)
 from stolon.sentinel.memory import SwitchoverClock
-from stolon.sentinel.predicates import STANDBY_TYPE, VALID, db_type, db_validity
 from stolon.sentinel.proxies import master_promoted
 from stolon.sentinel.reasons import (
     SWITCHOVER_MASTER_CHANGED,
@@ -57,6 +70,7 @@ from stolon.sentinel.reasons import (
     SWITCHOVER_UNSUPPORTED,
     SWITCHOVER_WAIT_MASTER_STOP,
     SWITCHOVER_WAIT_TARGET_BEHIND,
+    SWITCHOVER_WAIT_TARGET_NOT_READY,
     SWITCHOVER_WAIT_TARGET_REPORT,
     ProxiesFenced,
     SwitchoverCancelled,
@@ -67,16 +81,10 @@ from stolon.sentinel.reasons import (
     SwitchoverWaiting,
 )
 
-# Why a DB can't be the target (one-line, user-facing).
-NOT_A_STANDBY = "it is not a standby of the master"
-KEEPER_UNHEALTHY = "its keeper is unhealthy"
-CANNOT_BE_MASTER = "its keeper runs with --can-be-master=false"
-DB_UNHEALTHY = "it is not healthy"
-NOT_CONVERGED = "it has not converged to its spec (e.g. still resyncing)"
-INVALID = "its data does not belong to the master's history"
-OTHER_TIMELINE = "it is on another timeline than the master"
-NOT_IN_SYNC_SET = "it is not in the master's synchronous standby set"
-NO_FRESH_REPORT = "its keeper did not report it healthy in this cycle"
+#: Refusals a target can clear by catching up while the old master is stopped: they make
+#: the switchover wait, not cancel, once the master is being stopped. Before it promotes,
+#: the target must pass the whole rule.
+CATCH_UP_REFUSALS = frozenset({Refusal.NO_FRESH_REPORT, Refusal.LAG_TOO_HIGH, Refusal.NOT_STREAMING})
 
 
 class Step(enum.Enum):
@@ -87,57 +95,10 @@ class Step(enum.Enum):
     PROMOTED = "promoted"  # the target was made master in this cycle
 
 
-def target_refusals(cd: ClusterData, master: DB, db: DB) -> list[str]:
-    """Why ``db`` can't replace ``master`` in a switchover, from the cluster data alone
-    (``stolonctl switchover`` checks the same before writing a request)."""
-    out: list[str] = []
-    fc = spec(db).follow_config
-    if (
-        db.uid == master.uid
-        or db_type(db) != STANDBY_TYPE
-        or fc is None
-        or fc.type != FOLLOW_INTERNAL
-        or fc.dbuid != master.uid
-    ):
-        return [NOT_A_STANDBY]
-    keeper = keepers(cd).get(spec(db).keeper_uid)
-    if keeper is None or not keeper.status.healthy:
-        out.append(KEEPER_UNHEALTHY)
-    if keeper is not None and keeper.status.can_be_master is False:
-        out.append(CANNOT_BE_MASTER)
-    if not db.status.healthy:
-        out.append(DB_UNHEALTHY)
-    if db.status.current_generation != db.generation:
-        out.append(NOT_CONVERGED)
-    if db_validity(cd, db) != VALID:
-        out.append(INVALID)
-    elif db.status.timeline_id != master.status.timeline_id:
-        out.append(OTHER_TIMELINE)
-    if spec(master).synchronous_replication and db.uid not in known_in_sync(master):
-        out.append(NOT_IN_SYNC_SET)
-    return out
-
-
-def candidates(cd: ClusterData, master: DB) -> tuple[list[DB], dict[str, list[str]]]:
-    """Eligible standbys, best first (highest reported xLogPos, then UID), and the refusals
-    of the others by keeper UID."""
-    ok: list[DB] = []
-    refused: dict[str, list[str]] = {}
-    for uid in sorted(dbs(cd)):
-        db = dbs(cd)[uid]
-        if uid == master.uid:
-            continue
-        why = target_refusals(cd, master, db)
-        if why:
-            refused[spec(db).keeper_uid] = why
-        else:
-            ok.append(db)
-    ok.sort(key=lambda d: (-d.status.xlog_pos, d.uid))
-    return ok, refused
-
-
-def describe_refusals(refused: dict[str, list[str]]) -> str:
-    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(refused.items())) or "no standby"
+def target_refusals(cd: ClusterData, terms: Terms, db: DB, cyc: Cycle) -> list[Refusal]:
+    """Why ``db`` can't replace ``terms.old`` in a switchover, with this cycle's evidence
+    (:func:`stolon.sentinel.eligibility.switchover_refusals`)."""
+    return switchover_refusals(cd, terms, db, evidence(db, terms, cyc))
 
 
 def step(cd: ClusterData, cyc: Cycle) -> Step:
@@ -173,14 +134,16 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
             detail += f" ({sw.message})"
         return _cancel(sw, old, SWITCHOVER_TIMED_OUT, detail, cyc)
 
+    terms = Terms.of(old, cyc.spec)
     if sw.phase == SWITCHOVER_REQUESTED:
-        return _start(cd, sw, old, cyc)
+        return _start(cd, sw, terms, cyc)
     target = dbs(cd).get(sw.target_db)
     if target is None:
         return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, f"the target db {sw.target_db} was removed", cyc)
-    why = target_refusals(cd, old, target)
-    if why:
-        detail = f"the target keeper {spec(target).keeper_uid} is no longer eligible: {', '.join(why)}"
+    why = target_refusals(cd, terms, target, cyc)
+    fatal = [x for x in why if x not in CATCH_UP_REFUSALS]
+    if fatal:
+        detail = f"the target keeper {spec(target).keeper_uid} is no longer eligible: {explain(fatal)}"
         return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
 
     if sw.phase == SWITCHOVER_STOPPING:
@@ -193,8 +156,8 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
         sw.phase = SWITCHOVER_CATCHING_UP
         cyc.emit(SwitchoverMasterStopped(sw.id, old.uid, spec(old).keeper_uid, pos))
 
-    # catching_up
-    if target.uid not in cyc.refreshed:
+    # catching_up: the target must pass the whole failover rule and have the old master's WAL
+    if Refusal.NO_FRESH_REPORT in why:
         return _wait(sw, SWITCHOVER_WAIT_TARGET_REPORT, f"waiting for a fresh report of db {target.uid}", cyc)
     if target.status.xlog_pos < sw.master_xlog_pos:
         detail = (
@@ -202,6 +165,9 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
             f" (at {target.status.xlog_pos})"
         )
         return _wait(sw, SWITCHOVER_WAIT_TARGET_BEHIND, detail, cyc)
+    if why:
+        detail = f"waiting for db {target.uid}: {explain(why)}"
+        return _wait(sw, SWITCHOVER_WAIT_TARGET_NOT_READY, detail, cyc)
     promote(cd, old.uid, target.uid, cyc)
     sw.phase = SWITCHOVER_PROMOTING
     sw.message = f"waiting for db {target.uid} to be promoted"
@@ -219,7 +185,10 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
     return Step.PROMOTED
 
 
-def _start(cd: ClusterData, sw: Switchover, old: DB, cyc: Cycle) -> Step:
+def _start(cd: ClusterData, sw: Switchover, terms: Terms, cyc: Cycle) -> Step:
+    """Check (or choose) the target with the whole rule, except a fresh report (waited for
+    before the promotion), then fence the proxies and stop the old master."""
+    old = terms.old
     if cyc.spec.role == CLUSTER_ROLE_STANDBY:
         return _cancel(sw, old, SWITCHOVER_UNSUPPORTED, "a standby cluster can't switch over", cyc)
     if sw.target_keeper:
@@ -227,15 +196,16 @@ def _start(cd: ClusterData, sw: Switchover, old: DB, cyc: Cycle) -> Step:
             detail = f"keeper {sw.target_keeper!r} is not in the cluster data"
             return _cancel(sw, old, SWITCHOVER_UNKNOWN_KEEPER, detail, cyc)
         target = cd.db_of_keeper(sw.target_keeper)
-        why = [NOT_A_STANDBY] if target is None else target_refusals(cd, old, target)
+        why = [Refusal.NOT_A_STANDBY] if target is None else _start_refusals(cd, terms, target, cyc)
         if target is None or why:
-            detail = f"keeper {sw.target_keeper} is not eligible: {', '.join(why)}"
+            detail = f"keeper {sw.target_keeper} is not eligible: {explain(why)}"
             return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
         chosen_by = "request"
     else:
-        ok, refused = candidates(cd, old)
+        ev = {uid: _start_evidence(db, terms, cyc) for uid, db in dbs(cd).items() if uid != old.uid}
+        ok, refused = switchover_candidates(cd, terms, ev)
         if not ok:
-            detail = f"no standby is eligible ({describe_refusals(refused)})"
+            detail = f"no standby is eligible ({explain_by_keeper(refused)})"
             return _cancel(sw, old, SWITCHOVER_NO_CANDIDATE, detail, cyc)
         target = ok[0]
         chosen_by = "sentinel"
@@ -261,6 +231,17 @@ def _start(cd: ClusterData, sw: Switchover, old: DB, cyc: Cycle) -> Step:
         )
     )
     return Step.HOLD
+
+
+def _start_evidence(db: DB, terms: Terms, cyc: Cycle) -> Evidence:
+    """This cycle's evidence, without the fresh report: a keeper that skipped one publication
+    does not cancel a request (the promotion waits for its report)."""
+    ev = evidence(db, terms, cyc)
+    return Evidence(fresh_report=None, streaming=ev.streaming)
+
+
+def _start_refusals(cd: ClusterData, terms: Terms, db: DB, cyc: Cycle) -> list[Refusal]:
+    return switchover_refusals(cd, terms, db, _start_evidence(db, terms, cyc))
 
 
 def _promoting(cd: ClusterData, sw: Switchover, cyc: Cycle) -> None:

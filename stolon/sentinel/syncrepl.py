@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from stolon.model.cluster import DB, ClusterData
 from stolon.sentinel.cycle import Cycle, dbs, keepers, spec
-from stolon.sentinel.election import FAKE_STANDBY_NAME, sync_repl
+from stolon.sentinel.election import FAKE_STANDBY_NAME
+from stolon.sentinel.eligibility import sync_repl
 from stolon.sentinel.predicates import is_lag_below_max
 from stolon.sentinel.reasons import (
     SYNC_DISABLED,

@@ -20,6 +20,7 @@ from stolon.model.cluster import DB_INIT_EXISTING, DB_INIT_NEW, DB_INIT_RESYNC, 
 from stolon.model.duration import Duration
 from stolon.model.spec import ExistingConfig
 from stolon.sentinel import reasons as r
+from stolon.sentinel.eligibility import Refusal
 
 from .builders import CD, FAKE, MASTER, WALL0, comparable, diff
 
@@ -443,7 +444,7 @@ def test_go07_no_eligible_master_names_each_refusal() -> None:
     (n,) = d.of(r.NoEligibleMaster)
     (c,) = n.candidates
     assert c.db_uid == "db2" and not c.chosen
-    assert c.refusals == (r.REFUSED_UNKNOWN_STATE, r.REFUSED_NOT_CONVERGED)
+    assert c.refusals == (Refusal.UNKNOWN_STATE, Refusal.NOT_CONVERGED)
 
 
 def test_go20_sync_refusals() -> None:
@@ -451,8 +452,8 @@ def test_go20_sync_refusals() -> None:
     (n,) = d.of(r.NoEligibleMaster)
     assert n.synchronous and n.known_in_sync == ("db2",)
     refusals = {c.db_uid: c.refusals for c in n.candidates}
-    assert refusals["db3"] == (r.REFUSED_NOT_IN_SYNC_SET,)
-    assert r.REFUSED_UNHEALTHY in refusals["db2"] and r.REFUSED_NO_FRESH_REPORT in refusals["db2"]
+    assert refusals["db3"] == (Refusal.NOT_IN_SYNC_SET,)
+    assert Refusal.UNHEALTHY in refusals["db2"] and Refusal.NO_FRESH_REPORT in refusals["db2"]
     (f,) = d.of(r.MasterFailed)
     assert f.causes == (r.MASTER_UNHEALTHY, r.MASTER_CONVERGENCE_FAILED)
 

@@ -21,7 +21,8 @@ from stolon.model.cluster import (
 from stolon.model.spec import PITRConfig, StandbyConfig, StandbySettings
 from stolon.sentinel import Decision, decide
 from stolon.sentinel import reasons as r
-from stolon.sentinel.predicates import is_different_timeline_branch, wal_file_name_no_timeline
+from stolon.sentinel.eligibility import is_different_timeline_branch
+from stolon.sentinel.predicates import wal_file_name_no_timeline
 
 from .builders import CD, EXTERNAL, FAKE, MASTER, NOW, STANDBY, WALL0, comparable, diff
 

@@ -32,8 +32,7 @@ from stolon.model.duration import Duration
 from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo
 from stolon.sentinel import Decision, Memory, Now, Observations, decide
 from stolon.sentinel import reasons as r
-from stolon.sentinel.election import known_in_sync
-from stolon.sentinel.predicates import MASTER_TYPE, db_type
+from stolon.sentinel.eligibility import MASTER_TYPE, Refusal, db_type, known_in_sync
 
 from .builders import CD, CLUSTER_UID, MASTER, NOW, comparable
 
@@ -230,7 +229,7 @@ def check_cycle(prev: ClusterData, obs: Observations, d: Decision) -> None:
         if old.spec.synchronous_replication:
             assert master in known_in_sync(old)
         (e,) = d.of(r.MasterElected)
-        eligible = [c for c in e.candidates if not c.refusals or c.refusals == (r.REFUSED_OUTRANKED,)]
+        eligible = [c for c in e.candidates if not c.refusals or c.refusals == (Refusal.OUTRANKED,)]
         assert max(c.xlog_pos for c in eligible) == new.dbs[master].status.xlog_pos
     # bookkeeping
     owners = [db.spec.keeper_uid for db in new.dbs.values() if db.spec is not None]

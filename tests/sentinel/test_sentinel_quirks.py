@@ -8,6 +8,7 @@ from typing import Any
 from stolon.model.cluster import DB_INIT_RESYNC
 from stolon.sentinel import Decision, Memory, Observations, decide
 from stolon.sentinel import reasons as r
+from stolon.sentinel.eligibility import Refusal
 
 from .builders import CD, MASTER, NOW, at, comparable, diff
 
@@ -49,7 +50,7 @@ def test_q1_async_election_picks_the_highest_xlogpos() -> None:
     (e,) = d.of(r.MasterElected)
     assert [(c.db_uid, c.xlog_pos, c.lag_bytes, c.chosen, c.refusals) for c in e.candidates] == [
         ("db3", 950, 50, True, ()),
-        ("db2", 900, 100, False, (r.REFUSED_OUTRANKED,)),
+        ("db2", 900, 100, False, (Refusal.OUTRANKED,)),
     ]
 
 
@@ -62,7 +63,7 @@ def test_q1_lag_above_max_is_refused() -> None:
     b = three(max_standby_lag=100).db("db1", healthy=False, xlog=1000).db("db2", xlog=950).db("db3", xlog=800)
     d = b.decide()
     assert new_master(d) == "db2"
-    assert candidates(d)["db3"].refusals == (r.REFUSED_LAG_TOO_HIGH,)
+    assert candidates(d)["db3"].refusals == (Refusal.LAG_TOO_HIGH,)
 
 
 # -- quirk 2: converged and streaming recently -----------------------------------------------------
@@ -79,7 +80,7 @@ def test_q2_a_standby_still_resyncing_is_never_elected() -> None:
     )
     d = b.decide()
     assert new_master(d) == "db2"
-    assert r.REFUSED_NOT_CONVERGED in candidates(d)["db3"].refusals
+    assert Refusal.NOT_CONVERGED in candidates(d)["db3"].refusals
 
 
 def test_q2_a_standby_with_a_pending_spec_change_is_not_converged() -> None:
@@ -92,7 +93,7 @@ def test_q2_a_standby_with_a_pending_spec_change_is_not_converged() -> None:
     b.db("db3", converging_for=5)
     d = b.decide()
     assert new_master(d) == "db2"
-    assert candidates(d)["db3"].refusals == (r.REFUSED_NOT_CONVERGED,)
+    assert candidates(d)["db3"].refusals == (Refusal.NOT_CONVERGED,)
     assert candidates(d)["db3"].converged is False
 
 
@@ -105,7 +106,7 @@ def test_q2_a_standby_that_stopped_reporting_healthy_is_refused_even_within_fail
     d = b.decide()
     c = candidates(d)["db3"]
     assert c.healthy is True and c.fresh_report is False
-    assert c.refusals == (r.REFUSED_NO_FRESH_REPORT,)
+    assert c.refusals == (Refusal.NO_FRESH_REPORT,)
     assert new_master(d) == "db2"
 
 
@@ -119,7 +120,7 @@ def test_q2_a_standby_disconnected_for_days_is_not_streaming() -> None:
     d = b.decide()
     assert new_master(d) is None
     c = candidates(d)["db2"]
-    assert (c.streaming, c.refusals) == (False, (r.REFUSED_NOT_STREAMING,))
+    assert (c.streaming, c.refusals) == (False, (Refusal.NOT_STREAMING,))
     assert comparable(d.cluster_data) == comparable(b.build()), diff(d.cluster_data, b.build())
 
 
@@ -189,7 +190,7 @@ def test_q2_first_run_never_elects_then_health_is_measured_again() -> None:
     obs = b.observations()
     d1 = decide(cd0, replace(obs, first_run=True), Memory.empty(), NOW, new_uid=b.uid_source())
     assert d1.of(r.FirstRun) == [r.FirstRun(1)]
-    assert candidates(d1)["db2"].refusals == (r.REFUSED_NO_FRESH_REPORT,)
+    assert candidates(d1)["db2"].refusals == (Refusal.NO_FRESH_REPORT,)
     assert d1.cluster_data is not None and d1.cluster_data.cluster is not None
     assert d1.cluster_data.cluster.status.master == "db1"
 
@@ -258,7 +259,7 @@ def test_q4_sync_election_ignores_a_better_standby_outside_the_known_in_sync_set
     d = b.decide()
     assert new_master(d) == "db2"
     cs = candidates(d)
-    assert cs["db3"].refusals == (r.REFUSED_NOT_IN_SYNC_SET,) and cs["db3"].in_sync_set is False
+    assert cs["db3"].refusals == (Refusal.NOT_IN_SYNC_SET,) and cs["db3"].in_sync_set is False
     assert cs["db2"].in_sync_set is True
     assert d.cluster_data is not None and d.cluster_data.dbs is not None
     new_spec = d.cluster_data.dbs["db2"].spec
@@ -272,7 +273,7 @@ def test_q4_defined_but_not_known_in_sync_is_not_enough() -> None:
     b.db("db2", healthy=False)
     d = b.decide()
     assert new_master(d) is None
-    assert candidates(d)["db3"].refusals == (r.REFUSED_NOT_IN_SYNC_SET,)
+    assert candidates(d)["db3"].refusals == (Refusal.NOT_IN_SYNC_SET,)
 
 
 def test_reason_attributes_are_flat() -> None:

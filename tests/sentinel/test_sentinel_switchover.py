@@ -22,8 +22,8 @@ from stolon.model.cluster import (
 from stolon.model.duration import Duration
 from stolon.sentinel import Decision, decide
 from stolon.sentinel import reasons as r
+from stolon.sentinel.eligibility import EXPLANATIONS, Refusal, Terms, switchover_refusals
 from stolon.sentinel.memory import SwitchoverClock
-from stolon.sentinel.switchover import NOT_IN_SYNC_SET, target_refusals
 
 from .builders import CD, MASTER, NOW
 
@@ -192,12 +192,14 @@ def test_synchronous_switchover_only_to_a_known_in_sync_standby() -> None:
     assert (started.target_db, started.synchronous) == ("db3", True)
     d = run(requested(sync3(), "keeper2"))
     (c,) = d.of(r.SwitchoverCancelled)
-    assert c.cause == r.SWITCHOVER_NOT_ELIGIBLE and NOT_IN_SYNC_SET in c.detail
+    assert c.cause == r.SWITCHOVER_NOT_ELIGIBLE and EXPLANATIONS[Refusal.NOT_IN_SYNC_SET] in c.detail
     # defined but not yet known in sync is not enough
     b = sync3().db("db1", sync_standbys=["db2", "db3"], in_sync=["db3"])
     cd = b.build()
     dbs = cd.dbs or {}
-    assert NOT_IN_SYNC_SET in target_refusals(cd, dbs["db1"], dbs["db2"])
+    assert cd.cluster is not None and cd.cluster.spec is not None
+    terms = Terms.of(dbs["db1"], cd.cluster.spec)
+    assert Refusal.NOT_IN_SYNC_SET in switchover_refusals(cd, terms, dbs["db2"])
 
 
 # -- steps 2 and 3: stopping, catching up, promoting --------------------------------------------
