@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import assert_never
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -238,9 +239,51 @@ class Executor:
             if isinstance(step, p.Fail):
                 log.error("%s", step.message)
                 return False
-            handler = getattr(self, f"_do_{type(step).__name__}")
-            handler(step)
+            self._dispatch(step)
         return True
+
+    def _dispatch(self, step: p.Step) -> None:
+        """One step to its handler. Exhaustive over :data:`stolon.keeper.plan.Step`: mypy
+        fails on a step type without a case here (``assert_never``)."""
+        match step:
+            case p.StopPostgres():
+                self._do_StopPostgres(step)
+            case p.CleanFailedInit():
+                self._do_CleanFailedInit(step)
+            case p.StopCleanly():
+                self._do_StopCleanly(step)
+            case p.BeginInit():
+                self._do_BeginInit(step)
+            case p.InitNew():
+                self._do_InitNew(step)
+            case p.InitPITR():
+                self._do_InitPITR(step)
+            case p.InitExisting():
+                self._do_InitExisting(step)
+            case p.Resync():
+                self._do_Resync(step)
+            case p.FinishInit():
+                self._do_FinishInit(step)
+            case p.StartPostgres():
+                self._do_StartPostgres(step)
+            case p.Promote():
+                self._do_Promote(step)
+            case p.Reload():
+                self._do_Reload(step)
+            case p.Restart():
+                self._do_Restart(step)
+            case p.CheckRestart():
+                self._do_CheckRestart(step)
+            case p.RefreshSlots():
+                self._do_RefreshSlots(step)
+            case p.SetSyncGuard():
+                self._do_SetSyncGuard(step)
+            case p.SaveGeneration():
+                self._do_SaveGeneration(step)
+            case p.Wait() | p.Fail():
+                raise StepFailed(f"{type(step).__name__} is not an action: {step.message}")
+            case _:
+                assert_never(step)
 
     def _do_StopPostgres(self, step: p.StopPostgres) -> None:
         if self.instance.is_running():

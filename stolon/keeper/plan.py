@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from stolon.keeper import pgconfig
 from stolon.keeper.pgconfig import BackupCommands, DesiredConfig, KeeperIdentity, NotReadyToFollow
@@ -40,31 +41,32 @@ LOCAL_UNDEFINED = "undefined"
 
 # -- steps ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Step:
-    """Base of every step; ``why`` is logged when the step runs."""
+class StepBase:
+    """Base of every step. A plan holds :data:`Step` values: the union of the step classes,
+    so that the executor's dispatch is checked for completeness by mypy."""
 
 
 @dataclass(frozen=True)
-class Wait(Step):
+class Wait(StepBase):
     """Nothing can be done now (logged at info); the plan stops here."""
 
     message: str
 
 
 @dataclass(frozen=True)
-class Fail(Step):
+class Fail(StepBase):
     """Something is wrong that the keeper can't fix (logged as an error); the plan stops."""
 
     message: str
 
 
 @dataclass(frozen=True)
-class StopPostgres(Step):
+class StopPostgres(StepBase):
     reason: str
 
 
 @dataclass(frozen=True)
-class StopCleanly(Step):
+class StopCleanly(StepBase):
     """The DB spec says ``stopped`` (a switchover): shut PostgreSQL down cleanly and record
     where its WAL ends, for the keeper info (``stoppedXLogPos``).
 
@@ -80,12 +82,12 @@ class StopCleanly(Step):
 
 
 @dataclass(frozen=True)
-class CleanFailedInit(Step):
+class CleanFailedInit(StepBase):
     """An earlier init or resync crashed half way: stop, remove PGDATA, reset dbstate."""
 
 
 @dataclass(frozen=True)
-class BeginInit(Step):
+class BeginInit(StepBase):
     """Save dbstate {uid, generation 0, initializing} before touching PGDATA."""
 
     db_uid: str
@@ -93,7 +95,7 @@ class BeginInit(Step):
 
 
 @dataclass(frozen=True)
-class InitNew(Step):
+class InitNew(StepBase):
     db_uid: str
     locale: str
     encoding: str
@@ -117,7 +119,7 @@ class BackupSource:
 
 
 @dataclass(frozen=True)
-class InitPITR(Step):
+class InitPITR(StepBase):
     """``initMode: pitr``: run ``data_restore_command`` (Go Stolon) or restore
     ``backup_source`` through its method, then recover with ``recovery``."""
 
@@ -131,14 +133,14 @@ class InitPITR(Step):
 
 
 @dataclass(frozen=True)
-class InitExisting(Step):
+class InitExisting(StepBase):
     db_uid: str
     include_previous: bool
     config: DesiredConfig
 
 
 @dataclass(frozen=True)
-class Resync(Step):
+class Resync(StepBase):
     """Make this instance a copy of ``source_db``: pg_rewind when allowed, else (or when it
     fails) a full pg_basebackup with slot ``stolon_<db_uid>``."""
 
@@ -155,42 +157,42 @@ class Resync(Step):
 
 
 @dataclass(frozen=True)
-class FinishInit(Step):
+class FinishInit(StepBase):
     """Save dbstate {uid, generation 0, not initializing} after a successful init."""
 
     db_uid: str
 
 
 @dataclass(frozen=True)
-class StartPostgres(Step):
+class StartPostgres(StepBase):
     config: DesiredConfig
     reason: str
 
 
 @dataclass(frozen=True)
-class Promote(Step):
+class Promote(StepBase):
     config: DesiredConfig
 
 
 @dataclass(frozen=True)
-class Reload(Step):
-    config: DesiredConfig
-    reason: str
-
-
-@dataclass(frozen=True)
-class Restart(Step):
+class Reload(StepBase):
     config: DesiredConfig
     reason: str
 
 
 @dataclass(frozen=True)
-class RefreshSlots(Step):
+class Restart(StepBase):
+    config: DesiredConfig
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefreshSlots(StepBase):
     wanted: frozenset[str]
 
 
 @dataclass(frozen=True)
-class CheckRestart(Step):
+class CheckRestart(StepBase):
     """After applying parameters: if a setting is ``pending_restart`` and
     ``automaticPgRestart`` is on (and no standby blocks it), restart."""
 
@@ -200,16 +202,40 @@ class CheckRestart(Step):
 
 
 @dataclass(frozen=True)
-class SetSyncGuard(Step):
+class SetSyncGuard(StepBase):
     """Turn the synchronous-replication restart guard on or off (reference §5.7)."""
 
     on: bool
 
 
 @dataclass(frozen=True)
-class SaveGeneration(Step):
+class SaveGeneration(StepBase):
     db_uid: str
     generation: int
+
+
+#: Every step a plan can hold.
+Step: TypeAlias = (
+    Wait
+    | Fail
+    | StopPostgres
+    | StopCleanly
+    | CleanFailedInit
+    | BeginInit
+    | InitNew
+    | InitPITR
+    | InitExisting
+    | Resync
+    | FinishInit
+    | StartPostgres
+    | Promote
+    | Reload
+    | Restart
+    | RefreshSlots
+    | CheckRestart
+    | SetSyncGuard
+    | SaveGeneration
+)
 
 
 # -- inputs --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ Timers use the monotonic clock; wall time only goes into persisted ``changeTime`
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -282,7 +283,7 @@ class Sentinel:
         observations = Observations(
             keepers_info, proxies_info, first_run, fencing=dict(self.fencing_outcomes)
         )
-        decision = decide(cd, observations, self.memory, now)
+        decision = decide(cd, observations, self.memory, now, new_uid=new_uid, pick_index=secrets.randbelow)
         self.memory = decision.memory
         fencing_requests = decision.of(r.FencingRequested)
         if not fencing_requests:
@@ -385,7 +386,9 @@ class Sentinel:
 
     # -- tracing ------------------------------------------------------------------------------
     def _trace(self, prev: ClusterData, decision: Decision) -> ClusterData:
-        """Turn the decision's reasons into spans and stamp the trace context on what changed."""
+        """Turn the decision's reasons into spans; return the cluster data to write: the
+        decision's, or a copy of it with the trace context stamped on what changed (the
+        decision itself is never modified)."""
         new_cd = decision.cluster_data
         assert new_cd is not None
         for reason in decision.reasons:
@@ -406,17 +409,7 @@ class Sentinel:
                 elif reason.kind not in FENCING_KINDS or not elections:
                     span.add_event(reason.kind, reason.attributes())
             carrier = telemetry.current_carrier()
-        bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
-        for uid, db in (new_cd.dbs or {}).items():
-            if uid in bumped:
-                db.trace_context = dict(carrier)
-        if (
-            new_cd.proxy is not None
-            and prev.proxy is not None
-            and new_cd.proxy.generation != prev.proxy.generation
-        ):
-            new_cd.proxy.trace_context = dict(carrier)
-        return new_cd
+        return with_trace_context(prev, decision, carrier)
 
     def _failover_span(self, reason: r.Reason, decision: Decision) -> None:
         """One span per election: every candidate, the verdict, and the fencing that gates
@@ -506,6 +499,21 @@ class Sentinel:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)
         self._stop.set()
+
+
+def with_trace_context(prev: ClusterData, decision: Decision, carrier: dict[str, str]) -> ClusterData:
+    """A copy of the decision's cluster data whose DBs with a new generation, and proxy
+    object if its generation changed, carry ``carrier`` (W3C trace context): the keepers'
+    and proxies' spans of that change join the decision's trace."""
+    assert decision.cluster_data is not None
+    out = decision.cluster_data.copy()
+    bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
+    for uid, db in (out.dbs or {}).items():
+        if uid in bumped:
+            db.trace_context = dict(carrier)
+    if out.proxy is not None and prev.proxy is not None and out.proxy.generation != prev.proxy.generation:
+        out.proxy.trace_context = dict(carrier)
+    return out
 
 
 def _log_reason(reason: r.Reason) -> None:

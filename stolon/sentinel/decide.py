@@ -4,21 +4,19 @@ Go Stolon's ``clusterSentinelCheck`` minus the store: (first run) reset the memo
 convergence timers; health detection (§4.2); active proxies (§4.7); the phase's update
 (§4.4/§4.5); spec propagation, generation bumps and change times; convergence timers
 follow the new generations. Nothing here reads a clock, the store or the environment: time
-comes in ``now``, randomness through ``new_uid`` and ``pick_index`` (inject deterministic
-ones in tests). The inputs are never modified.
+comes in ``now``, randomness through ``new_uid`` and ``pick_index``, both required: the
+daemon passes random ones, tests fixed ones. The inputs are never modified.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stolon.model.cluster import PHASE_INITIALIZING, PHASE_NORMAL, ClusterData
 from stolon.model.spec import ClusterSpec
-from stolon.model.uid import new_uid as random_uid
 from stolon.sentinel.backups import update_backups
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, keepers, normalize, spec, status
 from stolon.sentinel.health import update_health
@@ -56,24 +54,21 @@ class Decision:
         return [r for r in self.reasons if isinstance(r, kind)]
 
 
-def _random_index(n: int) -> int:
-    return secrets.randbelow(n)
-
-
 def decide(
     prev_cd: ClusterData,
     observations: Observations,
     memory: Memory,
     now: Now,
     *,
-    new_uid: Callable[[], str] = random_uid,
-    pick_index: Callable[[int], int] = _random_index,
+    new_uid: Callable[[], str],
+    pick_index: Callable[[int], int],
 ) -> Decision:
     """Compute the next cluster data from the stored one and what the store reported.
 
     ``prev_cd`` must have a cluster (the daemon checks the format version and validates the
-    spec first, as Go does). ``new_uid`` makes DB UIDs; ``pick_index(n)`` picks the initial
-    master among n keepers sorted by UID.
+    spec first, as Go does). ``new_uid()`` makes DB UIDs (Go: random); ``pick_index(n)``
+    returns an index in ``range(n)`` to pick the initial master among n keepers sorted by
+    UID (Go: random).
     """
     if prev_cd.cluster is None:
         raise ValueError("cluster data without a cluster")

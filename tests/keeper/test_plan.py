@@ -97,7 +97,7 @@ def case(name: str) -> Callable[[Case], Case]:
 @case("no cluster data: wait")
 def _c1() -> None:
     pl = p.plan(None, ME, facts())
-    assert kinds(pl) == ["Wait"] and "no cluster data available" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert kinds(pl) == ["Wait"] and "no cluster data available" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 @case("keeper unknown to the sentinel: wait, PostgreSQL left alone")
@@ -106,7 +106,7 @@ def _c2() -> None:
     assert c.keepers is not None
     del c.keepers["k0"]
     pl = p.plan(c, ME, facts())
-    assert kinds(pl) == ["Wait"] and "our keeper data is not available" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert kinds(pl) == ["Wait"] and "our keeper data is not available" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 @case("no db assigned: stop a running PostgreSQL")
@@ -188,7 +188,7 @@ def _c9() -> None:
     # the source has not applied the generation that lists us as follower: no slot yet
     (c.dbs or {})["db1"].generation += 1
     pl = p.plan(c, ME, facts(db_uid="db0", pg_running=False))
-    assert kinds(pl) == ["Wait"] and "replication slot of db db2" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert kinds(pl) == ["Wait"] and "replication slot of db db2" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 @case("resync from a db that has not reported its address: wait")
@@ -202,7 +202,7 @@ def _c10() -> None:
 @case("lost keeper data with init mode none: refuse (manual intervention)")
 def _c11() -> None:
     pl = p.plan(master_cluster(), ME, facts(db_uid=""))
-    assert kinds(pl) == ["Fail"] and "init mode is none" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert kinds(pl) == ["Fail"] and "init mode is none" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 @case("master not running: start, restart check, slots, generation")
@@ -242,7 +242,7 @@ def _c14() -> None:
     f = facts(sync_guard=True, in_sync_standbys=("db1",))
     f = replace(f, applied=applied_for(c, f, hba=start.config.hba))
     pl = p.plan(c, ME, f)
-    assert kinds(pl)[0] == "SetSyncGuard" and not pl.steps[0].on  # type: ignore[attr-defined]
+    assert kinds(pl)[0] == "SetSyncGuard" and not pl.steps[0].on  # type: ignore[union-attr]
     assert any(isinstance(s, p.Reload) and "hba" in s.reason for s in pl.steps)
     # not yet in sync: guard stays
     pl = p.plan(c, ME, facts(sync_guard=True, in_sync_standbys=()))
@@ -255,7 +255,7 @@ def _c15() -> None:
     add_db(c, "db1", "k1", "master", followers=["db0"], address="10.0.0.2")
     add_db(c, "db0", "k0", "standby", follows="db1")
     pl = p.plan(c, ME, facts(local_role="master"))
-    assert kinds(pl) == ["Fail"] and "cannot move from master role to standby role" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert kinds(pl) == ["Fail"] and "cannot move from master role to standby role" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 @case("the followed master moved: PostgreSQL 13+ reloads primary_conninfo, older versions restart")
@@ -285,7 +285,7 @@ def _c17() -> None:
     db0.spec.pg_parameters = {"work_mem": "8MB"}
     pl = p.plan(c, ME, replace(f, applied=old))
     assert kinds(pl) == ["Reload", "CheckRestart", "RefreshSlots", "SaveGeneration"]
-    assert "postgres parameters changed" in pl.steps[0].reason  # type: ignore[attr-defined]
+    assert "postgres parameters changed" in pl.steps[0].reason  # type: ignore[union-attr]
     check = pl.steps[1]
     assert isinstance(check, p.CheckRestart) and check.automatic and not check.blockers
     # nothing changed: no reload

@@ -104,7 +104,7 @@ def test_pitr_method_unusable_fails_with_the_reason() -> None:
     c = pitr_cluster(FromBackup(), backup=SECTION)
     pl = p.plan(c, ME, facts(db_uid="", pg_running=False, pitr_error="unknown backup method 'x'"))
     assert kinds(pl) == ["Fail"]
-    assert "unknown backup method 'x'" in pl.steps[0].message  # type: ignore[attr-defined]
+    assert "unknown backup method 'x'" in pl.steps[0].message  # type: ignore[union-attr]
 
 
 def test_resync_restores_from_a_backup_when_asked() -> None:

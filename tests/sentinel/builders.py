@@ -397,8 +397,24 @@ class CD:
             self.memory(now) if memory is None else memory,
             now,
             new_uid=self.uid_source(),
-            pick_index=lambda n: 0,
+            pick_index=pick_first,
         )
+
+
+def uids(prefix: str = "new") -> Any:
+    """A deterministic DB UID source for ``decide(new_uid=...)``: new1, new2, ..."""
+    counter = [0]
+
+    def new_uid() -> str:
+        counter[0] += 1
+        return f"{prefix}{counter[0]}"
+
+    return new_uid
+
+
+def pick_first(n: int) -> int:
+    """``decide(pick_index=...)`` that always picks the first of the sorted keepers."""
+    return 0
 
 
 def _history(h: list[tuple[int, int]] | None) -> list[TimelineHistory] | None:
@@ -448,4 +464,6 @@ __all__ = [
     "at",
     "comparable",
     "diff",
+    "pick_first",
+    "uids",
 ]

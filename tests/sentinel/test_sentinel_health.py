@@ -9,7 +9,7 @@ from stolon.model.infos import KeeperInfo
 from stolon.sentinel import Decision, KeeperInfoSeen, Memory, Observations, decide
 from stolon.sentinel import reasons as r
 
-from .builders import CD, CLUSTER_UID, MASTER, NOW, WALL0
+from .builders import CD, CLUSTER_UID, MASTER, NOW, WALL0, pick_first, uids
 
 
 def two() -> CD:
@@ -34,7 +34,7 @@ def test_first_run_records_infos_unseen_and_changes_no_health() -> None:
     stored flags kept (forceFail is not consumed either)."""
     b = two().keeper("keeper2", healthy=False, reports=True, force_fail=True)
     stale = Memory(keeper_errors={"keeper1": NOW.mono - 9999})
-    d = decide(b.build(), b.observations(first_run=True), stale, NOW)
+    d = decide(b.build(), b.observations(first_run=True), stale, NOW, new_uid=uids(), pick_index=pick_first)
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.memory.keeper_errors == {}
     assert d.memory.keeper_infos == {
@@ -48,7 +48,9 @@ def test_first_run_records_infos_unseen_and_changes_no_health() -> None:
 
 def test_after_first_run_unchanged_infos_are_ignored_and_changed_ones_are_fresh() -> None:
     b = two()
-    d1 = decide(b.build(), b.observations(first_run=True), Memory.empty(), NOW)
+    d1 = decide(
+        b.build(), b.observations(first_run=True), Memory.empty(), NOW, new_uid=uids(), pick_index=pick_first
+    )
     assert d1.cluster_data is not None
     obs = b.observations()
     # keeper1 publishes again (new InfoUID); keeper2's info is the one from before the run
@@ -59,7 +61,7 @@ def test_after_first_run_unchanged_infos_are_ignored_and_changed_ones_are_fresh(
     for _ in range(6):
         t = t.after(5)
         infos["keeper1"] = replace(infos["keeper1"], info_uid=f"keeper1-{t.mono}")
-        d = decide(cd, Observations(keepers_info=infos), mem, t)
+        d = decide(cd, Observations(keepers_info=infos), mem, t, new_uid=uids(), pick_index=pick_first)
         assert d.cluster_data is not None
         cd, mem = d.cluster_data, d.memory
     assert keeper_healthy(d, "keeper1")
@@ -77,7 +79,7 @@ def test_an_info_not_updated_for_more_than_sleep_interval_is_stale() -> None:
             "keeper2": KeeperInfoSeen("keeper2-info-new", True, NOW.mono - 6),  # > sleepInterval 5s
         },
     )
-    d = decide(b.build(), b.observations(), mem, NOW)
+    d = decide(b.build(), b.observations(), mem, NOW, new_uid=uids(), pick_index=pick_first)
     assert d.memory.keeper_errors == {"keeper2": NOW.mono}
     assert d.memory.db_errors == {"db2": NOW.mono}
     assert keeper_healthy(d, "keeper2")  # the error has just started
@@ -86,7 +88,7 @@ def test_an_info_not_updated_for_more_than_sleep_interval_is_stale() -> None:
         mem,
         keeper_infos={**mem.keeper_infos, "keeper2": KeeperInfoSeen("keeper2-info-new", True, NOW.mono - 4)},
     )
-    d2 = decide(b.build(), b.observations(), mem2, NOW)
+    d2 = decide(b.build(), b.observations(), mem2, NOW, new_uid=uids(), pick_index=pick_first)
     assert d2.memory.keeper_errors == {}
 
 
@@ -95,7 +97,7 @@ def test_keeper_becomes_unhealthy_after_fail_interval() -> None:
     base = b.memory()
     for age, healthy in ((0.0, True), (20.0, True), (20.5, False)):
         mem = replace(base, keeper_errors={"keeper2": NOW.mono - age})
-        d = decide(b.build(), b.observations(), mem, NOW)
+        d = decide(b.build(), b.observations(), mem, NOW, new_uid=uids(), pick_index=pick_first)
         assert keeper_healthy(d, "keeper2") is healthy, age
     assert d.of(r.KeeperUnhealthy) == [r.KeeperUnhealthy("keeper2", NOW.mono - 20.5, 20.5, False)]
     (u,) = d.of(r.DBUnhealthy)
@@ -105,7 +107,14 @@ def test_keeper_becomes_unhealthy_after_fail_interval() -> None:
 def test_keeper_recovers_and_its_last_healthy_time_moves() -> None:
     b = two().keeper("keeper2", healthy=False, reports=True, last_healthy=None).db("db2", healthy=False)
     b.db("db2", pg_healthy=True)
-    d = decide(b.build(), b.observations(), replace(b.memory(), db_errors={}), NOW)
+    d = decide(
+        b.build(),
+        b.observations(),
+        replace(b.memory(), db_errors={}),
+        NOW,
+        new_uid=uids(),
+        pick_index=pick_first,
+    )
     assert keeper_healthy(d, "keeper2")
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper2"].status.last_healthy_time == WALL0
@@ -121,7 +130,9 @@ def test_force_fail_is_one_shot() -> None:
     assert d.of(r.KeeperUnhealthy) == [r.KeeperUnhealthy("keeper2", None, None, True)]
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper2"].status.force_fail is False
-    d2 = decide(d.cluster_data, b.observations(), b.memory(), NOW.after(5))
+    d2 = decide(
+        d.cluster_data, b.observations(), b.memory(), NOW.after(5), new_uid=uids(), pick_index=pick_first
+    )
     assert keeper_healthy(d2, "keeper2")
 
 
@@ -140,7 +151,7 @@ def test_db_error_causes() -> None:
     for kw, cause in cases:
         b = two().keeper("keeper2", **kw)
         mem = replace(b.memory(), db_errors={"db2": NOW.mono - 30}, keeper_errors={})
-        d = decide(b.build(), b.observations(), mem, NOW)
+        d = decide(b.build(), b.observations(), mem, NOW, new_uid=uids(), pick_index=pick_first)
         assert d.cluster_data is not None and d.cluster_data.dbs is not None
         if cause != r.DB_ERROR_NO_KEEPER_INFO:
             assert d.of(r.DBUnhealthy) == [r.DBUnhealthy("db2", "keeper2", cause, NOW.mono - 30, 30.0)], kw
@@ -161,7 +172,9 @@ def test_unhealthy_pg_state_copies_only_address_and_generation() -> None:
     infos["keeper2"] = replace(
         ki, postgres_state=replace(ki.postgres_state, xlog_pos=900, generation=1, listen_address="10.0.0.2")
     )
-    d = decide(b.build(), Observations(keepers_info=infos), b.memory(), NOW)
+    d = decide(
+        b.build(), Observations(keepers_info=infos), b.memory(), NOW, new_uid=uids(), pick_index=pick_first
+    )
     assert d.cluster_data is not None and d.cluster_data.dbs is not None
     st = d.cluster_data.dbs["db2"].status
     assert (st.xlog_pos, st.listen_address, st.healthy) == (500, "10.0.0.2", True)
@@ -174,7 +187,9 @@ def test_new_keeper_from_its_first_fresh_info_and_wrong_cluster_dropped() -> Non
     infos = dict(obs.keepers_info)
     infos["keeper3"] = KeeperInfo(info_uid="k3", uid="keeper3", cluster_uid=CLUSTER_UID, boot_uuid="boot3")
     infos["keeper4"] = KeeperInfo(info_uid="k4", uid="keeper4", cluster_uid="other")
-    d = decide(b.build(), Observations(keepers_info=infos), b.memory(), NOW)
+    d = decide(
+        b.build(), Observations(keepers_info=infos), b.memory(), NOW, new_uid=uids(), pick_index=pick_first
+    )
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     k3 = d.cluster_data.keepers["keeper3"]
     assert (k3.status.healthy, k3.status.boot_uuid, k3.generation) == (True, "boot3", 1)
@@ -190,7 +205,7 @@ def test_can_be_master_flags_are_copied_from_fresh_infos() -> None:
     cd = b.build()
     assert cd.keepers is not None
     cd.keepers["keeper2"].status.can_be_master = None
-    d = decide(cd, b.observations(), b.memory(), NOW)
+    d = decide(cd, b.observations(), b.memory(), NOW, new_uid=uids(), pick_index=pick_first)
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     st = d.cluster_data.keepers["keeper2"].status
     assert (st.can_be_master, st.can_be_synchronous_replica) == (False, False)

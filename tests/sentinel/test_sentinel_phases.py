@@ -24,7 +24,7 @@ from stolon.sentinel import reasons as r
 from stolon.sentinel.eligibility import is_different_timeline_branch
 from stolon.sentinel.predicates import wal_file_name_no_timeline
 
-from .builders import CD, EXTERNAL, FAKE, MASTER, NOW, STANDBY, WALL0, comparable, diff
+from .builders import CD, EXTERNAL, FAKE, MASTER, NOW, STANDBY, WALL0, comparable, diff, pick_first, uids
 
 
 def two(**spec: Any) -> CD:
@@ -177,7 +177,7 @@ def test_standby_settings_propagate_into_the_external_follow_config() -> None:
     new_cfg = StandbyConfig(standby_settings=StandbySettings(primary_conninfo="host=other"))
     assert cd.cluster is not None and cd.cluster.spec is not None
     cd.cluster.spec.standby_config = new_cfg
-    d = decide(cd, b.observations(), b.memory(), NOW)
+    d = decide(cd, b.observations(), b.memory(), NOW, new_uid=uids(), pick_index=pick_first)
     assert d.cluster_data is not None and d.cluster_data.dbs is not None
     db1 = d.cluster_data.dbs["db1"]
     assert db1.spec is not None and db1.spec.follow_config is not None
@@ -383,7 +383,9 @@ def test_convergence_failure_reported_once_per_generation() -> None:
     d = b.decide()
     assert d.of(r.DBNotConverged) == [r.DBNotConverged("db2", "keeper2", 3, 2, NOW.mono - 31, 30.0)]
     assert d.cluster_data is not None
-    d2 = decide(d.cluster_data, b.observations(), d.memory, NOW.after(5))
+    d2 = decide(
+        d.cluster_data, b.observations(), d.memory, NOW.after(5), new_uid=uids(), pick_index=pick_first
+    )
     assert not d2.of(r.DBNotConverged)
 
 

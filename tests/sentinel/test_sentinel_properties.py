@@ -34,7 +34,7 @@ from stolon.sentinel import Decision, Memory, Now, Observations, decide
 from stolon.sentinel import reasons as r
 from stolon.sentinel.eligibility import MASTER_TYPE, Refusal, db_type, known_in_sync
 
-from .builders import CD, CLUSTER_UID, MASTER, NOW, comparable
+from .builders import CD, CLUSTER_UID, MASTER, NOW, comparable, pick_first, uids
 
 # Kept small so the suite runs in seconds; raise max_examples locally to hunt (300+ pass).
 SETTINGS = settings(
@@ -382,4 +382,11 @@ def test_decide_rejects_cluster_data_without_cluster() -> None:
     import pytest
 
     with pytest.raises(ValueError):
-        decide(ClusterData(cluster=None), Observations(), Memory.empty(), NOW)
+        decide(
+            ClusterData(cluster=None),
+            Observations(),
+            Memory.empty(),
+            NOW,
+            new_uid=uids(),
+            pick_index=pick_first,
+        )

@@ -10,7 +10,7 @@ from stolon.model.infos import ProxyInfo
 from stolon.sentinel import Memory, Observations, ProxyInfoSeen, active_proxies, decide
 from stolon.sentinel import reasons as r
 
-from .builders import CD, MASTER, NOW
+from .builders import CD, MASTER, NOW, pick_first, uids
 
 T = 1000.0
 TIMEOUT_NS = 15 * 10**9
@@ -100,7 +100,7 @@ def test_no_active_proxy_does_not_bump_the_generation_every_cycle() -> None:
     b = settled().proxy(generation=3, master="db1", enabled=None)
     cd, mem, t = b.build(), Memory.empty(), NOW
     for _ in range(3):
-        d = decide(cd, b.observations(), mem, t)
+        d = decide(cd, b.observations(), mem, t, new_uid=uids(), pick_index=pick_first)
         assert d.cluster_data is not None and d.cluster_data.proxy is not None
         cd, mem, t = d.cluster_data, d.memory, t.after(5)
         assert cd.proxy is not None and cd.proxy.generation == 3
@@ -113,7 +113,12 @@ def test_stale_proxy_dropped_from_enabled_proxies() -> None:
     obs = b.observations()
     mem = Memory(proxy_infos={"proxy1": ProxyInfoSeen("proxy1-info", NOW.mono - 31)})
     d = decide(
-        b.build(), Observations(keepers_info=obs.keepers_info, proxies_info=obs.proxies_info), mem, NOW
+        b.build(),
+        Observations(keepers_info=obs.keepers_info, proxies_info=obs.proxies_info),
+        mem,
+        NOW,
+        new_uid=uids(),
+        pick_index=pick_first,
     )
     assert d.active_proxies == ("proxy2",)
     assert d.of(r.EnabledProxiesChanged) == [r.EnabledProxiesChanged(("proxy1", "proxy2"), ("proxy2",), 4)]

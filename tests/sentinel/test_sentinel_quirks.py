@@ -10,7 +10,7 @@ from stolon.sentinel import Decision, Memory, Observations, decide
 from stolon.sentinel import reasons as r
 from stolon.sentinel.eligibility import Refusal
 
-from .builders import CD, MASTER, NOW, at, comparable, diff
+from .builders import CD, MASTER, NOW, at, comparable, diff, pick_first
 
 
 def three(**spec: Any) -> CD:
@@ -188,7 +188,9 @@ def test_q2_first_run_never_elects_then_health_is_measured_again() -> None:
     b.db("db1", "keeper1", role=MASTER, followers=["db2"], healthy=False).db("db2", "keeper2", follows="db1")
     cd0 = b.build()
     obs = b.observations()
-    d1 = decide(cd0, replace(obs, first_run=True), Memory.empty(), NOW, new_uid=b.uid_source())
+    d1 = decide(
+        cd0, replace(obs, first_run=True), Memory.empty(), NOW, new_uid=b.uid_source(), pick_index=pick_first
+    )
     assert d1.of(r.FirstRun) == [r.FirstRun(1)]
     assert candidates(d1)["db2"].refusals == (Refusal.NO_FRESH_REPORT,)
     assert d1.cluster_data is not None and d1.cluster_data.cluster is not None
@@ -202,7 +204,7 @@ def test_q2_first_run_never_elects_then_health_is_measured_again() -> None:
     masters = []
     for i in range(1, 8):
         t = t.after(5)
-        d = decide(cd, next_obs(i), mem, t, new_uid=b.uid_source())
+        d = decide(cd, next_obs(i), mem, t, new_uid=b.uid_source(), pick_index=pick_first)
         assert d.cluster_data is not None and d.cluster_data.cluster is not None
         masters.append(d.cluster_data.cluster.status.master)
         cd, mem = d.cluster_data, d.memory
