@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ class Metrics:
 
     def gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, doc, list(labels), registry=self.registry)
+
+    def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)
 
     def serve(self, listen_address: str) -> WSGIServer | None:
         """Serve ``/metrics`` on ``host:port``; empty address means disabled."""

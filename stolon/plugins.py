@@ -34,7 +34,13 @@ import pluggy
 import stevedore
 
 from stolon import hookspecs
-from stolon.hookspecs import KIND_GROUPS, MethodSpec, StoreBackendSpec
+from stolon.hookspecs import (
+    KIND_GROUPS,
+    BackupMethodSpec,
+    FencingMethodSpec,
+    ProxyHealthPolicySpec,
+    StoreBackendSpec,
+)
 
 log = logging.getLogger(__name__)
 hook_log = logging.getLogger("stolon.hooks")
@@ -118,13 +124,13 @@ class StolonPluginManager(pluggy.PluginManager):
     def store_backends(self) -> dict[str, StoreBackendSpec]:
         return self._registry(self.hook.stolon_store_backends())
 
-    def fencing_methods(self) -> dict[str, MethodSpec]:
+    def fencing_methods(self) -> dict[str, FencingMethodSpec]:
         return self._registry(self.hook.stolon_fencing_methods())
 
-    def backup_methods(self) -> dict[str, MethodSpec]:
+    def backup_methods(self) -> dict[str, BackupMethodSpec]:
         return self._registry(self.hook.stolon_backup_methods())
 
-    def proxy_health_policies(self) -> dict[str, MethodSpec]:
+    def proxy_health_policies(self) -> dict[str, ProxyHealthPolicySpec]:
         return self._registry(self.hook.stolon_proxy_health_policies())
 
     @staticmethod

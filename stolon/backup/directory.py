@@ -42,7 +42,7 @@ from stolon.backup.base import (
     one_line,
 )
 from stolon.backup.settings import Settings
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import BackupMethodSpec, MethodSpec
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.lsn import parse_lsn, strip_timeline, wal_file_name
 
@@ -273,7 +273,7 @@ def _factory(settings: dict[str, Any]) -> DirectoryMethod:
 
 class _Plugin:
     @stolon.hookimpl
-    def stolon_backup_methods(self) -> list[MethodSpec]:
+    def stolon_backup_methods(self) -> list[BackupMethodSpec]:
         return [
             MethodSpec(
                 name=NAME,

@@ -48,16 +48,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--timeout", type=go_duration_seconds, default=300.0, metavar="DURATION",
         help="how long to wait for the cluster to become healthy (default 5m)",
     )  # fmt: skip
-    up.set_defaults(func=cmd_up, needs_store=False)
+    up.set_defaults(func=cmd_up)
 
     st = lsub.add_parser("status", help="Show the local cluster's processes and status")
     _base_args(st)
-    st.set_defaults(func=cmd_status, needs_store=False)
+    st.set_defaults(func=cmd_status)
 
     down = lsub.add_parser("down", help="Stop the local cluster (proxy, sentinels, then keepers)")
     _base_args(down)
     add_bool_flag(down, "--purge", "also delete the base directory (all data)")
-    down.set_defaults(func=cmd_down, needs_store=False)
+    down.set_defaults(func=cmd_down)
 
 
 def _base_args(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from stolon.plugins import plugin_manager
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plugins", help="List installed plugins: name, kind, distribution, version, state")
     p.add_argument("-f", "--format", default="text", help="output format: text or json")
-    p.set_defaults(func=cmd_plugins, needs_store=False)
+    p.set_defaults(func=cmd_plugins)
 
 
 def cmd_plugins(ctx: CtlContext) -> int:

@@ -7,17 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from stolon import __version__
-from stolon.cli import (
-    ctl_backup,
-    ctl_clusterdata,
-    ctl_keepers,
-    ctl_local,
-    ctl_plugins,
-    ctl_spec,
-    ctl_status,
-    ctl_switchover,
-)
+from stolon.cli import ctl_commands
 from stolon.cli.common import (
     CliError,
     add_store_flags,
@@ -28,13 +18,18 @@ from stolon.cli.common import (
 )
 from stolon.cli.ctlcontext import CtlContext
 from stolon.model import ModelError
-from stolon.plugins import PluginError, plugin_manager
+from stolon.plugins import PluginError, StolonPluginManager, plugin_manager
 from stolon.store.base import ConflictError, StoreError, UnreachableError
 
 ENV_PREFIX = "STOLONCTL"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(pm: StolonPluginManager | None = None) -> argparse.ArgumentParser:
+    """The command line: global flags, then every command added through the
+    ``stolonctl_add_commands`` hook (the built-in ones by :mod:`stolon.cli.ctl_commands`)."""
+    pm = plugin_manager() if pm is None else pm
+    if not pm.has_plugin(ctl_commands.NAME):
+        pm.register(ctl_commands.plugin, name=ctl_commands.NAME)
     parser = argparse.ArgumentParser(
         prog="stolonctl",
         description="stolon command line client",
@@ -45,17 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="warn", type=log_level, help="debug, info, warn (default) or error"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    ctl_spec.register(sub)
-    ctl_status.register(sub)
-    ctl_keepers.register(sub)
-    ctl_switchover.register(sub)
-    ctl_backup.register(sub)
-    ctl_clusterdata.register(sub)
-    ctl_plugins.register(sub)
-    ctl_local.register(sub)
-    v = sub.add_parser("version", help="Display the version")
-    v.set_defaults(func=lambda ctx: (ctx.out(f"stolonctl version {__version__}"), 0)[1])
-    plugin_manager().hook.stolonctl_add_commands(subparsers=sub)
+    pm.hook.stolonctl_add_commands(subparsers=sub)
     # Only the global flags take their value from the environment, as in Go Stolon.
     apply_env_defaults(parser, ENV_PREFIX)
     return parser

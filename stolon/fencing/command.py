@@ -23,7 +23,7 @@ from typing import Any
 
 import stolon
 from stolon.fencing.base import FencingError, FencingTarget
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import FencingMethodSpec, MethodSpec
 
 NAME = "command"
 _KEYS = ("command", "env")
@@ -98,7 +98,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 class _Plugin:
     @stolon.hookimpl
-    def stolon_fencing_methods(self) -> list[MethodSpec]:
+    def stolon_fencing_methods(self) -> list[FencingMethodSpec]:
         return [
             MethodSpec(
                 name=NAME,

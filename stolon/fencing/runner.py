@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from stolon.fencing.base import FencingAttempt, FencingOutcome, FencingTarget
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import FencingMethodSpec
 from stolon.model.spec import FencingMethod, FencingSpec
 
 log = logging.getLogger("stolon.sentinel.fencing")
@@ -35,7 +35,7 @@ Notify = Callable[[FencingTarget, FencingOutcome], None]
 class FencingRunner:
     def __init__(
         self,
-        methods: Callable[[], Mapping[str, MethodSpec]],
+        methods: Callable[[], Mapping[str, FencingMethodSpec]],
         tracer: trace.Tracer,
         notify: Notify | None = None,
     ) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import stolon
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import MethodSpec, ProxyHealthPolicySpec
 from stolon.model.cluster import DB, ROLE_STANDBY, ClusterData
 from stolon.model.spec import ClusterSpec
 from stolon.proxy.routing import Balance, Destination
@@ -239,7 +239,7 @@ def _check_keys(policy: str, settings: Mapping[str, Any], known: Sequence[str]) 
 
 class _MasterPlugin:
     @stolon.hookimpl
-    def stolon_proxy_health_policies(self) -> Sequence[MethodSpec]:
+    def stolon_proxy_health_policies(self) -> Sequence[ProxyHealthPolicySpec]:
         return [
             MethodSpec(
                 name="master",
@@ -251,7 +251,7 @@ class _MasterPlugin:
 
 class _ReadOnlyPlugin:
     @stolon.hookimpl
-    def stolon_proxy_health_policies(self) -> Sequence[MethodSpec]:
+    def stolon_proxy_health_policies(self) -> Sequence[ProxyHealthPolicySpec]:
         return [
             MethodSpec(
                 name="readonly",
@@ -267,7 +267,7 @@ readonly_plugin = _ReadOnlyPlugin()
 
 
 def load_policy(
-    name: str, settings: Mapping[str, Any], registry: Mapping[str, MethodSpec] | None = None
+    name: str, settings: Mapping[str, Any], registry: Mapping[str, ProxyHealthPolicySpec] | None = None
 ) -> HealthPolicy:
     """Build the policy ``name`` from the plugin registry (the first plugin providing a name
     wins), with ``settings``; :class:`PolicyError` says what is wrong."""

@@ -42,6 +42,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter
 
+import stolon
 from stolon import telemetry
 from stolon.fencing.base import FencingOutcome, FencingTarget
 from stolon.fencing.runner import FencingRunner
@@ -178,6 +179,11 @@ class SentinelMetrics:
             "Master's WAL position minus the standby's, as the keepers reported them (leader's view)",
             ("keeper",),
         )
+        self.fencing = self.m.counter(
+            "stolon_sentinel_fencing",
+            "Fencing runs against an old master, by result (fenced or failed)",
+            ("result",),
+        )
 
     def observe(self, prev: ClusterData, cd: ClusterData | None, switchover: bool) -> None:
         """After a write as leader (``cd``), or when not leading (``cd`` None: no series)."""
@@ -200,6 +206,19 @@ class SentinelMetrics:
                 )
 
 
+class FencingOutcomeCounter:
+    """The sentinel's own ``stolon_fencing_done`` implementation, registered in the plugin
+    manager like a third-party one: it counts the outcomes in
+    ``stolon_sentinel_fencing_total{result="fenced"|"failed"}``."""
+
+    def __init__(self, metrics: SentinelMetrics) -> None:
+        self.metrics = metrics
+
+    @stolon.hookimpl
+    def stolon_fencing_done(self, target: FencingTarget, outcome: FencingOutcome) -> None:
+        self.metrics.fencing.labels("fenced" if outcome.fenced else "failed").inc()
+
+
 class Sentinel:
     def __init__(self, cfg: SentinelConfig) -> None:
         self.cfg = cfg
@@ -207,6 +226,7 @@ class Sentinel:
         self.sleep = DEFAULT_SLEEP
         self.memory = Memory.empty()
         self.metrics = SentinelMetrics(cfg.store.cluster_name)
+        self.fencing_counter = FencingOutcomeCounter(self.metrics)
         self.tracer = telemetry.tracer("sentinel")
         self._stop = threading.Event()
         self._seen_terms = 0
@@ -461,6 +481,9 @@ class Sentinel:
     def start(self) -> None:
         """Open the store and start campaigning (:meth:`run` does it; tests call it to run a
         sentinel on a thread of their own)."""
+        pm = plugin_manager()
+        if not pm.is_registered(self.fencing_counter):
+            pm.register(self.fencing_counter, name=f"sentinel:{self.uid}:fencing-metrics")
         self.store = open_store(self.cfg.store)
         self.election = self.store.election(self.uid, self.cfg.election_ttl)
         log.info("sentinel uid %s: trying to acquire sentinels leadership", self.uid)
@@ -490,7 +513,10 @@ class Sentinel:
         self._stop.set()
 
     def close(self) -> None:
-        """Resign the leadership and close the store."""
+        """Resign the leadership, close the store and leave the plugin manager."""
+        pm = plugin_manager()
+        if pm.is_registered(self.fencing_counter):
+            pm.unregister(self.fencing_counter)
         if self.election is not None:
             self.election.resign()
         if self.store is not None:

@@ -200,6 +200,8 @@ def test_a_third_party_policy_is_used_through_the_registry() -> None:
     assert ports(policy.destinations(view(cd_def()))) == [7]
     with pytest.raises(PolicyError, match="fixed policy"):
         load_policy("fixed", {"port-of-db": "x"}, registry)
+    # a plugin whose factory does not build a HealthPolicy (mypy would catch it; a plugin
+    # may not be type-checked): refused at run time
     bad = {"bad": MethodSpec("bad", lambda s: object(), "test")}
     with pytest.raises(PolicyError, match="has no destinations"):
-        load_policy("bad", {}, bad)
+        load_policy("bad", {}, bad)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import stolon
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import BackupMethodSpec, MethodSpec
 from stolon_backup_barman import METHOD_NAME
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def open_method(settings: dict[str, Any]) -> BarmanMethod:
 
 
 @stolon.hookimpl
-def stolon_backup_methods() -> Sequence[MethodSpec]:
+def stolon_backup_methods() -> Sequence[BackupMethodSpec]:
     return [
         MethodSpec(
             name=METHOD_NAME,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import stolon
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import BackupMethodSpec, MethodSpec
 from stolon_backup_walg import METHOD_NAME
 
 
@@ -17,7 +17,7 @@ def open_method(settings: dict[str, Any]) -> Any:
 
 
 @stolon.hookimpl
-def stolon_backup_methods() -> Sequence[MethodSpec]:
+def stolon_backup_methods() -> Sequence[BackupMethodSpec]:
     return [
         MethodSpec(
             name=METHOD_NAME,
