@@ -77,7 +77,10 @@ class HealthPolicy(Protocol):
 
         Pure: no I/O, no clock. Connections to a destination that is no longer returned
         are closed, so a policy decides both where new clients go and which existing
-        clients must be cut off.
+        clients must be cut off. Only DBs of the cluster data at the address their keeper
+        published (:func:`db_destination`), and nowhere while this proxy is not enabled;
+        never raise, whatever the document holds (it comes from the store). Checked by
+        :class:`stolon.testing.proxy_health_contract.HealthPolicyContract`.
         """
 
 

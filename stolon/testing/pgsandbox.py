@@ -47,21 +47,25 @@ FAST_PARAMETERS = {
 
 
 def find_binaries_or_skip() -> PgBinaries:
-    import pytest
+    """The PostgreSQL binaries; skip the test without them (fail under
+    ``STOLON_TESTS_REQUIRE=postgres``)."""
+    from stolon.testing.requirements import tool_missing  # imports pytest
 
     try:
         return PgBinaries.find()
     except BinaryNotFoundError as e:
-        pytest.skip(f"PostgreSQL binaries not found ({e}): install PostgreSQL 12 or later")
+        tool_missing("postgres", f"PostgreSQL binaries not found ({e}): install PostgreSQL 12 or later")
 
 
 def pg_os_user_or_skip() -> OSUser:
-    import pytest
+    """The OS user PostgreSQL runs as; skip the test without one (fail under
+    ``STOLON_TESTS_REQUIRE=postgres``)."""
+    from stolon.testing.requirements import tool_missing  # imports pytest
 
     try:
         return resolve_pg_os_user(os.environ.get("STOLON_TEST_PG_OS_USER"))
     except OSUserError as e:
-        pytest.skip(f"no usable OS user for PostgreSQL: {e}")
+        tool_missing("postgres", f"no usable OS user for PostgreSQL: {e}")
 
 
 class PgSandbox:

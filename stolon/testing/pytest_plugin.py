@@ -1,65 +1,36 @@
-"""stolon's pytest plugin (entry point ``pytest11: stolon``): fixtures for real servers.
+"""stolon's pytest plugin (entry point ``pytest11: stolon``): what the contract kits need.
 
-``etcd_server``
-    a session-wide etcd (:class:`stolon.testing.etcd.EtcdServer`). Tests must not stop or
-    freeze it; use a fresh cluster name (key prefix) per test instead.
-``etcd_server_control``
-    a second, disposable etcd that a test may stop, kill, freeze or restart; after each test
-    it is brought back to running and healthy (same endpoints and data).
+Installing stolon adds only this to a pytest session:
 
-Both skip the test, with the reason, when no etcd binary is found (``$ETCD_BIN``, then
-PATH). The module imports without etcd installed.
+* the ``integration`` marker (the backup kit's tests start real PostgreSQL and are marked
+  with it), so that ``--strict-markers`` runs accept the kits;
+* a check of ``STOLON_TESTS_REQUIRE`` at start-up (:mod:`stolon.testing.requirements`): an
+  unknown tool name is a usage error, and the required tools are shown in the header.
+
+The contract kits themselves are classes to subclass
+(:mod:`stolon.testing.store_contract`, :mod:`stolon.testing.backup_contract`,
+:mod:`stolon.testing.fencing_contract`, :mod:`stolon.testing.proxy_health_contract`). Fixtures
+for real servers live with what they serve: etcd's in the etcd plugin
+(:mod:`stolon_store_etcd.fixtures`), imported by the conftest.py of the tests that use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from stolon.testing.etcd import EtcdNotFoundError, EtcdServer, find_etcd_binary
+from stolon.testing.requirements import ENV, UnknownToolError, required
+
+INTEGRATION_MARKER = "integration: starts real external processes (PostgreSQL, etcd, backup tools)"
 
 
-def _etcd_binary() -> str:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", INTEGRATION_MARKER)
     try:
-        return find_etcd_binary()
-    except EtcdNotFoundError as e:
-        pytest.skip(f"etcd tests need etcd: {e}")
+        required()
+    except UnknownToolError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
-def _started(name: str) -> EtcdServer:
-    server = EtcdServer(_etcd_binary(), name=name)
-    try:
-        server.start()
-    except BaseException:
-        server.close()
-        raise
-    return server
-
-
-@pytest.fixture(scope="session")
-def etcd_server() -> Iterator[EtcdServer]:
-    """A running etcd shared by the whole session (don't stop it)."""
-    server = _started("stolon-test")
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="session")
-def _etcd_disposable_server() -> Iterator[EtcdServer]:
-    server = _started("stolon-test-disposable")
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def etcd_server_control(_etcd_disposable_server: EtcdServer) -> Iterator[EtcdServer]:
-    """An etcd this test may stop, kill, freeze and restart; restored afterwards."""
-    server = _etcd_disposable_server
-    server.ensure_running()
-    yield server
-    server.ensure_running()
+def pytest_report_header(config: pytest.Config) -> str | None:
+    tools = required()
+    return f"{ENV}: {', '.join(sorted(tools))} (missing ones fail)" if tools else None

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,7 +26,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from stolon.model import ClusterSpec
 from stolon.netutil import free_port
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
-from stolon.testing.etcd import EtcdServer
+
+if TYPE_CHECKING:
+    from stolon_store_etcd.testing import EtcdServer
 
 from .ha_harness import HA, Writer, stays, wait_for
 

@@ -19,6 +19,7 @@ from stolon.model import ClusterData, KeeperInfo, ProxyInfo, SentinelInfo
 from stolon.model.uid import new_uid
 from stolon.store import open_backend, open_store
 from stolon.store.base import InfoKind, Store, StoreConfig
+from stolon.testing.requirements import tool_missing
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "go_clusterdata.json"
 
@@ -444,7 +445,7 @@ def test_unreachable_etcd_is_reported(
         {},
     )
     if "unknown store backend" in proc.stderr:
-        pytest.skip("the etcdv3 plugin is not installed")
+        tool_missing("etcd", "the etcdv3 plugin is not installed")
     assert proc.returncode == 1
     assert "cannot reach the store" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

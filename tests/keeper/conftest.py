@@ -13,6 +13,7 @@ from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
+from stolon.testing.requirements import tool_missing
 
 from .harness import FakeSentinel, Sandbox, TestCluster
 
@@ -28,7 +29,9 @@ def _have_postgres() -> bool:
 @pytest.fixture
 def cluster() -> Iterator[TestCluster]:
     if not _have_postgres():
-        pytest.skip("PostgreSQL binaries not found: install PostgreSQL 12+ to run the keeper tests")
+        tool_missing(
+            "postgres", "PostgreSQL binaries not found: install PostgreSQL 12+ to run the keeper tests"
+        )
     sandbox = Sandbox()
     cfg = StoreConfig(
         backend="embedded", cluster_name=f"k-{new_uid()}", endpoints=(str(sandbox.path / "store.db"),)

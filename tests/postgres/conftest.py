@@ -28,6 +28,7 @@ from stolon.postgres.errors import BinaryNotFoundError, OSUserError
 from stolon.postgres.instance import Instance
 from stolon.postgres.parameters import ParameterInputs, build_parameters
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
+from stolon.testing.requirements import tool_missing
 
 SU_PASSWORD = "su pass'with\\odd:chars"
 REPL_PASSWORD = "repl-secret-42"
@@ -139,9 +140,10 @@ class PgEnv:
 def pg_binaries() -> PgBinaries:
     b = _find_binaries()
     if b is None:
-        pytest.skip(
+        tool_missing(
+            "postgres",
             "PostgreSQL binaries not found (no postgres in PATH nor in "
-            "/usr/lib/postgresql/*/bin): install PostgreSQL 12+ to run these tests"
+            "/usr/lib/postgresql/*/bin): install PostgreSQL 12+ to run these tests",
         )
     return b
 
@@ -151,7 +153,7 @@ def pg_os_user() -> OSUser:
     try:
         return resolve_pg_os_user(os.environ.get("STOLON_TEST_PG_OS_USER"))
     except OSUserError as e:
-        pytest.skip(f"no usable OS user for PostgreSQL: {e}")
+        tool_missing("postgres", f"no usable OS user for PostgreSQL: {e}")
 
 
 @contextmanager

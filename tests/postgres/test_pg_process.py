@@ -16,6 +16,7 @@ import pytest
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError, CommandError, CommandTimeoutError
 from stolon.postgres.runas import OSUser, resolve_pg_os_user, run_command
+from stolon.testing.requirements import tool_missing
 
 
 def _alive(pid: int) -> bool:
@@ -77,7 +78,7 @@ def test_run_as_pg_user() -> None:
     try:
         user = resolve_pg_os_user(None)
     except Exception as e:
-        pytest.skip(f"no postgres OS user: {e}")
+        tool_missing("postgres", f"no postgres OS user: {e}")
     res = run_command(["sh", "-c", 'id -u; id -G; echo "$HOME"'], user=user, timeout=10)
     uid, groups, home = res.stdout.split("\n")[:3]
     assert int(uid) == user.uid

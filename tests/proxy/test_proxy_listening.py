@@ -10,13 +10,16 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from stolon.model.uid import new_uid
 from stolon.netutil import free_port
 from stolon.store import open_store
-from stolon.testing.etcd import EtcdServer
+
+if TYPE_CHECKING:
+    from stolon_store_etcd.testing import EtcdServer
 
 from .harness import (
     CDDef,

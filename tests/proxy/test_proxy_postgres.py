@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -26,7 +27,10 @@ from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import ProxyDaemon, build_listeners
 from stolon.store import open_store
 from stolon.telemetry import current_carrier
-from stolon.testing.etcd import EtcdServer
+from stolon.testing.requirements import tool_missing
+
+if TYPE_CHECKING:
+    from stolon_store_etcd.testing import EtcdServer
 
 from .harness import CDDef, DBDef, ProxyProcess, etcd_store_config, make_cd, master_db, wait_until
 from .pgenv import SU_PASSWORD, SU_USER, PgEnv, make_standby, pg_sandbox, pg_unavailable
@@ -48,7 +52,7 @@ class Servers:
 def servers() -> Iterator[Servers]:
     why = pg_unavailable()
     if why:
-        pytest.skip(f"needs PostgreSQL: {why}")
+        tool_missing("postgres", f"needs PostgreSQL: {why}")
     with pg_sandbox() as pg:
         a = pg.new_primary("a")
         b = pg.new_primary("b")

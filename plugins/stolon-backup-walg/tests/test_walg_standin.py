@@ -20,6 +20,8 @@ from types import ModuleType
 import pytest
 from walg_testing import STANDIN_SOURCE
 
+from stolon.testing.requirements import tool_missing
+
 
 def _module() -> ModuleType:
     loader = importlib.machinery.SourceFileLoader("walg_standin_script", str(STANDIN_SOURCE))
@@ -409,7 +411,7 @@ def test_backup_push_without_a_server(walg: Walg, tmp_path: Path) -> None:
     pgdata.mkdir()
     (pgdata / "PG_VERSION").write_text("15\n")
     if not os.access("/usr/lib/postgresql/15/bin/psql", os.X_OK) and not shutil.which("psql"):
-        pytest.skip("psql is not installed")
+        tool_missing("postgres", "psql is not installed")
     out = walg("backup-push", str(pgdata), env={"PGHOST": str(tmp_path / "nosocket"), "PGPORT": "1"})
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from stolon.testing.pgsandbox import pg_os_user_or_skip
+from stolon.testing.requirements import tool_missing
 
 STANDIN_SOURCE = Path(__file__).resolve().parent / "walg_standin" / "wal-g"
 STANDIN_MARK = "stolon-standin"
@@ -62,9 +63,9 @@ def walg_standin() -> Iterator[Path]:
 def walg_real() -> Path:
     found = shutil.which("wal-g")
     if found is None:
-        pytest.skip("wal-g not installed")
+        tool_missing("walg", "wal-g not installed")
     if is_standin(found):
-        pytest.skip("the wal-g on PATH is stolon's stand-in, not WAL-G")
+        tool_missing("walg", "the wal-g on PATH is stolon's stand-in, not WAL-G")
     return Path(found)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from stolon_store_etcd.testing import EtcdServer
 
 from stolon.store.base import StoreConfig
-from stolon.testing.etcd import EtcdServer
 from stolon.testing.store_contract import ServerControl, StoreContract, unique_cluster_name
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from stolon_store_etcd.store import EtcdElection, EtcdStore
+from stolon_store_etcd.testing import EtcdServer, EtcdTLS, free_ports
 
 from stolon.plugins import load_plugins
 from stolon.store import open_backend
@@ -28,7 +29,7 @@ from stolon.store.base import (
     StoreConfigError,
     UnreachableError,
 )
-from stolon.testing.etcd import EtcdServer, EtcdTLS, free_ports
+from stolon.testing.requirements import tool_missing
 from stolon.testing.store_contract import unique_cluster_name, wait_until
 
 pytestmark = pytest.mark.integration
@@ -133,7 +134,7 @@ def _etcdctl_elect(server: EtcdServer, *args: str) -> subprocess.Popen[str]:
     each leader. Both run until stopped."""
     etcdctl = shutil.which("etcdctl")
     if etcdctl is None:
-        pytest.skip("etcdctl not in PATH")
+        tool_missing("etcd", "etcdctl not in PATH")
     return subprocess.Popen(
         [etcdctl, "--endpoints", server.client_url, "elect", *args],
         stdout=subprocess.PIPE,
@@ -446,7 +447,7 @@ def tls_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EtcdSer
     try:
         server = EtcdServer(name="stolon-test-tls", tls=tls)
     except Exception as e:  # no etcd binary: the shared fixtures skip the same way
-        pytest.skip(f"etcd tests need etcd: {e}")
+        tool_missing("etcd", f"etcd tests need etcd: {e}")
     with server:
         yield server, d
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from stolon_store_etcd import watch as etcd_watch
 from stolon_store_etcd.store import EtcdStore
+from stolon_store_etcd.testing import EtcdServer
 
 from stolon.model.uid import new_uid
 from stolon.store.base import ChangeKind, InfoKind, StoreConfig
-from stolon.testing.etcd import EtcdServer
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from stolon.testing.pgsandbox import pg_os_user_or_skip
+from stolon.testing.requirements import tool_missing
 from stolon_backup_barman.testing import (
     MOTO_ENV,
     MotoS3Server,
@@ -41,7 +42,7 @@ def barman_tool_dir() -> Iterator[Path]:
     try:
         tool_dir = find_tool_dir(user)
     except ToolsMissing as e:
-        pytest.skip(str(e))
+        tool_missing("barman", str(e))
     old = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{tool_dir}{os.pathsep}{old}"
     try:
@@ -54,7 +55,7 @@ def barman_tool_dir() -> Iterator[Path]:
 def moto_s3() -> Iterator[MotoS3Server]:
     """moto's S3 server on a free loopback port, for the whole session."""
     if not moto_available():
-        pytest.skip("moto[server] is not installed here: pip install -r requirements-dev.txt")
+        tool_missing("barman", "moto[server] is not installed here: pip install -r requirements-dev.txt")
     with MotoS3Server() as server:
         yield server
 

@@ -29,11 +29,11 @@ def find_pgbackrest() -> str | None:
 
 
 def pgbackrest_or_skip() -> str:
-    import pytest
+    from stolon.testing.requirements import tool_missing  # imports pytest
 
     path = find_pgbackrest()
     if path is None:
-        pytest.skip(NOT_INSTALLED_REASON)
+        tool_missing("pgbackrest", NOT_INSTALLED_REASON)
     return path
 
 

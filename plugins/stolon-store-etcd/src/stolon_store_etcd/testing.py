@@ -1,4 +1,4 @@
-"""A real single-member etcd server for tests.
+"""A real single-member etcd server for tests (the etcd plugin's test support).
 
 :class:`EtcdServer` runs the ``etcd`` binary on free 127.0.0.1 ports picked at run time
 (never 2379/2380), with its own temporary data directory, and can stop, restart (same
@@ -8,7 +8,8 @@ directory, and an ``atexit`` hook plus a finalizer kill whatever a test forgot. 
 process also gets ``PR_SET_PDEATHSIG`` when started from the main thread, so it dies with
 the test process even on SIGKILL.
 
-Only the standard library is used, so the pytest plugin can import this without etcd.
+Only the standard library is used, so this imports without etcd installed. The pytest
+fixtures built on it are in :mod:`stolon_store_etcd.fixtures`.
 """
 
 from __future__ import annotations
