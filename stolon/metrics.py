@@ -1,5 +1,5 @@
-"""Prometheus metrics with Go Stolon's names (reference §9), served on
-``--metrics-listen-address`` at ``/metrics``.
+"""Prometheus metrics with Go Stolon's names (plus ours, documented with the component that
+exports them), served on ``--metrics-listen-address`` at ``/metrics``.
 
 Each daemon gets its own registry (so tests can run several in one process) plus the
 process collector.

@@ -101,7 +101,7 @@ def normalize_bool_flags(argv: Sequence[str]) -> list[str]:
 
 # -- common store flags --------------------------------------------------------------------------
 def add_store_flags(parser: argparse.ArgumentParser) -> None:
-    """Go Stolon's common store flags (reference §1.1)."""
+    """Go Stolon's common store flags."""
     g = parser.add_argument_group("store options")
     g.add_argument("--cluster-name", default="", help="cluster name")
     g.add_argument(
@@ -204,9 +204,3 @@ def setup_logging(level: str = "info", stream: Any = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("stevedore").setLevel(logging.WARNING)
-
-
-def split_csv(values: Sequence[str] | str) -> list[str]:
-    if isinstance(values, str):
-        values = [values]
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]

@@ -1,4 +1,4 @@
-"""stolon-keeper's flags (Go Stolon's, reference §1.2) and their validation.
+"""stolon-keeper's flags (Go Stolon's, docs/keeper.md) and their validation.
 
 Every check that Go Stolon makes fatal is fatal here too, with the same message where the
 integration tests of Go Stolon look for it, so that operators' log alerts keep working.

@@ -1,6 +1,6 @@
 """stolon-keeper: makes the local PostgreSQL match the DB the cluster data assigns to it.
 
-Threads (reference §5.2):
+Threads (as Go Stolon's keeper):
 
 - the **main thread** runs the state machine every ``sleepInterval``: read the cluster
   data, gather local facts, :func:`~stolon.keeper.plan.plan`, execute;

@@ -1,4 +1,4 @@
-"""The keeper's files in its data directory (reference §5.1): lock, keeperstate, dbstate.
+"""The keeper's files in its data directory (as Go Stolon's): lock, keeperstate, dbstate.
 
 State files are written atomically: a temp file in the same directory, fsync, mode 0600,
 rename, then an fsync of the directory, so a crash leaves either the old or the new file.

@@ -392,7 +392,7 @@ def recovery_change_needs_restart(old: RecoveryConfig, new: RecoveryConfig, pg_m
 
 def sync_guard_satisfied(db: DB, in_sync: Sequence[str]) -> bool:
     """The restart guard of a synchronous master can be lifted: every standby the spec
-    lists is reported in sync (reference §5.7)."""
+    lists is reported in sync (docs/keeper.md)."""
     spec = db.spec
     assert spec is not None
     return set(spec.synchronous_standbys or ()) == set(in_sync)

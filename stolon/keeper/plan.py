@@ -6,7 +6,7 @@ configuration last applied), :func:`plan` lists the steps that bring the instanc
 the DB spec asks. :mod:`stolon.keeper.executor` runs them. The daemon plans again every
 ``sleepInterval`` (and right after an initialization), so the plan only has to be right
 for the current facts, not for the whole way: this is Go Stolon's ``postgresKeeperSM``
-(reference §5.4) cut into a decision and its execution.
+cut into a decision and its execution.
 
 A plan ends with :class:`SaveGeneration` only when every step before it could be planned:
 the reported generation is what tells the sentinel the DB converged.
@@ -203,7 +203,7 @@ class CheckRestart(StepBase):
 
 @dataclass(frozen=True)
 class SetSyncGuard(StepBase):
-    """Turn the synchronous-replication restart guard on or off (reference §5.7)."""
+    """Turn the synchronous-replication restart guard on or off (docs/keeper.md)."""
 
     on: bool
 

@@ -7,7 +7,7 @@ Always first: the keeper's own local lines (database ``postgres`` for the superu
 * ``all``: superuser and replication user from any IPv4/IPv6 address;
 * ``strict``: only on the master-type DB, one line per other DB address.
 
-Then, unless in "only internal" mode (the sync-replication restart guard, §5.7), the
+Then, unless in "only internal" mode (the sync-replication restart guard, docs/keeper.md), the
 user's ``pgHBA`` entries when the spec has them (``[]`` adds nothing), else (``null``) the
 default ``host all all 0.0.0.0/0 md5`` and ``::0/0`` lines.
 """

@@ -1,7 +1,7 @@
 """Reading the state of a running instance (Go Stolon's ``GetPGState`` pieces).
 
 Each function takes an open connection from :func:`stolon.postgres.connection.connect`
-(which bounds it in time). :func:`collect_state` runs the whole §5.3 sequence on an
+(which bounds it in time). :func:`collect_state` runs the whole sequence (Go's ``GetPGState``) on an
 :class:`~stolon.postgres.instance.Instance`.
 """
 

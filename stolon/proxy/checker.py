@@ -1,4 +1,4 @@
-"""The check loop and the timeout checker (Go Stolon's ``ClusterChecker``, reference §6).
+"""The check loop and the timeout checker (Go Stolon's ``ClusterChecker``).
 
 Every ``proxyCheckInterval`` (measured from the end of the previous check) the checker
 reads the cluster data, opens the listeners if they are closed, asks each listener's

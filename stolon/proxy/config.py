@@ -1,4 +1,4 @@
-"""stolon-proxy's flags (Go Stolon's, reference §1.4, plus ``--listener``) and their checks.
+"""stolon-proxy's flags (Go Stolon's, plus ``--listener``) and their checks.
 
 Go Stolon's flags define the default listener, which routes with the ``master`` policy.
 Each ``--listener`` adds one more, with any installed health policy::

@@ -4,7 +4,7 @@
 (:class:`Observations`), the leader's :class:`Memory` and the time (:class:`Now`), and returns
 a :class:`Decision`: the new cluster data, the new memory and the structured reasons
 (:mod:`stolon.sentinel.reasons`). The daemon (store I/O, leadership, telemetry) lives
-elsewhere. DECISIONS.md lists where the algorithm deliberately differs from Go Stolon.
+elsewhere. docs/sentinel-decisions.md lists where the algorithm deliberately differs from Go Stolon.
 """
 
 from stolon.sentinel.decide import Decision, decide

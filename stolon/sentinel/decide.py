@@ -1,8 +1,8 @@
 """One sentinel cycle as a pure function: ``decide(prev_cd, observations, memory, now)``.
 
 Go Stolon's ``clusterSentinelCheck`` minus the store: (first run) reset the memory and start
-convergence timers; health detection (§4.2); active proxies (§4.7); the phase's update
-(§4.4/§4.5); spec propagation, generation bumps and change times; convergence timers
+convergence timers; health detection; active proxies; the phase's update (initializing or
+normal); spec propagation, generation bumps and change times; convergence timers
 follow the new generations. Nothing here reads a clock, the store or the environment: time
 comes in ``now``, randomness through ``new_uid`` and ``pick_index``, both required: the
 daemon passes random ones, tests fixed ones. The inputs are never modified.

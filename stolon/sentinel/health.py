@@ -1,4 +1,4 @@
-"""Keeper and DB health detection (§4.2, Go's ``updateKeepersStatus``).
+"""Keeper and DB health detection (Go's ``updateKeepersStatus``).
 
 Freshness: a keeper info counts only if its InfoUID changed within the last
 ``sleepInterval`` (as first seen by this sentinel). Infos recorded at a first run
@@ -189,7 +189,7 @@ def _record_replication_evidence(cd: ClusterData, cyc: Cycle) -> None:
 
     Progress: its xLogPos grew since its previous healthy report, or it is at or past the
     master's reported xLogPos (a standby on a quiet master makes no progress but is current).
-    See quirk 2 in DECISIONS.md for how the election uses it.
+    See quirk 2 in docs/sentinel-decisions.md for how the election uses it.
     """
     master = dbs(cd).get(status(cd).master)
     for uid in sorted(cyc.refreshed):

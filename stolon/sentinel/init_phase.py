@@ -1,4 +1,4 @@
-"""Phase ``initializing`` (§4.4): create the initial master DB and wait for it.
+"""Phase ``initializing``: create the initial master DB and wait for it.
 
 initMode ``new`` picks a keeper (keys sorted, then the injected random index) and has it
 run initdb, giving up after initTimeout to try again. ``existing`` uses the keeper named in
@@ -51,7 +51,7 @@ def _pick_keeper(cd: ClusterData, cyc: Cycle) -> str:
 def _create_master(cd: ClusterData, keeper_uid: str, init_mode: str, cause: str, cyc: Cycle) -> None:
     s = cyc.spec
     # A standby cluster's master follows the remote primary (Go does so only for pitr and
-    # would start an ``existing`` one as a primary: see DECISIONS.md).
+    # would start an ``existing`` one as a primary: see docs/sentinel-decisions.md).
     follow = master_follow_config(s)
     db = DB(
         uid=fresh_db_uid(cd, cyc),

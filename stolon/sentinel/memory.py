@@ -43,7 +43,7 @@ class ConvergenceTimer:
 
 @dataclass(frozen=True)
 class DBReport:
-    """The replication evidence the election needs (quirk 2 in DECISIONS.md).
+    """The replication evidence the election needs (quirk 2 in docs/sentinel-decisions.md).
 
     ``observed_since``: first cycle this sentinel saw a healthy report of the DB.
     ``healthy_at``: last cycle the DB's status was refreshed from a fresh, healthy postgres
@@ -74,9 +74,9 @@ class Memory:
     - ``keeper_errors``: keeper UID → since when it has had no fresh info (error timer).
     - ``db_errors``: DB UID → since when its state has been missing or unhealthy.
     - ``xlog_stalls``: DB UID → consecutive cycles with an unchanged reported xLogPos.
-    - ``keeper_infos``: keeper UID → info history (InfoUID freshness, §4.2).
+    - ``keeper_infos``: keeper UID → info history (InfoUID freshness).
     - ``convergence``: DB UID → convergence timer of its current generation.
-    - ``proxy_infos``: proxy UID → info history (§4.7).
+    - ``proxy_infos``: proxy UID → info history (active proxies).
     - ``db_reports``: DB UID → replication evidence for the election (ours, not Go's).
     - ``switchover``: the clock of the running switchover (ours).
 

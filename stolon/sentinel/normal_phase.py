@@ -1,4 +1,4 @@
-"""Phase ``normal`` (§4.5): keep a healthy master with the wanted standbys.
+"""Phase ``normal``: keep a healthy master with the wanted standbys.
 
 In order: remove dead keepers without a DB; advance a planned switchover (while it runs it
 owns the master: :mod:`stolon.sentinel.switchover`); check the master; elect a replacement

@@ -34,7 +34,7 @@ class Observations:
 
     ``keepers_info`` and ``proxies_info`` are keyed by keeper / proxy UID, as the store
     returns them. ``first_run`` is true on the first cycle after (re)gaining leadership: the
-    memory is then reset and the keeper infos are only recorded (§4.1, §4.2).
+    memory is then reset and the keeper infos are only recorded (as Go does).
     ``fencing``: old master DB UID → the outcome of the fencing the previous cycle requested
     (a ``FencingRequested`` reason), run by the daemon between the two cycles.
     """

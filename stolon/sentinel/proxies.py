@@ -1,4 +1,4 @@
-"""Proxies: which are alive (§4.7) and the two fencing steps of a master change (§4.5).
+"""Proxies: which are alive and the two fencing steps of a master change.
 
 Step 1 (at election, in :mod:`stolon.sentinel.election`): clear ``masterDbUid`` so every
 proxy drops its client connections. Step 2 (here, once the master is settled): when every

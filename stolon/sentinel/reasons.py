@@ -169,7 +169,7 @@ class UpdateError(Reason):
     message: str
 
 
-# -- health (§4.2) ---------------------------------------------------------------------------
+# -- health ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ class DBHealthy(Reason):
     keeper_uid: str
 
 
-# -- initialization (§4.4) -------------------------------------------------------------------
+# -- initialization --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class PhaseChanged(Reason):
     merged_pg_parameters: bool
 
 
-# -- normal phase (§4.5) ---------------------------------------------------------------------
+# -- normal phase ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,7 @@ class Candidate:
     ``lag_bytes`` is the old master's last reported xLogPos minus this DB's (negative when the
     DB is ahead). ``in_sync_set`` is None in an asynchronous election. ``streaming`` is the
     quirk-2 verdict: True/False, or None when not evaluated (synchronous election, or the old
-    master was never seen reporting by this sentinel, see DECISIONS.md). ``refusals`` lists
+    master was never seen reporting by this sentinel, see docs/sentinel-decisions.md). ``refusals`` lists
     every :class:`~stolon.sentinel.eligibility.Refusal` that applies, in evaluation order;
     empty for the chosen one.
     """
@@ -404,7 +404,7 @@ class ProxiesPointed(Reason):
 
 @dataclass(frozen=True)
 class EnabledProxiesChanged(Reason):
-    """The set of proxies allowed to route changed (active proxies, §4.7)."""
+    """The set of proxies allowed to route changed (active proxies)."""
 
     kind: ClassVar[str] = "enabled_proxies_changed"
     old: tuple[str, ...]
@@ -415,7 +415,7 @@ class EnabledProxiesChanged(Reason):
 @dataclass(frozen=True)
 class StandbyClusterPromoted(Reason):
     """The cluster role became master: the standby-cluster master stops following the remote
-    primary and is promoted (§4.9)."""
+    primary and is promoted."""
 
     kind: ClassVar[str] = "standby_cluster_promoted"
     db_uid: str
@@ -643,7 +643,7 @@ class BackupSlotSkipped(Reason):
     cause: str
 
 
-# -- spec and generations (§3.5, §3.8) --------------------------------------------------------
+# -- spec and generations ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)

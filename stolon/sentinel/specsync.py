@@ -1,9 +1,9 @@
-"""Spec propagation into DB specs (§3.5), generation bumps and change times (§3.8).
+"""Spec propagation into DB specs, generation bumps and change times (as Go's ``updateCluster``).
 
 Deep equality is equality of the stored JSON form (``Document.to_obj()``): what the keeper
 reads back. Go compares in-memory values with ``reflect.DeepEqual``, where a nil and an
 empty list or map differ although both are stored the same; that bumps generations for
-nothing (and, for the proxy, every cycle). See DECISIONS.md.
+nothing (and, for the proxy, every cycle). See docs/sentinel-decisions.md.
 """
 
 from __future__ import annotations

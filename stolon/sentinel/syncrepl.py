@@ -1,4 +1,4 @@
-"""Synchronous standby management on a settled master (§4.6).
+"""Synchronous standby management on a settled master.
 
 The sentinel must always know a set of standbys guaranteed to hold every acknowledged
 commit: the *known-in-sync* set, ``status.synchronousStandbys`` of the master, always a
@@ -49,7 +49,7 @@ def _same_set(a: list[str] | None, b: list[str] | None) -> bool:
 
 def best_standbys(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> list[DB]:
     """Good standbys on the master's timeline (within maxStandbyLag when asynchronous), best
-    first: highest reported xLogPos, then UID (Go sorts ascending; see DECISIONS.md)."""
+    first: highest reported xLogPos, then UID (Go sorts ascending; see docs/sentinel-decisions.md)."""
     out = [
         db
         for db in good

@@ -1,6 +1,6 @@
 """The store contract every backend implements.
 
-A store holds one cluster's coordination state (Go Stolon's layout, reference §2):
+A store holds one cluster's coordination state (Go Stolon's layout, docs/store-etcd.md):
 
 - the **cluster data** document, read with an opaque revision and written with a
   compare-and-swap on that revision (optionally also conditioned, in the same store

@@ -1,4 +1,4 @@
-"""Go Stolon's key layout for key-value stores (reference §2.1)."""
+"""Go Stolon's key layout for key-value stores (docs/store-etcd.md)."""
 
 from __future__ import annotations
 

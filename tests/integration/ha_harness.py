@@ -200,6 +200,21 @@ class HA:
 
         wait_for(f"{keeper} to be a standby", ok, timeout)
 
+    def wal_position(self, keeper: str) -> int:
+        """The master ``keeper``'s current WAL position (an LSN as an integer)."""
+        return int(self.sql(keeper, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+
+    def wait_reported(self, keepers: list[str], position: int, timeout: float = 30.0) -> None:
+        """The cluster data shows every DB of ``keepers`` at ``position`` or later: the
+        leader sentinel took a healthy report of each at (or past) that WAL position."""
+
+        def reported() -> bool:
+            cd = self.cd()
+            dbs = [cd.db_of_keeper(k) for k in keepers]
+            return all(db is not None and db.status.healthy and db.status.xlog_pos >= position for db in dbs)
+
+        wait_for(f"{', '.join(keepers)} reported at WAL position {position}", reported, timeout, 0.1)
+
     # -- processes ------------------------------------------------------------------------------
     def kill(self, keeper: str) -> None:
         """SIGKILL the keeper and its postmaster (a machine dying)."""

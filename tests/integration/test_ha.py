@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,7 +205,7 @@ def test_timeline_fork_is_detected_and_the_forked_standby_resynced(make_ha: HAFa
     ha.sql(master, "INSERT INTO t VALUES (1)")
     for k in (s0, s1):
         ha.wait_ids(k, {1})
-    time.sleep(2)  # every standby reported at the master's position
+    ha.wait_reported([master, s0, s1], ha.wal_position(master))
     # The master stops sending WAL to standby0 (its walsender is frozen, so row 2 is not even
     # in a socket buffer), standby1 gets row 2, then the master and standby1 die.
     app = f"stolon_{ha.db_uid(s0)}"
@@ -349,8 +348,7 @@ def test_fencing_gates_the_promotion_and_the_failover_is_one_trace(
         mode.write_text("fail")
         third = next(k for k in ha.cluster.keeper_uids() if k not in (master, new))
         ha.wait_standby(third)
-        ha.sql(new, "SELECT 1")
-        time.sleep(3)  # a few healthy reports of the standby streaming from the new master
+        ha.wait_reported([new, third], ha.wal_position(new))  # the standby streams from the new master
         ha.kill(new)
         assert ha.wait_new_master(new, 60) == third
         checked = [

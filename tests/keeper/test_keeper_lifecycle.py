@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import psycopg
 import pytest
@@ -112,8 +111,8 @@ def test_promote_then_old_master_rejoins(cluster: TestCluster, use_pgrewind: boo
     k1.query("insert into t values (2)")
     # the old master restarts: it must not start PostgreSQL before the sentinel saw it
     k0.start()
-    time.sleep(4)
-    assert "boot UUID is different than the cluster data one" in k0.output()
+    waiting = "boot UUID is different than the cluster data one"
+    wait_for("two keeper cycles waiting for the sentinel", lambda: k0.output().count(waiting) >= 2, 60)
     assert k0.postmaster_pid() is None
     # the sentinel gives it a new DB that resyncs from the new master
     s.drop_db("db0")

@@ -1,4 +1,4 @@
-"""The check loop (reference §6) and the data path, in-process against a fake store and
+"""The check loop (Go Stolon's ClusterChecker) and the data path, in-process against a fake store and
 plain TCP upstreams: every step of Go Stolon's ``Check()`` and its timeout checker."""
 
 from __future__ import annotations

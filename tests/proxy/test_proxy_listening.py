@@ -1,4 +1,4 @@
-"""Go Stolon's TestProxyListening (reference §10), with the daemon as a subprocess and a
+"""Go Stolon's TestProxyListening (cmd/proxy, integration tests), with the daemon as a subprocess and a
 real etcd that the test stops, restarts and freezes; plus what happens to connections.
 
 The cluster spec uses proxyCheckInterval 1s and proxyTimeout 4s (Go's test: the 5s/15s

@@ -1,4 +1,4 @@
-"""Health detection (§4.2): info freshness, first run, error timers, forceFail."""
+"""Health detection: info freshness, first run, error timers, forceFail."""
 
 from __future__ import annotations
 

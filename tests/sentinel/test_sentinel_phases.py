@@ -131,7 +131,7 @@ def test_init_pitr_master_cluster() -> None:
     check(d, want)
 
 
-# -- standby cluster (§4.9) -------------------------------------------------------------------------
+# -- standby cluster --------------------------------------------------------------------------------
 
 
 def standby_cluster(**spec: Any) -> CD:

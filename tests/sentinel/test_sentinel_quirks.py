@@ -1,4 +1,4 @@
-"""Stories for the Go quirks we fix (DECISIONS.md): each says what Go would do instead."""
+"""Stories for the Go quirks we fix (docs/sentinel-decisions.md): each says what Go would do instead."""
 
 from __future__ import annotations
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from stolon.cli import stolonctl
+from stolon.cli import ctl_switchover, stolonctl
+from stolon.cli.ctlcontext import CtlContext
 from stolon.model import (
     DB,
     Cluster,
@@ -163,38 +162,42 @@ def test_request_is_written_for_the_sentinel(ctl: Ctl) -> None:
     assert cd.to_obj()["cluster"]["status"]["switchover"]["targetKeeper"] == "keeper2"
 
 
-def test_wait_follows_the_phases(ctl: Ctl) -> None:
-    """A fake sentinel moves the request through its phases while stolonctl --wait follows."""
+def test_wait_follows_the_phases(ctl: Ctl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake sentinel moves the request on each time stolonctl --wait has printed the phase
+    it is in: in the same thread, between two polls, so no phase can be missed however slow
+    the machine is, and a failed assertion fails the test."""
+    following = [
+        ("requested", "stopping_master", "waiting for the old master to shut down cleanly"),
+        ("stopping_master", "promoting", "waiting for db db2 to be promoted"),
+        ("promoting", "completed", ""),
+    ]
+    printed: list[str] = []
+    out = CtlContext.out
 
-    def sentinel() -> None:
-        for phase, message in [
-            ("stopping_master", "waiting for the old master to shut down cleanly"),
-            ("promoting", "waiting for db db2 to be promoted"),
-            ("completed", ""),
-        ]:
-            time.sleep(0.7)
-            with open_store(ctl.config) as st:
-                deadline = time.monotonic() + 20
-                while True:  # the request is written by stolonctl in the main thread
-                    cd, rev = st.get_cluster_data()
-                    if cd is not None and cd.cluster is not None and cd.cluster.status.switchover is not None:
-                        break
-                    assert time.monotonic() < deadline, "no switchover request"
-                    time.sleep(0.1)
-                cd.cluster.status.switchover.phase = phase
-                cd.cluster.status.switchover.message = message
-                st.cas_cluster_data(cd, rev)
+    def out_then_advance(self: CtlContext, text: str = "") -> None:
+        out(self, text)
+        printed.append(text)
+        if not following or not text.startswith(following[0][0]):
+            return
+        _, phase, message = following.pop(0)
+        with open_store(ctl.config) as st:
+            cd, rev = st.get_cluster_data()
+            assert cd is not None and cd.cluster is not None and cd.cluster.status.switchover is not None
+            cd.cluster.status.switchover.phase = phase
+            cd.cluster.status.switchover.message = message
+            st.cas_cluster_data(cd, rev)
 
-    t = threading.Thread(target=sentinel)
-    t.start()
-    code, out, err = ctl(cluster(), "--to", "keeper2", "-y", "--wait")
-    t.join()
+    monkeypatch.setattr(CtlContext, "out", out_then_advance)
+    monkeypatch.setattr(ctl_switchover, "POLL_S", 0.01)
+    code, _, err = ctl(cluster(), "--to", "keeper2", "-y", "--wait")
     assert code == 0, err
-    lines = out.splitlines()
-    assert lines[1:] == [
+    assert not following
+    request = printed[0].split()
+    assert request[0] == "switchover" and request[2] == "requested"
+    assert printed[1:] == [
         "requested",
         "stopping_master: waiting for the old master to shut down cleanly",
         "promoting: waiting for db db2 to be promoted",
         "completed",
-        f"{lines[0].split()[0]} {lines[0].split()[1]} completed: keeper keeper2 runs the master",
+        f"switchover {request[1]} completed: keeper keeper2 runs the master",
     ]
