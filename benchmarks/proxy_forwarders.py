@@ -33,12 +33,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stolon.netutil import free_port  # noqa: E402
-from tests.proxy.harness import wait_until  # noqa: E402
-from tests.proxy.pgenv import SU_PASSWORD, SU_USER, pg_sandbox  # noqa: E402
+from stolon.netutil import free_port
+from stolon.testing.pgsandbox import SU_PASSWORD, SU_USER, open_sandbox
+from stolon.testing.proxy_harness import wait_until
 
 ENGINES = ("copy-uvloop", "copy-asyncio", "splice-uvloop")
 SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
@@ -241,8 +238,10 @@ def main() -> int:
     engines = [e for e in ENGINES if not e.endswith("uvloop") or _has_uvloop()]
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     procs: dict[str, tuple[subprocess.Popen[str], int]] = {}
-    with pg_sandbox() as pg:
-        inst = pg.new_primary("fwd", user={"max_connections": "100", "shared_buffers": "128MB"})
+    with open_sandbox("stolon-bench-") as pg:
+        inst = pg.primary(
+            "fwd", {"max_connections": "100", "shared_buffers": "128MB", "synchronous_commit": "on"}
+        )
         bin_dir = pg.binaries.bin_dir
         env = dict(os.environ, PGPASSWORD=SU_PASSWORD)
         subprocess.run(

@@ -28,12 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stolon.netutil import free_port  # noqa: E402
-from stolon.store import StoreConfig, open_store  # noqa: E402
-from tests.proxy.harness import (  # noqa: E402
+from stolon.netutil import free_port
+from stolon.store import StoreConfig, open_store
+from stolon.testing.proxy_harness import (
     CDDef,
     ProxyProcess,
     echo_roundtrip,

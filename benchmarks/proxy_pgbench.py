@@ -27,13 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stolon.netutil import free_port  # noqa: E402
-from stolon.store import StoreConfig, open_store  # noqa: E402
-from tests.proxy.harness import CDDef, ProxyProcess, make_cd, master_db, wait_until  # noqa: E402
-from tests.proxy.pgenv import SU_PASSWORD, SU_USER, pg_sandbox  # noqa: E402
+from stolon.netutil import free_port
+from stolon.store import StoreConfig, open_store
+from stolon.testing.pgsandbox import SU_PASSWORD, SU_USER, open_sandbox
+from stolon.testing.proxy_harness import CDDef, ProxyProcess, make_cd, master_db, wait_until
 
 WORKLOADS = {"select-only": ["-S"], "tpcb-like": []}
 
@@ -132,9 +129,16 @@ def main() -> int:
     started = time.monotonic()
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other work on the machine skews the figures)")
     try:
-        with pg_sandbox() as pg:
-            inst = pg.new_primary(
-                "bench", user={"max_connections": "150", "shared_buffers": "128MB", "max_wal_size": "1GB"}
+        with open_sandbox("stolon-bench-") as pg:
+            inst = pg.primary(
+                "bench",
+                # synchronous_commit as PostgreSQL's default: the sandbox turns it off for tests
+                {
+                    "max_connections": "150",
+                    "shared_buffers": "128MB",
+                    "max_wal_size": "1GB",
+                    "synchronous_commit": "on",
+                },
             )
             bin_dir = pg.binaries.bin_dir
             env = dict(os.environ, PGPASSWORD=SU_PASSWORD)

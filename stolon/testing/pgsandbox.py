@@ -46,6 +46,13 @@ FAST_PARAMETERS = {
 }
 
 
+def open_sandbox(prefix: str = "stolon-sandbox-") -> PgSandbox:
+    """A sandbox with the binaries and OS user found as the keeper finds them (outside
+    pytest, e.g. the benchmarks); :class:`BinaryNotFoundError` or :class:`OSUserError` say
+    what is missing."""
+    return PgSandbox(PgBinaries.find(), resolve_pg_os_user(os.environ.get("STOLON_TEST_PG_OS_USER")), prefix)
+
+
 def find_binaries_or_skip() -> PgBinaries:
     """The PostgreSQL binaries; skip the test without them (fail under
     ``STOLON_TESTS_REQUIRE=postgres``)."""

@@ -54,7 +54,7 @@ class Ctl:
         return open_backend(self.config)
 
 
-@pytest.fixture(params=["embedded", "etcdv3"])
+@pytest.fixture(params=["embedded", pytest.param("etcdv3", marks=pytest.mark.integration)])
 def ctl(
     request: pytest.FixtureRequest,
     tmp_path: Path,

@@ -11,7 +11,7 @@ from stolon.model import ClusterSpec
 
 from .harness import KeeperProc, TestCluster, wait_for
 
-pytestmark = pytest.mark.usefixtures("logs_on_failure")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure")]
 
 FAST = {"sleepInterval": "1s", "requestTimeout": "5s", "failInterval": "5s", "initMode": "new"}
 

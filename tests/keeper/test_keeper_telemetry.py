@@ -13,7 +13,7 @@ from stolon.netutil import free_port
 
 from .harness import TestCluster, wait_for
 
-pytestmark = pytest.mark.usefixtures("logs_on_failure")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure")]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"

@@ -30,8 +30,7 @@ from stolon.proxy.policies import MasterPolicy, ReadOnlyPolicy
 from stolon.proxy.routing import Destination
 from stolon.store.base import UnreachableError
 from stolon.telemetry import current_carrier
-
-from .harness import CDDef, DBDef, make_cd, master_db
+from stolon.testing.proxy_harness import CDDef, DBDef, make_cd, master_db
 
 ME = "me000001"
 

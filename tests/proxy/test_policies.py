@@ -16,8 +16,7 @@ from stolon.proxy.policies import (
     parse_size,
 )
 from stolon.proxy.routing import Balance, Destination
-
-from .harness import CDDef, DBDef, make_cd, master_db
+from stolon.testing.proxy_harness import CDDef, DBDef, make_cd, master_db
 
 ME = "p1"
 MB = 1024 * 1024

@@ -21,7 +21,7 @@ from stolon.store import open_store
 if TYPE_CHECKING:
     from stolon_store_etcd.testing import EtcdServer
 
-from .harness import (
+from stolon.testing.proxy_harness import (
     CDDef,
     EchoClient,
     EchoServer,

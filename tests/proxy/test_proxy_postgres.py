@@ -32,7 +32,16 @@ from stolon.testing.requirements import tool_missing
 if TYPE_CHECKING:
     from stolon_store_etcd.testing import EtcdServer
 
-from .harness import CDDef, DBDef, ProxyProcess, etcd_store_config, make_cd, master_db, wait_until
+from stolon.testing.proxy_harness import (
+    CDDef,
+    DBDef,
+    ProxyProcess,
+    etcd_store_config,
+    make_cd,
+    master_db,
+    wait_until,
+)
+
 from .pgenv import SU_PASSWORD, SU_USER, PgEnv, make_standby, pg_sandbox, pg_unavailable
 
 pytestmark = pytest.mark.integration

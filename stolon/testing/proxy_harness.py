@@ -1,7 +1,7 @@
-"""Helpers shared by the proxy tests and benchmarks: hand-written cluster data, the
-stolon-proxy daemon as a subprocess, and waiting for things.
+"""Helpers shared by the proxy tests and the benchmarks: hand-written cluster data, the
+stolon-proxy daemon as a subprocess, echo servers and clients, and waiting for things.
 
-Importable without pytest (the benchmarks use it too).
+Importable without pytest.
 """
 
 from __future__ import annotations
