@@ -204,3 +204,10 @@ def setup_logging(level: str = "info", stream: Any = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("stevedore").setLevel(logging.WARNING)
+
+
+def split_csv(values: Sequence[str] | str) -> list[str]:
+    """Comma-separated values, from one string or repeated flags (``-t a,b -t c``)."""
+    if isinstance(values, str):
+        values = [values]
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]

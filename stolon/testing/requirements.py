@@ -13,6 +13,7 @@ Names (:data:`TOOLS`; docs/testing.md):
 ``pgbackrest`` pgBackRest, for the ``pgbackrest`` backup plugin's tests
 ``barman``     the Barman Cloud tools and moto's S3 server, for the ``barman`` plugin's tests
 ``walg``       a real WAL-G (its plugin's tests otherwise run against the stand-in only)
+``consul``     a real Consul agent (its plugin's tests otherwise run against the emulator only)
 
 An unknown name in ``STOLON_TESTS_REQUIRE`` is a usage error (the pytest plugin checks it
 at start-up), so a typo can't silently require nothing.
@@ -34,6 +35,7 @@ TOOLS: Mapping[str, str] = {
     "pgbackrest": "pgBackRest (the pgbackrest backup plugin's tests)",
     "barman": "the Barman Cloud tools and moto's S3 server (the barman backup plugin's tests)",
     "walg": "a real WAL-G (the walg plugin's tests also run against it)",
+    "consul": "a real Consul agent (the consul plugin's tests also run against it)",
 }
 
 

@@ -24,6 +24,8 @@ import pytest
 import requests
 from consul_emulator import ConsulEmulator
 
+from stolon.testing.requirements import tool_missing
+
 #: The emulator's session_ttl_min: half of the contract suite's 2 s TTLs.
 EMULATOR_SESSION_TTL_MIN = 1.0
 ENV_ADDR = "CONSUL_HTTP_ADDR"
@@ -66,8 +68,9 @@ def consul_emulator_control(_consul_disposable: ConsulEmulator) -> Iterator[Cons
 def real_consul() -> str:
     endpoint = real_consul_endpoint()
     if endpoint is None:
-        pytest.skip(
-            f"no real Consul: set {ENV_ADDR} (e.g. to the address of `consul agent -dev`) to run these"
+        tool_missing(
+            "consul",
+            f"no real Consul: set {ENV_ADDR} (e.g. to the address of `consul agent -dev`) to run these",
         )
     return endpoint
 

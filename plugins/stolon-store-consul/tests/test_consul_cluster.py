@@ -20,6 +20,7 @@ from consul_emulator import ConsulEmulator
 from stolon.local.cluster import LocalCluster
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError
+from stolon.testing.requirements import tool_missing
 from stolon.testing.store_contract import unique_cluster_name
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def cluster(consul_emulator: ConsulEmulator, request: pytest.FixtureRequest) -> 
     try:
         PgBinaries.find()
     except BinaryNotFoundError as e:
-        pytest.skip(f"PostgreSQL is needed: {e}")
+        tool_missing("postgres", f"PostgreSQL is needed: {e}")
     base = Path(tempfile.mkdtemp(prefix="stolon-consul-", dir="/tmp"))
     os.chmod(base, 0o755)  # PostgreSQL's OS user must reach the data directories
     failed_before = request.session.testsfailed
