@@ -20,9 +20,9 @@ Two styles of hook:
 No hook picks one answer among plugins (a registry collects every plugin's names; an
 event informs every listener), so none is ``firstresult``. Each hook carries
 :class:`HookFacts` (who calls it, when, whether on the failover path), from which
-``docs/hooks.md`` is generated (:mod:`stolon.hookdoc`). A hook is added together with its
-call site and a built-in implementation; ``tests/unit/test_hooks.py`` checks that each is
-documented and exercised.
+``docs/hooks.md`` is generated (:mod:`stolon.cli.hookdoc`). A hook is added together with
+its call site and a built-in implementation; ``tests/unit/test_hooks.py`` checks that each
+is documented and exercised.
 """
 
 from __future__ import annotations

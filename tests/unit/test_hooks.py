@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 import stolon
-from stolon import hookdoc
 from stolon.backup.base import BackupMethod
 from stolon.backup.registry import open_method
-from stolon.cli import ctl_commands
+from stolon.cli import ctl_commands, hookdoc
 from stolon.cli.ctlcontext import CtlContext
 from stolon.cli.stolonctl import build_parser, main
 from stolon.fencing.base import FencingOutcome, FencingTarget

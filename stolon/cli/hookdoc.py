@@ -1,6 +1,6 @@
 """Render ``docs/hooks.md`` from the hookspecs (:mod:`stolon.hookspecs`).
 
-``python -m stolon.hookdoc`` prints the page; ``python -m stolon.hookdoc --write`` writes it
+``python -m stolon.cli.hookdoc`` prints the page; ``--write`` writes it
 (``scripts/gen-hooks-doc`` does that). ``tests/unit/test_hooks.py`` fails when the committed
 page differs from what this renders, so the page is always the hookspecs' own words.
 
@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from stolon import hookspecs
+from stolon.cli import ctl_commands
 from stolon.hookspecs import hook_facts
+from stolon.plugins import load_plugins
+from stolon.sentinel.daemon import FencingOutcomeCounter, SentinelMetrics
 
 #: Where the page lives in a checkout.
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "hooks.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
 
 _ROLE = re.compile(r":(?:class|func|mod|data|meth|attr):`~?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
@@ -47,10 +50,6 @@ def _markdown(text: str) -> str:
 
 def _builtin_implementations() -> dict[str, list[str]]:
     """Hook name → the built-in implementations (registered plugin names)."""
-    from stolon.cli import ctl_commands
-    from stolon.plugins import load_plugins
-    from stolon.sentinel.daemon import FencingOutcomeCounter, SentinelMetrics
-
     pm = load_plugins({"STOLON_DISABLE_PLUGIN_AUTOLOAD": "1"})
     pm.register(ctl_commands.plugin, name=ctl_commands.NAME)
     pm.register(FencingOutcomeCounter(SentinelMetrics("hookdoc")), name="sentinel:fencing-metrics")
@@ -72,7 +71,7 @@ def render() -> str:
     lines = [
         "# Plugin hooks",
         "",
-        "<!-- Generated from stolon/hookspecs.py by `python -m stolon.hookdoc --write`"
+        "<!-- Generated from stolon/hookspecs.py by `python -m stolon.cli.hookdoc --write`"
         " (scripts/gen-hooks-doc); do not edit by hand. -->",
         "",
         "Every hook a plugin can implement (`@stolon.hookimpl`), who calls it and when. How plugins",
@@ -116,7 +115,7 @@ def _firstresult(f: Callable[..., Any]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stolon.hookdoc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stolon.cli.hookdoc", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {PAGE} instead of printing it")
     args = parser.parse_args(argv)
     text = render()
