@@ -4,7 +4,7 @@ A test that needs a tool this machine lacks (PostgreSQL, etcd, a backup tool) ca
 :func:`tool_missing`, which skips it with the reason. ``STOLON_TESTS_REQUIRE`` lists tools
 that must be there: for those the same call fails the test instead, so a CI machine that
 lost its PostgreSQL cannot report a green run made of skips. ``.ci/run`` requires
-``postgres,etcd,pgbackrest,barman`` (what ``scripts/setup --tests`` installs).
+``postgres,etcd,pgbackrest,barman,contrib`` (what ``scripts/setup --tests`` installs).
 
 Names (:data:`TOOLS`; docs/testing.md):
 
@@ -14,6 +14,7 @@ Names (:data:`TOOLS`; docs/testing.md):
 ``barman``     the Barman Cloud tools and moto's S3 server, for the ``barman`` plugin's tests
 ``walg``       a real WAL-G (its plugin's tests otherwise run against the stand-in only)
 ``consul``     a real Consul agent (its plugin's tests otherwise run against the emulator only)
+``contrib``    the tools the contrib/ checks run (requirements-contrib.txt, systemd-analyze)
 
 An unknown name in ``STOLON_TESTS_REQUIRE`` is a usage error (the pytest plugin checks it
 at start-up), so a typo can't silently require nothing.
@@ -36,6 +37,7 @@ TOOLS: Mapping[str, str] = {
     "barman": "the Barman Cloud tools and moto's S3 server (the barman backup plugin's tests)",
     "walg": "a real WAL-G (the walg plugin's tests also run against it)",
     "consul": "a real Consul agent (the consul plugin's tests also run against it)",
+    "contrib": "the contrib/ checks' tools (requirements-contrib.txt, systemd-analyze)",
 }
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from stolon_store_etcd.testing import EtcdServer
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
 from stolon.netutil import free_port
-from stolon.testing.etcd import EtcdServer
 
 from . import cli_surface
 from .test_docker import DOCKER, compose_model, services_running

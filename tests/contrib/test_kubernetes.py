@@ -20,6 +20,7 @@ import yaml
 
 from stolon.proxy.config import parse_listener
 from stolon.sentinel.daemon import load_initial_spec
+from stolon.testing.requirements import tool_missing
 
 from . import cli_surface
 from .paths import CONTRIB, REPO
@@ -48,7 +49,7 @@ def module(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        pytest.skip(f"{name} not installed ({PIP_HOW})")
+        tool_missing("contrib", f"{name} not installed ({PIP_HOW})")
 
 
 def render(values: dict[str, Any] | None = None, release: str = "stolon") -> list[Doc]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stolon.sentinel.daemon import load_initial_spec
+from stolon.testing.requirements import tool_missing
 
 from . import cli_surface
 from .paths import CONTRIB
@@ -74,8 +75,9 @@ def env_file_vars(path: Path) -> dict[str, str]:
 def systemd_analyze() -> str:
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip(
-            "systemd-analyze not installed (Debian package systemd; scripts/setup --tests installs it as root)"
+        tool_missing(
+            "contrib",
+            "systemd-analyze not installed (Debian package systemd; scripts/setup --tests installs it as root)",
         )
     return tool
 

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
+from stolon.testing.requirements import tool_missing
 
 
 def tool(name: str, how: str) -> str:
@@ -17,7 +17,7 @@ def tool(name: str, how: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} not installed ({how})")
+        tool_missing("contrib", f"{name} not installed ({how})")
     return found
 
 

@@ -409,7 +409,7 @@ def _c24() -> None:
     f = replace(f, applied=applied_for(c, f))
     assert "Reload" not in kinds(p.plan(c, ME, f))
     pl = p.plan(c, ME, replace(f, reload_rejected=True))
-    assert kinds(pl)[0] == "Reload" and "did not apply the last reload" in pl.steps[0].reason  # type: ignore[attr-defined]
+    assert kinds(pl)[0] == "Reload" and "did not apply the last reload" in pl.steps[0].reason  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("name", "fn"), CASES, ids=[n for n, _ in CASES])

@@ -4,7 +4,6 @@ power, HTTP errors), and its listing by ``stolonctl plugins``."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -18,13 +17,7 @@ from power_switch_server import SwitchState, power_switch
 from stolon_fencing_example import PowerSwitchFencer
 
 from stolon.fencing.base import FencingError, FencingTarget
-
-try:  # stolon's own kit once it ships it (issue 11), else the copy beside this file
-    _kit: Any = importlib.import_module("stolon.testing.fencing_contract")
-except ImportError:
-    _kit = importlib.import_module("fencing_contract")
-FencingMethodContract: type = _kit.FencingMethodContract
-TARGET: FencingTarget = _kit.TARGET
+from stolon.testing.fencing_contract import TARGET, FencingMethodContract
 
 OUTLETS = {TARGET.keeper_uid: "7", "keeper1": "8"}
 
@@ -35,7 +28,7 @@ def switch() -> Iterator[tuple[str, SwitchState]]:
         yield s
 
 
-class TestExampleHttpContract(FencingMethodContract):  # type: ignore[misc]
+class TestExampleHttpContract(FencingMethodContract):
     method_name = "example-http"
     invalid_configs: tuple[dict[str, Any], ...] = (
         {},

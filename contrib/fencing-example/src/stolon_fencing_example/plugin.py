@@ -4,13 +4,13 @@ fencing methods this distribution provides (hook ``stolon_fencing_methods``)."""
 from __future__ import annotations
 
 import stolon
-from stolon.hookspecs import MethodSpec
+from stolon.hookspecs import FencingMethodSpec, MethodSpec
 from stolon_fencing_example.power_switch import NAME, PowerSwitchFencer
 
 
 class _Plugin:
     @stolon.hookimpl
-    def stolon_fencing_methods(self) -> list[MethodSpec]:
+    def stolon_fencing_methods(self) -> list[FencingMethodSpec]:
         return [
             MethodSpec(
                 name=NAME,
