@@ -1,4 +1,5 @@
-"""The keeper's pure plan(): table tests, no PostgreSQL."""
+"""The keeper's pure plan(): a parametrized table (cluster data, local facts -> steps), then one
+test per story that needs more than the steps' kinds. No PostgreSQL."""
 
 from __future__ import annotations
 
@@ -82,55 +83,84 @@ def applied_for(c: ClusterData, f: p.LocalFacts, **kw: Any) -> DesiredConfig:
     return replace(d, **kw)
 
 
-Case = Callable[[], None]
-CASES: list[tuple[str, Case]] = []
-
-
-def case(name: str) -> Callable[[Case], Case]:
-    def deco(fn: Case) -> Case:
-        CASES.append((name, fn))
-        return fn
-
-    return deco
-
-
-@case("no cluster data: wait")
-def _c1() -> None:
-    pl = p.plan(None, ME, facts())
-    assert kinds(pl) == ["Wait"] and "no cluster data available" in pl.steps[0].message  # type: ignore[union-attr]
-
-
-@case("keeper unknown to the sentinel: wait, PostgreSQL left alone")
-def _c2() -> None:
+def _keeper_unknown() -> ClusterData:
     c = cd()
     assert c.keepers is not None
     del c.keepers["k0"]
-    pl = p.plan(c, ME, facts())
-    assert kinds(pl) == ["Wait"] and "our keeper data is not available" in pl.steps[0].message  # type: ignore[union-attr]
+    return c
 
 
-@case("no db assigned: stop a running PostgreSQL")
-def _c3() -> None:
-    assert kinds(p.plan(cd(), ME, facts())) == ["StopPostgres"]
-    assert kinds(p.plan(cd(), ME, facts(pg_running=False))) == ["Wait"]
+def _resync_from_db_without_address() -> ClusterData:
+    c = cd()
+    add_db(c, "db1", "k1", "master", followers=["db2"])
+    add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1")
+    return c
 
 
-@case("the sentinel has not seen this boot: stop and wait")
-def _c4() -> None:
-    c = master_cluster()
-    pl = p.plan(c, ME, facts(boot_uuid="boot-new"))
-    assert kinds(pl) == ["StopPostgres", "Wait"]
-    assert kinds(p.plan(c, ME, facts(boot_uuid="boot-new", pg_running=False))) == ["Wait"]
+#: (what, cluster data, local facts, expected step kinds, text of the first step's message)
+PLAN_KINDS: list[Any] = [
+    pytest.param(lambda: None, {}, ["Wait"], "no cluster data available", id="no cluster data: wait"),
+    pytest.param(
+        _keeper_unknown,
+        {},
+        ["Wait"],
+        "our keeper data is not available",
+        id="keeper unknown to the sentinel: wait, PostgreSQL left alone",
+    ),
+    pytest.param(cd, {}, ["StopPostgres"], "", id="no db assigned: stop a running PostgreSQL"),
+    pytest.param(cd, {"pg_running": False}, ["Wait"], "", id="no db assigned, PostgreSQL stopped: wait"),
+    pytest.param(
+        master_cluster,
+        {"boot_uuid": "boot-new"},
+        ["StopPostgres", "Wait"],
+        "",
+        id="the sentinel has not seen this boot: stop and wait",
+    ),
+    pytest.param(
+        master_cluster,
+        {"boot_uuid": "boot-new", "pg_running": False},
+        ["Wait"],
+        "",
+        id="the sentinel has not seen this boot, PostgreSQL stopped: wait",
+    ),
+    pytest.param(
+        master_cluster,
+        {"initializing": True},
+        ["CleanFailedInit"],
+        "",
+        id="an init that crashed is cleaned first",
+    ),
+    pytest.param(
+        _resync_from_db_without_address,
+        {"db_uid": ""},
+        ["Wait"],
+        "",
+        id="resync from a db that has not reported its address: wait",
+    ),
+    pytest.param(
+        master_cluster,
+        {"db_uid": ""},
+        ["Fail"],
+        "init mode is none",
+        id="lost keeper data with init mode none: refuse (manual intervention)",
+    ),
+]
 
 
-@case("an init that crashed is cleaned first")
-def _c5() -> None:
-    pl = p.plan(master_cluster(), ME, facts(initializing=True))
-    assert kinds(pl) == ["CleanFailedInit"] and pl.initializes
+@pytest.mark.parametrize(("cluster", "local", "want", "message"), PLAN_KINDS)
+def test_plan_steps(
+    cluster: Callable[[], ClusterData | None], local: dict[str, Any], want: list[str], message: str
+) -> None:
+    pl = p.plan(cluster(), ME, facts(**local))
+    assert kinds(pl) == want
+    if message:
+        assert message in pl.steps[0].message  # type: ignore[union-attr]
+    if want == ["CleanFailedInit"]:
+        assert pl.initializes
 
 
-@case("init mode new: begin, initdb, finish")
-def _c6() -> None:
+def test_init_mode_new_begins_runs_initdb_and_finishes() -> None:
+    """Init mode new: begin, initdb, finish."""
     c = cd()
     add_db(c, "dbn", "k0", "master", init_mode="new", include_previous_config=True)
     pl = p.plan(c, ME, facts(db_uid="", pg_running=True))
@@ -139,8 +169,8 @@ def _c6() -> None:
     assert isinstance(init, p.InitNew) and init.include_previous and init.config.recovery == NO_RECOVERY
 
 
-@case("init mode pitr: restore with archive recovery and targets")
-def _c7() -> None:
+def test_init_mode_pitr_restores_with_archive_recovery_and_targets() -> None:
+    """Init mode pitr: restore with archive recovery and targets."""
     c = cd()
     from stolon.model.spec import ArchiveRecoverySettings, PITRConfig, RecoveryTargetSettings
 
@@ -162,8 +192,8 @@ def _c7() -> None:
     }
 
 
-@case("init mode existing: not marked initializing (the data must not be wiped on a crash)")
-def _c8() -> None:
+def test_init_mode_existing_is_not_marked_initializing() -> None:
+    """Init mode existing: not marked initializing (the data must not be wiped on a crash)."""
     c = cd()
     add_db(c, "dbe", "k0", "master", init_mode="existing")
     pl = p.plan(c, ME, facts(db_uid="old", pg_running=False))
@@ -172,8 +202,8 @@ def _c8() -> None:
     assert isinstance(begin, p.BeginInit) and not begin.initializing
 
 
-@case("resync: pg_rewind tried when allowed and the system ids match")
-def _c9() -> None:
+def test_resync_tries_pg_rewind_when_allowed_and_the_system_ids_match() -> None:
+    """Resync: pg_rewind tried when allowed and the system ids match."""
     c = cd(usePgrewind=True)
     add_db(c, "db1", "k1", "master", followers=["db2"], address="10.0.0.2")
     add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1", use_pgrewind=True)
@@ -191,22 +221,8 @@ def _c9() -> None:
     assert kinds(pl) == ["Wait"] and "replication slot of db db2" in pl.steps[0].message  # type: ignore[union-attr]
 
 
-@case("resync from a db that has not reported its address: wait")
-def _c10() -> None:
-    c = cd()
-    add_db(c, "db1", "k1", "master", followers=["db2"])
-    add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1")
-    assert kinds(p.plan(c, ME, facts(db_uid=""))) == ["Wait"]
-
-
-@case("lost keeper data with init mode none: refuse (manual intervention)")
-def _c11() -> None:
-    pl = p.plan(master_cluster(), ME, facts(db_uid=""))
-    assert kinds(pl) == ["Fail"] and "init mode is none" in pl.steps[0].message  # type: ignore[union-attr]
-
-
-@case("master not running: start, restart check, slots, generation")
-def _c12() -> None:
+def test_master_not_running_starts_then_checks_restart_slots_generation() -> None:
+    """Master not running: start, restart check, slots, generation."""
     pl = p.plan(master_cluster(), ME, facts(pg_running=False))
     assert kinds(pl) == ["StartPostgres", "CheckRestart", "RefreshSlots", "SaveGeneration"]
     assert pl.converges and pl.target_role == "master"
@@ -214,16 +230,16 @@ def _c12() -> None:
     assert isinstance(slots, p.RefreshSlots) and slots.wanted == {"stolon_db1"}
 
 
-@case("standby promoted: promote with recovery removed")
-def _c13() -> None:
+def test_standby_promoted_with_recovery_removed() -> None:
+    """Standby promoted: promote with recovery removed."""
     pl = p.plan(master_cluster(), ME, facts(local_role="standby"))
     assert "Promote" in kinds(pl)
     promote = next(s for s in pl.steps if isinstance(s, p.Promote))
     assert promote.config.recovery == NO_RECOVERY
 
 
-@case("synchronous master starting: guard on, only the keeper's users in pg_hba")
-def _c14() -> None:
+def test_synchronous_master_starts_with_the_guard_on() -> None:
+    """Synchronous master starting: guard on, only the keeper's users in pg_hba."""
     c = master_cluster(synchronousReplication=True)
     db0 = c.db_of_keeper("k0")
     assert db0 is not None and db0.spec is not None
@@ -249,8 +265,8 @@ def _c14() -> None:
     assert "SetSyncGuard" not in kinds(pl)
 
 
-@case("an old master given a standby role is never demoted in place")
-def _c15() -> None:
+def test_old_master_given_a_standby_role_is_never_demoted_in_place() -> None:
+    """An old master given a standby role is never demoted in place."""
     c = cd()
     add_db(c, "db1", "k1", "master", followers=["db0"], address="10.0.0.2")
     add_db(c, "db0", "k0", "standby", follows="db1")
@@ -258,8 +274,8 @@ def _c15() -> None:
     assert kinds(pl) == ["Fail"] and "cannot move from master role to standby role" in pl.steps[0].message  # type: ignore[union-attr]
 
 
-@case("the followed master moved: PostgreSQL 13+ reloads primary_conninfo, older versions restart")
-def _c16() -> None:
+def test_followed_master_moved_reload_on_13_restart_before() -> None:
+    """The followed master moved: PostgreSQL 13+ reloads primary_conninfo, older versions restart."""
     c = cd()
     add_db(c, "db1", "k1", "master", followers=["db0"], address="10.0.0.2")
     add_db(c, "db0", "k0", "standby", follows="db1")
@@ -275,8 +291,8 @@ def _c16() -> None:
     assert "Restart" in kinds(pl)
 
 
-@case("parameters changed on a running master: reload; automaticPgRestart flows to CheckRestart")
-def _c17() -> None:
+def test_parameters_changed_on_a_running_master_reload() -> None:
+    """Parameters changed on a running master: reload; automaticPgRestart flows to CheckRestart."""
     c = master_cluster(automaticPgRestart=True)
     f = facts()
     old = applied_for(c, f)
@@ -293,8 +309,8 @@ def _c17() -> None:
     assert "Reload" not in kinds(pl)
 
 
-@case("raising max_connections: the master waits for its standbys to raise it first")
-def _c18() -> None:
+def test_raising_max_connections_waits_for_the_standbys() -> None:
+    """Raising max_connections: the master waits for its standbys to raise it first."""
     c = master_cluster(automaticPgRestart=True)
     dbs = c.dbs or {}
     dbs["db0"].spec.pg_parameters = {"max_connections": "200"}  # type: ignore[union-attr]
@@ -308,8 +324,8 @@ def _c18() -> None:
     assert not check.blockers
 
 
-@case("a standby never runs below its primary's hot-standby parameters")
-def _c19() -> None:
+def test_standby_never_runs_below_its_primarys_hot_standby_parameters() -> None:
+    """A standby never runs below its primary's hot-standby parameters."""
     c = cd()
     add_db(
         c,
@@ -327,8 +343,8 @@ def _c19() -> None:
     assert params["max_connections"] == "300" and params["max_worker_processes"] == "16"
 
 
-@case("standby cluster master: follows the external primary from standbySettings")
-def _c20() -> None:
+def test_standby_cluster_master_follows_the_external_primary() -> None:
+    """Standby cluster master: follows the external primary from standbySettings."""
     c = cd(initMode="pitr", role="standby", pitrConfig={"dataRestoreCommand": "x"},
            standbyConfig={"standbySettings": {"primaryConninfo": "host=remote port=5432"}})  # fmt: skip
     db = add_db(c, "db0", "k0", "standby")
@@ -344,8 +360,8 @@ def _c20() -> None:
     assert start.config.recovery.parameters["primary_slot_name"] == "s1"
 
 
-@case("SCRAM users: password_encryption set explicitly; slot WAL retention bounded")
-def _c21() -> None:
+def test_scram_users_and_slot_wal_retention() -> None:
+    """SCRAM users: password_encryption set explicitly; slot WAL retention bounded."""
     me = replace(ME, su_auth=AuthMethod.SCRAM_SHA_256, repl_auth=AuthMethod.SCRAM_SHA_256)
     c = master_cluster()
     db0 = c.db_of_keeper("k0")
@@ -356,8 +372,8 @@ def _c21() -> None:
     assert "password_encryption" not in pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
 
 
-@case("master told to stop (switchover): clean shutdown, then the generation; nothing else")
-def _c22() -> None:
+def test_master_told_to_stop_shuts_down_cleanly_then_saves_the_generation() -> None:
+    """Master told to stop (switchover): clean shutdown, then the generation; nothing else."""
     c = master_cluster(synchronousReplication=True)
     db0 = c.db_of_keeper("k0")
     assert db0 is not None and db0.spec is not None
@@ -375,8 +391,8 @@ def _c22() -> None:
     assert kinds(p.plan(c, ME, facts(pg_running=False)))[:2] == ["SetSyncGuard", "StartPostgres"]
 
 
-@case("bad pgParameters: left out of the file (static rules, or rejected by the server); no reload loop")
-def _c23() -> None:
+def test_bad_pg_parameters_are_left_out_without_a_reload_loop() -> None:
+    """Bad pgParameters: left out of the file (static rules, or rejected by the server); no reload loop."""
     c = master_cluster(pgParameters={"a b": "x", "include": "/etc/passwd", "work_mem": "banana", "x": "1\n"})
     db0 = c.db_of_keeper("k0")
     assert db0 is not None and db0.spec is not None
@@ -402,19 +418,14 @@ def _c23() -> None:
     assert "synchronous_standby_names" not in restart.config.droppable
 
 
-@case("the last reload was rejected: the files are not what the server runs, reload again")
-def _c24() -> None:
+def test_rejected_reload_is_done_again() -> None:
+    """The last reload was rejected: the files are not what the server runs, reload again."""
     c = master_cluster()
     f = facts()
     f = replace(f, applied=applied_for(c, f))
     assert "Reload" not in kinds(p.plan(c, ME, f))
     pl = p.plan(c, ME, replace(f, reload_rejected=True))
     assert kinds(pl)[0] == "Reload" and "did not apply the last reload" in pl.steps[0].reason  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(("name", "fn"), CASES, ids=[n for n, _ in CASES])
-def test_plan(name: str, fn: Case) -> None:
-    fn()
 
 
 def test_restore_command_expansion() -> None:
