@@ -16,7 +16,7 @@ from stolon.model import ClusterSpec, KeeperInfo, SpecError
 
 from .harness import TestCluster, wait_for
 
-pytestmark = pytest.mark.usefixtures("logs_on_failure")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure")]
 
 FAST = {"sleepInterval": "1s", "requestTimeout": "5s", "failInterval": "5s", "initMode": "new"}
 
