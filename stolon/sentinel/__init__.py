@@ -2,8 +2,8 @@
 
 :func:`decide` takes the stored cluster data, what the store reported this cycle
 (:class:`Observations`), the leader's :class:`Memory` and the time (:class:`Now`), and returns
-a :class:`Decision`: the new cluster data, the new memory and the structured reasons
-(:mod:`stolon.sentinel.reasons`). The daemon (store I/O, leadership, telemetry) lives
+a :class:`Decision`: the new cluster data, the new memory and the structured events
+(:mod:`stolon.sentinel.events`). The daemon (store I/O, leadership, telemetry) lives
 elsewhere. docs/sentinel-decisions.md lists where the algorithm deliberately differs from Go Stolon.
 """
 

@@ -2,7 +2,7 @@
 
 A :class:`Cycle` holds mutable copies of the memory, this cycle's clock and spec, the
 per-cycle facts the health step learns (which DBs reported a healthy state, what they report
-as synchronous right now), the active proxies and the reasons emitted so far. It lives only
+as synchronous right now), the active proxies and the events emitted so far. It lives only
 inside one :func:`stolon.sentinel.decide.decide` call.
 """
 
@@ -17,6 +17,7 @@ from stolon.model.cluster import DB, ClusterData, ClusterStatus, DBSpec, Keeper,
 from stolon.model.duration import Duration
 from stolon.model.infos import ProxyInfo
 from stolon.model.spec import ClusterSpec, DefaultedSpec
+from stolon.sentinel.events import DBError, Event
 from stolon.sentinel.memory import (
     ConvergenceTimer,
     DBReport,
@@ -26,7 +27,6 @@ from stolon.sentinel.memory import (
     SwitchoverClock,
 )
 from stolon.sentinel.observations import Now
-from stolon.sentinel.reasons import Reason
 
 log = logging.getLogger("stolon.sentinel")
 
@@ -62,10 +62,10 @@ class Cycle:
     cur_sync: dict[str, list[str]] = field(default_factory=dict)
     #: DB UID → managed replication slots it reports lost (their WAL is gone)
     lost_slots: dict[str, list[str]] = field(default_factory=dict)
-    #: this cycle's DB error causes (``DB_ERROR_*``), for the reasons
-    db_error_causes: dict[str, str] = field(default_factory=dict)
+    #: this cycle's DB error causes, for the events
+    db_error_causes: dict[str, DBError] = field(default_factory=dict)
     active_proxies: dict[str, ProxyInfo] = field(default_factory=dict)
-    reasons: list[Reason] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -95,9 +95,9 @@ class Cycle:
     def d(self) -> DefaultedSpec:
         return DefaultedSpec(self.spec)
 
-    def emit(self, reason: Reason) -> None:
-        log.debug("sentinel reason: %s", reason)
-        self.reasons.append(reason)
+    def emit(self, event: Event) -> None:
+        log.debug("sentinel event: %s", event)
+        self.events.append(event)
 
     def since(self, mono: float) -> float:
         return self.now.mono - mono

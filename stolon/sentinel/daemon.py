@@ -8,8 +8,8 @@ Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
 3. non-leaders stop here; a leader that just gained the leadership runs a *first run*
    (every timer reset, stale infos ignored);
 4. :func:`stolon.sentinel.decide.decide` (pure) computes the new cluster data and the
-   reasons;
-5. the reasons become an OpenTelemetry span (one per decision that changes something; the
+   events;
+5. the events become an OpenTelemetry span (one per decision that changes something; the
    failover decision is its own span with every candidate), the span's trace context is
    stored in the DBs and proxy object the decision changed, and the new cluster data is
    written with a compare-and-swap that the store also conditions on still holding the
@@ -59,7 +59,7 @@ from stolon.model import (
 from stolon.model.spec import FencingSpec
 from stolon.model.uid import new_uid
 from stolon.plugins import plugin_manager
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.decide import Decision, decide
 from stolon.sentinel.memory import Memory
 from stolon.sentinel.observations import Now, Observations
@@ -73,22 +73,22 @@ DEFAULT_SLEEP = 5.0
 #: Go Stolon's sentinel election session TTL.
 DEFAULT_ELECTION_TTL = 20.0
 
-#: Reasons that only restate a steady cluster: no span for a cycle made of these alone.
+#: Events that only restate a steady cluster: no span for a cycle made of these alone.
 STEADY_KINDS = frozenset(
     {
-        r.KeeperHealthy.kind,
-        r.DBHealthy.kind,
-        r.ProxiesWaiting.kind,
-        r.SyncStandbysWaiting.kind,
-        r.SpecPropagated.kind,
+        ev.KeeperHealthy.kind,
+        ev.DBHealthy.kind,
+        ev.ProxiesWaiting.kind,
+        ev.SyncStandbysWaiting.kind,
+        ev.SpecPropagated.kind,
     }
 )
 #: Election outcomes: each is its own ``sentinel.failover`` span with every candidate.
-FAILOVER_KINDS = frozenset({r.MasterElected.kind, r.NoEligibleMaster.kind})
-#: Reasons about the same election: events of its failover span.
-FENCING_KINDS = frozenset({r.FencingRequested.kind, r.FencingChecked.kind})
-#: Reasons logged as warnings.
-WARNING_KINDS = frozenset({r.NoEligibleMaster.kind, r.UpdateError.kind, r.SwitchoverCancelled.kind})
+FAILOVER_KINDS = frozenset({ev.MasterElected.kind, ev.NoEligibleMaster.kind})
+#: Events about the same election: events of its failover span.
+FENCING_KINDS = frozenset({ev.FencingRequested.kind, ev.FencingChecked.kind})
+#: Events logged as warnings.
+WARNING_KINDS = frozenset({ev.NoEligibleMaster.kind, ev.UpdateError.kind, ev.SwitchoverCancelled.kind})
 
 
 #: First pause before fencing the same old master again after a failed attempt; it doubles
@@ -305,7 +305,7 @@ class Sentinel:
         )
         decision = decide(cd, observations, self.memory, now, new_uid=new_uid, pick_index=secrets.randbelow)
         self.memory = decision.memory
-        fencing_requests = decision.of(r.FencingRequested)
+        fencing_requests = decision.of(ev.FencingRequested)
         if not fencing_requests:
             self.fencing_outcomes = {}
             self.fencing_backoff.reset()
@@ -329,12 +329,12 @@ class Sentinel:
             log.error("failed to write the cluster data: %s", e)
             return decision
         self.metrics.last_check.set(time.time())
-        self.metrics.observe(cd, new_cd, switchover=bool(decision.of(r.SwitchoverPromoted)))
+        self.metrics.observe(cd, new_cd, switchover=bool(decision.of(ev.SwitchoverPromoted)))
         if fencing_requests and spec.fencing is not None:
             self._fence_when_due(fencing_requests[-1], spec.fencing)
         return decision
 
-    def _fence_when_due(self, request: r.FencingRequested, spec: FencingSpec) -> None:
+    def _fence_when_due(self, request: ev.FencingRequested, spec: FencingSpec) -> None:
         """Fence now, or (after failed attempts) when the back-off allows: the loop then
         wakes up for it, never sooner."""
         backoff = self.fencing_backoff
@@ -368,7 +368,7 @@ class Sentinel:
             )
 
     # -- fencing ------------------------------------------------------------------------------
-    def _fence(self, request: r.FencingRequested, spec: FencingSpec) -> FencingOutcome:
+    def _fence(self, request: ev.FencingRequested, spec: FencingSpec) -> FencingOutcome:
         """Run the configured fencing methods against the old master, in the failover's trace;
         the outcome goes to the next decision, which runs without waiting."""
         target = FencingTarget(
@@ -406,47 +406,47 @@ class Sentinel:
 
     # -- tracing ------------------------------------------------------------------------------
     def _trace(self, prev: ClusterData, decision: Decision) -> ClusterData:
-        """Turn the decision's reasons into spans; return the cluster data to write: the
+        """Turn the decision's events into spans; return the cluster data to write: the
         decision's, or a copy of it with the trace context stamped on what changed (the
         decision itself is never modified)."""
         new_cd = decision.cluster_data
         assert new_cd is not None
-        for reason in decision.reasons:
-            _log_reason(reason)
-        if all(reason.kind in STEADY_KINDS for reason in decision.reasons):
+        for event in decision.events:
+            _log_event(event)
+        if all(event.kind in STEADY_KINDS for event in decision.events):
             return new_cd
         # The decision that acts on a fencing outcome continues the trace that requested it.
-        parent = telemetry.context_from(self._fencing_trace) if decision.of(r.FencingChecked) else None
-        if not decision.of(r.FencingRequested) and not decision.of(r.FencingChecked):
+        parent = telemetry.context_from(self._fencing_trace) if decision.of(ev.FencingChecked) else None
+        if not decision.of(ev.FencingRequested) and not decision.of(ev.FencingChecked):
             self._fencing_trace = None
         with self.tracer.start_as_current_span("sentinel.decide", context=parent) as span:
             span.set_attribute("stolon.sentinel.uid", self.uid)
             span.set_attribute(telemetry.ATTR_CLUSTER, self.cfg.store.cluster_name)
-            elections = [x for x in decision.reasons if x.kind in FAILOVER_KINDS]
-            for reason in decision.reasons:
-                if reason.kind in FAILOVER_KINDS:
-                    self._failover_span(reason, decision)
-                elif reason.kind not in FENCING_KINDS or not elections:
-                    span.add_event(reason.kind, reason.attributes())
+            elections = [x for x in decision.events if x.kind in FAILOVER_KINDS]
+            for event in decision.events:
+                if event.kind in FAILOVER_KINDS:
+                    self._failover_span(event, decision)
+                elif event.kind not in FENCING_KINDS or not elections:
+                    span.add_event(event.kind, event.attributes())
             carrier = telemetry.current_carrier()
         return with_trace_context(prev, decision, carrier)
 
-    def _failover_span(self, reason: r.Reason, decision: Decision) -> None:
+    def _failover_span(self, event: ev.Event, decision: Decision) -> None:
         """One span per election: every candidate, the verdict, and the fencing that gates
         the promotion (events)."""
         with self.tracer.start_as_current_span("sentinel.failover") as span:
-            attrs = reason.attributes()
+            attrs = event.attributes()
             for key, value in attrs.items():
                 span.set_attribute(f"stolon.failover.{key}", value)
-            span.add_event(reason.kind, attrs)
-            requested = decision.of(r.FencingRequested)
-            checked = decision.of(r.FencingChecked)
+            span.add_event(event.kind, attrs)
+            requested = decision.of(ev.FencingRequested)
+            checked = decision.of(ev.FencingChecked)
             for fencing in [*checked, *requested]:
                 span.add_event(fencing.kind, fencing.attributes())
             if checked:
                 span.set_attribute("stolon.failover.fenced", checked[-1].fenced)
                 span.set_attribute("stolon.failover.fencing_policy", checked[-1].policy)
-            if isinstance(reason, r.NoEligibleMaster):
+            if isinstance(event, ev.NoEligibleMaster):
                 verdict = "no eligible master"
                 span.set_status(Status(StatusCode.ERROR, verdict))
             elif checked and not checked[-1].promote:
@@ -533,7 +533,7 @@ def with_trace_context(prev: ClusterData, decision: Decision, carrier: dict[str,
     and proxies' spans of that change join the decision's trace."""
     assert decision.cluster_data is not None
     out = decision.cluster_data.copy()
-    bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
+    bumped = {x.db_uid for x in decision.of(ev.DBGenerationBumped)}
     for uid, db in (out.dbs or {}).items():
         if uid in bumped:
             db.trace_context = dict(carrier)
@@ -542,12 +542,12 @@ def with_trace_context(prev: ClusterData, decision: Decision, carrier: dict[str,
     return out
 
 
-def _log_reason(reason: r.Reason) -> None:
-    level = logging.DEBUG if reason.kind in STEADY_KINDS else logging.INFO
-    if reason.kind in WARNING_KINDS or (isinstance(reason, r.FencingChecked) and not reason.promote):
+def _log_event(event: ev.Event) -> None:
+    level = logging.DEBUG if event.kind in STEADY_KINDS else logging.INFO
+    if event.kind in WARNING_KINDS or (isinstance(event, ev.FencingChecked) and not event.promote):
         level = logging.WARNING
     if log.isEnabledFor(level):
-        log.log(level, "%s %s", reason.kind, _short(reason.attributes()))
+        log.log(level, "%s %s", event.kind, _short(event.attributes()))
 
 
 def _short(attrs: dict[str, Any]) -> str:

@@ -19,16 +19,19 @@ from stolon.model.cluster import PHASE_INITIALIZING, PHASE_NORMAL, ClusterData
 from stolon.model.spec import ClusterSpec
 from stolon.sentinel.backups import update_backups
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, keepers, normalize, spec, status
+from stolon.sentinel.events import (
+    Event,
+    UpdateError,
+)
 from stolon.sentinel.health import update_health
 from stolon.sentinel.init_phase import initializing
 from stolon.sentinel.memory import ConvergenceTimer, Memory
 from stolon.sentinel.normal_phase import normal
 from stolon.sentinel.observations import Now, Observations
 from stolon.sentinel.proxies import active_proxies
-from stolon.sentinel.reasons import Reason, UpdateError
 from stolon.sentinel.specsync import bump_generations, propagate_spec, update_change_times
 
-R = TypeVar("R", bound=Reason)
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True)
@@ -37,21 +40,21 @@ class Decision:
 
     ``cluster_data``: the new cluster data to write with CAS against the revision ``prev_cd``
     was read at; a new object (``prev_cd`` is untouched). None when the cycle failed
-    (``error`` says why, and an :class:`UpdateError` reason is the last one): write nothing.
+    (``error`` says why, and an :class:`UpdateError` event is the last one): write nothing.
     ``memory``: carry it into the next cycle even if the write fails.
-    ``reasons``: what was decided and why, in order (see :mod:`stolon.sentinel.reasons`).
+    ``events``: what was decided and why, in order (see :mod:`stolon.sentinel.events`).
     ``active_proxies``: UIDs of the proxies considered alive this cycle.
     """
 
     cluster_data: ClusterData | None
     memory: Memory
-    reasons: tuple[Reason, ...]
+    events: tuple[Event, ...]
     error: str | None = None
     active_proxies: tuple[str, ...] = ()
 
-    def of(self, kind: type[R]) -> list[R]:
-        """The reasons of one type, in order."""
-        return [r for r in self.reasons if isinstance(r, kind)]
+    def of(self, kind: type[E]) -> list[E]:
+        """The events of one type, in order."""
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 def decide(
@@ -101,13 +104,13 @@ def decide(
         # As Go: timers, counters and proxy histories are kept, the keeper info history and
         # the convergence timers are not advanced.
         cyc.keeper_infos = dict(base.keeper_infos)
-        return Decision(None, _memory(cd, observations, cyc), tuple(cyc.reasons), str(e), _active(cyc))
+        return Decision(None, _memory(cd, observations, cyc), tuple(cyc.events), str(e), _active(cyc))
 
     propagate_spec(cd, set(prev_specs), cyc)
     bump_generations(cd, prev_specs, cyc)
     update_change_times(prev_obj, cd, now)
     _follow_generations(cd, cyc)
-    return Decision(cd, _memory(cd, observations, cyc), tuple(cyc.reasons), None, _active(cyc))
+    return Decision(cd, _memory(cd, observations, cyc), tuple(cyc.events), None, _active(cyc))
 
 
 def _active(cyc: Cycle) -> tuple[str, ...]:

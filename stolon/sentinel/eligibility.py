@@ -3,7 +3,7 @@
 A DB may replace the master ``old`` when none of the :class:`Refusal` conditions holds
 (:func:`refusals`). Three callers, one rule:
 
-* the failover election (:mod:`stolon.sentinel.election`) judges every other DB each cycle,
+* the failover election (:mod:`stolon.sentinel.failover`) judges every other DB each cycle,
   with the evidence only a sentinel has: whether the DB reported healthy in this very cycle
   and whether it was streaming when the master was last seen (docs/sentinel-decisions.md,
   quirk 2);

@@ -15,13 +15,8 @@ from __future__ import annotations
 from stolon.model.cluster import INITIAL_GENERATION, ClusterData, Keeper, KeeperSpec, KeeperStatus
 from stolon.model.infos import KeeperInfo
 from stolon.sentinel.cycle import Cycle, dbs, keepers, seconds, spec, status
-from stolon.sentinel.memory import DBReport, KeeperInfoSeen
-from stolon.sentinel.reasons import (
-    DB_ERROR_KEEPER_UNHEALTHY,
-    DB_ERROR_NO_DB_STATE,
-    DB_ERROR_NO_KEEPER_INFO,
-    DB_ERROR_POSTGRES_UNHEALTHY,
-    DB_ERROR_UNEXPECTED_DB_UID,
+from stolon.sentinel.events import (
+    DBError,
     DBHealthy,
     DBUnhealthy,
     FirstRun,
@@ -31,6 +26,7 @@ from stolon.sentinel.reasons import (
     KeeperInfoWrongCluster,
     KeeperUnhealthy,
 )
+from stolon.sentinel.memory import DBReport, KeeperInfoSeen
 
 
 def fresh_keeper_infos(cd: ClusterData, infos: dict[str, KeeperInfo], cyc: Cycle) -> dict[str, KeeperInfo]:
@@ -122,13 +118,13 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
     for uid in sorted(dbs(cd)):
         db = dbs(cd)[uid]
         ki = fresh.get(spec(db).keeper_uid)
-        cause: str | None = None
+        cause: DBError | None = None
         if ki is None:
-            cause = DB_ERROR_NO_KEEPER_INFO
+            cause = DBError.NO_KEEPER_INFO
         elif ki.postgres_state is None:
-            cause = DB_ERROR_NO_DB_STATE
+            cause = DBError.NO_DB_STATE
         elif ki.postgres_state.uid != db.uid:
-            cause = DB_ERROR_UNEXPECTED_DB_UID
+            cause = DBError.UNEXPECTED_DB_UID
         else:
             pg = ki.postgres_state
             if db.status.xlog_pos == pg.xlog_pos:
@@ -158,7 +154,7 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
                 if pg.stopped_xlog_pos and pg.generation == db.generation:
                     cyc.stopped[uid] = pg.stopped_xlog_pos
             else:
-                cause = DB_ERROR_POSTGRES_UNHEALTHY
+                cause = DBError.POSTGRES_UNHEALTHY
         if cause is not None:
             cyc.db_errors.setdefault(uid, now.mono)
             cyc.db_error_causes[uid] = cause
@@ -177,8 +173,8 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
             age = cyc.since(since) if since is not None else None
             # An error timer still running means this cycle's check failed too.
             own_failure = age is not None and age > fail_interval
-            cause = cyc.db_error_causes.get(uid, DB_ERROR_KEEPER_UNHEALTHY) if own_failure else None
-            cause = cause or DB_ERROR_KEEPER_UNHEALTHY
+            cause = cyc.db_error_causes.get(uid, DBError.KEEPER_UNHEALTHY) if own_failure else None
+            cause = cause or DBError.KEEPER_UNHEALTHY
             cyc.emit(DBUnhealthy(uid, spec(db).keeper_uid, cause, since, age))
         elif healthy and not was_healthy:
             cyc.emit(DBHealthy(uid, spec(db).keeper_uid))

@@ -26,19 +26,17 @@ from stolon.model.cluster import (
 )
 from stolon.model.spec import INIT_MODE_EXISTING, INIT_MODE_NEW, INIT_MODE_PITR
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, fresh_db_uid, keepers, seconds, spec, status
-from stolon.sentinel.election import master_follow_config
-from stolon.sentinel.predicates import CONVERGED, CONVERGENCE_FAILED, convergence_state
-from stolon.sentinel.reasons import (
-    ADDED_EXISTING_MASTER,
-    ADDED_INITIAL_MASTER,
-    ADDED_PITR_MASTER,
-    REMOVED_INIT_FAILED,
+from stolon.sentinel.events import (
     DBAdded,
+    DBAddition,
+    DBRemoval,
     DBRemoved,
     InitFailed,
     PhaseChanged,
     WaitingForInitialMaster,
 )
+from stolon.sentinel.failover import master_follow_config
+from stolon.sentinel.predicates import CONVERGED, CONVERGENCE_FAILED, convergence_state
 
 
 def _pick_keeper(cd: ClusterData, cyc: Cycle) -> str:
@@ -48,7 +46,7 @@ def _pick_keeper(cd: ClusterData, cyc: Cycle) -> str:
     return uids[cyc.pick_index(len(uids))]
 
 
-def _create_master(cd: ClusterData, keeper_uid: str, init_mode: str, cause: str, cyc: Cycle) -> None:
+def _create_master(cd: ClusterData, keeper_uid: str, init_mode: str, cause: DBAddition, cyc: Cycle) -> None:
     s = cyc.spec
     # A standby cluster's master follows the remote primary (Go does so only for pitr and
     # would start an ``existing`` one as a primary: see docs/sentinel-decisions.md).
@@ -88,7 +86,7 @@ def _reset(cd: ClusterData, db: DB, timeout_s: float, cyc: Cycle) -> None:
     cyc.emit(InitFailed(db.uid, spec(db).keeper_uid, timeout_s))
     for uid in sorted(dbs(cd)):
         gone = dbs(cd)[uid]
-        cyc.emit(DBRemoved(uid, spec(gone).keeper_uid, REMOVED_INIT_FAILED))
+        cyc.emit(DBRemoved(uid, spec(gone).keeper_uid, DBRemoval.INIT_FAILED))
     cd.dbs = {}
     status(cd).master = ""
 
@@ -101,15 +99,15 @@ def initializing(cd: ClusterData, cyc: Cycle) -> None:
 
     if not master_uid:
         if init_mode == INIT_MODE_NEW:
-            _create_master(cd, _pick_keeper(cd, cyc), DB_INIT_NEW, ADDED_INITIAL_MASTER, cyc)
+            _create_master(cd, _pick_keeper(cd, cyc), DB_INIT_NEW, DBAddition.INITIAL_MASTER, cyc)
         elif init_mode == INIT_MODE_EXISTING:
             ec = cyc.spec.existing_config
             wanted = ec.keeper_uid if ec is not None else ""
             if wanted not in keepers(cd):
                 raise UpdateFailed(f"keeper {wanted!r} state not available")
-            _create_master(cd, wanted, DB_INIT_EXISTING, ADDED_EXISTING_MASTER, cyc)
+            _create_master(cd, wanted, DB_INIT_EXISTING, DBAddition.EXISTING_MASTER, cyc)
         else:
-            _create_master(cd, _pick_keeper(cd, cyc), DB_INIT_PITR, ADDED_PITR_MASTER, cyc)
+            _create_master(cd, _pick_keeper(cd, cyc), DB_INIT_PITR, DBAddition.PITR_MASTER, cyc)
         return
 
     db = dbs(cd).get(master_uid)

@@ -34,7 +34,7 @@ class ProxyInfoSeen:
 @dataclass(frozen=True)
 class ConvergenceTimer:
     """When the sentinel first saw a DB at ``generation`` without the keeper reporting it;
-    ``reported``: its convergence failure was already reported (one reason per generation)."""
+    ``reported``: its convergence failure was already reported (one event per generation)."""
 
     generation: int
     since: float

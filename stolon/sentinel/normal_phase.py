@@ -2,7 +2,7 @@
 
 In order: remove dead keepers without a DB; advance a planned switchover (while it runs it
 owns the master: :mod:`stolon.sentinel.switchover`); check the master; elect a replacement
-if it failed and promote it once fencing allows (:mod:`stolon.sentinel.fencing`);
+if it failed and promote it once fencing allows (:mod:`stolon.sentinel.promotion_fencing`);
 otherwise (master settled) run proxy fencing step 2, promote a standby cluster whose role
 became master, and, only while the master is healthy and converged, remove old masters,
 invalid DBs and DBs that cannot sync, manage synchronous standbys, keep
@@ -28,9 +28,8 @@ from stolon.model.cluster import (
     FollowConfig,
 )
 from stolon.model.spec import ROLE_MASTER as CLUSTER_ROLE_MASTER
-from stolon.sentinel import fencing, switchover, syncrepl
+from stolon.sentinel import switchover, syncrepl
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, fresh_db_uid, keepers, seconds, spec, status
-from stolon.sentinel.election import elect, master_failures, promote
 from stolon.sentinel.eligibility import (
     FORKED_TIMELINE,
     INVALID_SYSTEM_ID,
@@ -40,6 +39,16 @@ from stolon.sentinel.eligibility import (
     db_validity,
     sync_repl,
 )
+from stolon.sentinel.events import (
+    DBAdded,
+    DBAddition,
+    DBNotConverged,
+    DBRemoval,
+    DBRemoved,
+    KeeperRemoved,
+    StandbyClusterPromoted,
+)
+from stolon.sentinel.failover import elect, master_failures, promote
 from stolon.sentinel.predicates import (
     CONVERGED,
     CONVERGENCE_FAILED,
@@ -48,21 +57,8 @@ from stolon.sentinel.predicates import (
     convergence_state,
     convergence_timeout,
 )
+from stolon.sentinel.promotion_fencing import allows_promotion
 from stolon.sentinel.proxies import point_proxies
-from stolon.sentinel.reasons import (
-    ADDED_NEW_STANDBY,
-    REMOVED_CANNOT_SYNC,
-    REMOVED_FORKED_TIMELINE,
-    REMOVED_INVALID_SYSTEM_ID,
-    REMOVED_NOT_GOOD_STANDBY,
-    REMOVED_OLD_MASTER,
-    REMOVED_STANDBY_IN_EXCESS,
-    DBAdded,
-    DBNotConverged,
-    DBRemoved,
-    KeeperRemoved,
-    StandbyClusterPromoted,
-)
 
 
 def normal(cd: ClusterData, cyc: Cycle) -> None:
@@ -82,7 +78,7 @@ def normal(cd: ClusterData, cyc: Cycle) -> None:
     causes = master_failures(cur, cyc)
     if causes:
         chosen = elect(cd, cur, causes, cyc)
-        if chosen is not None and fencing.allows_promotion(cd, cur, chosen, cyc):
+        if chosen is not None and allows_promotion(cd, cur, chosen, cyc):
             promote(cd, cur_uid, chosen, cyc)
             wanted_uid = chosen
     if wanted_uid == cur_uid:
@@ -127,7 +123,7 @@ def _report_convergence_failures(cd: ClusterData, cyc: Cycle) -> None:
             )
 
 
-def _remove(cd: ClusterData, db: DB, cause: str, cyc: Cycle, detail: str = "") -> None:
+def _remove(cd: ClusterData, db: DB, cause: DBRemoval, cyc: Cycle, detail: str = "") -> None:
     del dbs(cd)[db.uid]
     cyc.emit(DBRemoved(db.uid, spec(db).keeper_uid, cause, detail))
 
@@ -153,20 +149,22 @@ def _settled(cd: ClusterData, master: DB, cyc: Cycle) -> None:
     for uid in sorted(dbs(cd)):
         db = dbs(cd)[uid]
         if uid != master.uid and db_type(db) == MASTER_TYPE:
-            _remove(cd, db, REMOVED_OLD_MASTER, cyc)
+            _remove(cd, db, DBRemoval.OLD_MASTER, cyc)
 
     for uid in sorted(dbs(cd)):
         db = dbs(cd)[uid]
         validity = db_validity(cd, db)
         if uid != master.uid and validity in (INVALID_SYSTEM_ID, FORKED_TIMELINE):
-            cause = REMOVED_INVALID_SYSTEM_ID if validity == INVALID_SYSTEM_ID else REMOVED_FORKED_TIMELINE
+            cause = (
+                DBRemoval.INVALID_SYSTEM_ID if validity == INVALID_SYSTEM_ID else DBRemoval.FORKED_TIMELINE
+            )
             _remove(cd, db, cause, cyc)
 
     for uid in sorted(dbs(cd)):
         db = dbs(cd)[uid]
         ok, detail = can_sync(cd, db, cyc)
         if not ok:
-            _remove(cd, db, REMOVED_CANNOT_SYNC, cyc, detail)
+            _remove(cd, db, DBRemoval.CANNOT_SYNC, cyc, detail)
 
     good, _failed, converging = classify(cd, cyc, STANDBY_TYPE)
     for db in good:
@@ -209,14 +207,14 @@ def _keep_standby_count(
         for uid in sorted(dbs(cd)):
             db = dbs(cd)[uid]
             if db_type(db) == STANDBY_TYPE and uid not in sync_set and uid not in good_uids:
-                _remove(cd, db, REMOVED_NOT_GOOD_STANDBY, cyc)
+                _remove(cd, db, DBRemoval.NOT_GOOD_STANDBY, cyc)
         excess = len(good) - per_sender
         for db in sorted(good, key=lambda d: (d.status.xlog_pos, d.uid)):
             if excess <= 0:
                 break
             if db.uid in sync_set:
                 continue
-            _remove(cd, db, REMOVED_STANDBY_IN_EXCESS, cyc)
+            _remove(cd, db, DBRemoval.STANDBY_IN_EXCESS, cyc)
             excess -= 1
         return
     missing = per_sender - (len(good) + len(converging))
@@ -233,7 +231,7 @@ def _keep_standby_count(
             ),
         )
         dbs(cd)[db.uid] = db
-        cyc.emit(DBAdded(db.uid, keeper_uid, ROLE_STANDBY, DB_INIT_RESYNC, ADDED_NEW_STANDBY))
+        cyc.emit(DBAdded(db.uid, keeper_uid, ROLE_STANDBY, DB_INIT_RESYNC, DBAddition.NEW_STANDBY))
 
 
 def free_keepers(cd: ClusterData) -> list[str]:

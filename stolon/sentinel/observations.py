@@ -36,7 +36,7 @@ class Observations:
     returns them. ``first_run`` is true on the first cycle after (re)gaining leadership: the
     memory is then reset and the keeper infos are only recorded (as Go does).
     ``fencing``: old master DB UID → the outcome of the fencing the previous cycle requested
-    (a ``FencingRequested`` reason), run by the daemon between the two cycles.
+    (a ``FencingRequested`` event), run by the daemon between the two cycles.
     """
 
     keepers_info: Mapping[str, KeeperInfo] = field(default_factory=dict)

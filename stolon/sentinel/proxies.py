@@ -1,6 +1,6 @@
 """Proxies: which are alive and the two fencing steps of a master change.
 
-Step 1 (at election, in :mod:`stolon.sentinel.election`): clear ``masterDbUid`` so every
+Step 1 (at election, in :mod:`stolon.sentinel.failover`): clear ``masterDbUid`` so every
 proxy drops its client connections. Step 2 (here, once the master is settled): when every
 active proxy reports the proxy generation of step 1, point them at the master, then keep
 ``enabledProxies`` equal to the active proxies.
@@ -13,15 +13,13 @@ from collections.abc import Mapping
 from stolon.model.cluster import DB, ClusterData
 from stolon.model.infos import ProxyInfo
 from stolon.sentinel.cycle import Cycle, proxy
-from stolon.sentinel.memory import ProxyInfoSeen
-from stolon.sentinel.reasons import (
-    PROXIES_MASTER_NOT_PROMOTED,
-    PROXIES_MASTER_UNHEALTHY,
-    PROXIES_NOT_CONVERGED,
+from stolon.sentinel.events import (
     EnabledProxiesChanged,
     ProxiesPointed,
+    ProxiesWait,
     ProxiesWaiting,
 )
+from stolon.sentinel.memory import ProxyInfoSeen
 
 
 def active_proxies(
@@ -59,12 +57,12 @@ def point_proxies(cd: ClusterData, master: DB, cyc: Cycle) -> None:
     if not p.spec.master_db_uid:
         unconverged = tuple(uid for uid, pi in cyc.active_proxies.items() if pi.generation != p.generation)
         if unconverged:
-            cyc.emit(ProxiesWaiting(master.uid, PROXIES_NOT_CONVERGED, unconverged, p.generation))
+            cyc.emit(ProxiesWaiting(master.uid, ProxiesWait.NOT_CONVERGED, unconverged, p.generation))
         elif not master_promoted(master):
-            cyc.emit(ProxiesWaiting(master.uid, PROXIES_MASTER_NOT_PROMOTED, (), p.generation))
+            cyc.emit(ProxiesWaiting(master.uid, ProxiesWait.MASTER_NOT_PROMOTED, (), p.generation))
         elif not master.status.healthy:
             # A master that failed with no replacement available: don't route clients to it.
-            cyc.emit(ProxiesWaiting(master.uid, PROXIES_MASTER_UNHEALTHY, (), p.generation))
+            cyc.emit(ProxiesWaiting(master.uid, ProxiesWait.MASTER_UNHEALTHY, (), p.generation))
         else:
             p.spec.master_db_uid = master.uid
             p.generation += 1

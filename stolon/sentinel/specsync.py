@@ -14,8 +14,11 @@ from stolon.model.cluster import FOLLOW_EXTERNAL, ClusterData, DBSpec, FollowCon
 from stolon.model.spec import DefaultedSpec
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec
 from stolon.sentinel.eligibility import MASTER_TYPE, db_type
+from stolon.sentinel.events import (
+    DBGenerationBumped,
+    SpecPropagated,
+)
 from stolon.sentinel.observations import Now
-from stolon.sentinel.reasons import DBGenerationBumped, SpecPropagated
 
 
 def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ...]:

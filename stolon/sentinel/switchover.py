@@ -13,7 +13,7 @@ phase ``requested`` in ``cluster.status.switchover``. Each cycle, :func:`step` m
    (:mod:`stolon.sentinel.eligibility`: converged, healthy, freshly reported, on the old
    master's timeline, in its known-in-sync set with synchronous replication, ...) and
    reports xLogPos ≥ that position: it is made master as in a failover
-   (:func:`stolon.sentinel.election.promote`).
+   (:func:`stolon.sentinel.failover.promote`).
 
 The target is judged by :func:`stolon.sentinel.eligibility.switchover_refusals`: the failover
 rule plus being a standby of the master. At step 1 every condition but the fresh report
@@ -47,7 +47,6 @@ from stolon.model.cluster import (
 )
 from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec, status
-from stolon.sentinel.election import evidence, promote
 from stolon.sentinel.eligibility import (
     Evidence,
     Refusal,
@@ -57,29 +56,20 @@ from stolon.sentinel.eligibility import (
     switchover_candidates,
     switchover_refusals,
 )
-from stolon.sentinel.memory import SwitchoverClock
-from stolon.sentinel.proxies import master_promoted
-from stolon.sentinel.reasons import (
-    SWITCHOVER_MASTER_CHANGED,
-    SWITCHOVER_MASTER_FAILED,
-    SWITCHOVER_NEW_MASTER_REPLACED,
-    SWITCHOVER_NO_CANDIDATE,
-    SWITCHOVER_NOT_ELIGIBLE,
-    SWITCHOVER_TIMED_OUT,
-    SWITCHOVER_UNKNOWN_KEEPER,
-    SWITCHOVER_UNSUPPORTED,
-    SWITCHOVER_WAIT_MASTER_STOP,
-    SWITCHOVER_WAIT_TARGET_BEHIND,
-    SWITCHOVER_WAIT_TARGET_NOT_READY,
-    SWITCHOVER_WAIT_TARGET_REPORT,
+from stolon.sentinel.events import (
     ProxiesFenced,
+    SwitchoverCancel,
     SwitchoverCancelled,
     SwitchoverCompleted,
     SwitchoverMasterStopped,
     SwitchoverPromoted,
     SwitchoverStarted,
+    SwitchoverWait,
     SwitchoverWaiting,
 )
+from stolon.sentinel.failover import evidence, promote
+from stolon.sentinel.memory import SwitchoverClock
+from stolon.sentinel.proxies import master_promoted
 
 #: Refusals a target can clear by catching up while the old master is stopped: they make
 #: the switchover wait, not cancel, once the master is being stopped. Before it promotes,
@@ -116,13 +106,15 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
     if old is None or old.uid != sw.master_db:
         now = old.uid if old is not None else "none"
         detail = f"the master changed (now db {now})"
-        return _cancel(sw, dbs(cd).get(sw.master_db), SWITCHOVER_MASTER_CHANGED, detail, cyc, hold=False)
+        return _cancel(
+            sw, dbs(cd).get(sw.master_db), SwitchoverCancel.MASTER_CHANGED, detail, cyc, hold=False
+        )
     old_keeper = keepers(cd).get(spec(old).keeper_uid)
     if old_keeper is None or not old_keeper.status.healthy or not old.status.healthy:
         return _cancel(
             sw,
             old,
-            SWITCHOVER_MASTER_FAILED,
+            SwitchoverCancel.MASTER_FAILED,
             "the old master failed during the switchover: automatic failover takes over",
             cyc,
             hold=False,
@@ -132,25 +124,27 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
         detail = f"timed out after {sw.timeout_seconds():g}s in phase {sw.phase}"
         if sw.message:
             detail += f" ({sw.message})"
-        return _cancel(sw, old, SWITCHOVER_TIMED_OUT, detail, cyc)
+        return _cancel(sw, old, SwitchoverCancel.TIMED_OUT, detail, cyc)
 
     terms = Terms.of(old, cyc.spec)
     if sw.phase == SWITCHOVER_REQUESTED:
         return _start(cd, sw, terms, cyc)
     target = dbs(cd).get(sw.target_db)
     if target is None:
-        return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, f"the target db {sw.target_db} was removed", cyc)
+        return _cancel(
+            sw, old, SwitchoverCancel.NOT_ELIGIBLE, f"the target db {sw.target_db} was removed", cyc
+        )
     why = target_refusals(cd, terms, target, cyc)
     fatal = [x for x in why if x not in CATCH_UP_REFUSALS]
     if fatal:
         detail = f"the target keeper {spec(target).keeper_uid} is no longer eligible: {explain(fatal)}"
-        return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
+        return _cancel(sw, old, SwitchoverCancel.NOT_ELIGIBLE, detail, cyc)
 
     if sw.phase == SWITCHOVER_STOPPING:
         pos = cyc.stopped.get(old.uid)
         if pos is None:
             return _wait(
-                sw, SWITCHOVER_WAIT_MASTER_STOP, "waiting for the old master to shut down cleanly", cyc
+                sw, SwitchoverWait.MASTER_STOP, "waiting for the old master to shut down cleanly", cyc
             )
         sw.master_xlog_pos = pos
         sw.phase = SWITCHOVER_CATCHING_UP
@@ -158,16 +152,16 @@ def step(cd: ClusterData, cyc: Cycle) -> Step:
 
     # catching_up: the target must pass the whole failover rule and have the old master's WAL
     if Refusal.NO_FRESH_REPORT in why:
-        return _wait(sw, SWITCHOVER_WAIT_TARGET_REPORT, f"waiting for a fresh report of db {target.uid}", cyc)
+        return _wait(sw, SwitchoverWait.TARGET_REPORT, f"waiting for a fresh report of db {target.uid}", cyc)
     if target.status.xlog_pos < sw.master_xlog_pos:
         detail = (
             f"waiting for db {target.uid} to receive the old master's WAL up to {sw.master_xlog_pos}"
             f" (at {target.status.xlog_pos})"
         )
-        return _wait(sw, SWITCHOVER_WAIT_TARGET_BEHIND, detail, cyc)
+        return _wait(sw, SwitchoverWait.TARGET_BEHIND, detail, cyc)
     if why:
         detail = f"waiting for db {target.uid}: {explain(why)}"
-        return _wait(sw, SWITCHOVER_WAIT_TARGET_NOT_READY, detail, cyc)
+        return _wait(sw, SwitchoverWait.TARGET_NOT_READY, detail, cyc)
     promote(cd, old.uid, target.uid, cyc)
     sw.phase = SWITCHOVER_PROMOTING
     sw.message = f"waiting for db {target.uid} to be promoted"
@@ -190,23 +184,23 @@ def _start(cd: ClusterData, sw: Switchover, terms: Terms, cyc: Cycle) -> Step:
     before the promotion), then fence the proxies and stop the old master."""
     old = terms.old
     if cyc.spec.role == CLUSTER_ROLE_STANDBY:
-        return _cancel(sw, old, SWITCHOVER_UNSUPPORTED, "a standby cluster can't switch over", cyc)
+        return _cancel(sw, old, SwitchoverCancel.UNSUPPORTED, "a standby cluster can't switch over", cyc)
     if sw.target_keeper:
         if sw.target_keeper not in keepers(cd):
             detail = f"keeper {sw.target_keeper!r} is not in the cluster data"
-            return _cancel(sw, old, SWITCHOVER_UNKNOWN_KEEPER, detail, cyc)
+            return _cancel(sw, old, SwitchoverCancel.UNKNOWN_KEEPER, detail, cyc)
         target = cd.db_of_keeper(sw.target_keeper)
         why = [Refusal.NOT_A_STANDBY] if target is None else _start_refusals(cd, terms, target, cyc)
         if target is None or why:
             detail = f"keeper {sw.target_keeper} is not eligible: {explain(why)}"
-            return _cancel(sw, old, SWITCHOVER_NOT_ELIGIBLE, detail, cyc)
+            return _cancel(sw, old, SwitchoverCancel.NOT_ELIGIBLE, detail, cyc)
         chosen_by = "request"
     else:
         ev = {uid: _start_evidence(db, terms, cyc) for uid, db in dbs(cd).items() if uid != old.uid}
         ok, refused = switchover_candidates(cd, terms, ev)
         if not ok:
             detail = f"no standby is eligible ({explain_by_keeper(refused)})"
-            return _cancel(sw, old, SWITCHOVER_NO_CANDIDATE, detail, cyc)
+            return _cancel(sw, old, SwitchoverCancel.NO_CANDIDATE, detail, cyc)
         target = ok[0]
         chosen_by = "sentinel"
     sw.target_db = target.uid
@@ -249,7 +243,7 @@ def _promoting(cd: ClusterData, sw: Switchover, cyc: Cycle) -> None:
     if master is None or master.uid != sw.target_db:
         now = master.uid if master is not None else "none"
         detail = f"the promoted db {sw.target_db} was replaced by db {now} before it was ready"
-        _cancel(sw, None, SWITCHOVER_NEW_MASTER_REPLACED, detail, cyc, hold=False)
+        _cancel(sw, None, SwitchoverCancel.NEW_MASTER_REPLACED, detail, cyc, hold=False)
         return
     if master_promoted(master) and master.status.healthy and master.uid in cyc.refreshed:
         sw.phase = SWITCHOVER_COMPLETED
@@ -258,14 +252,14 @@ def _promoting(cd: ClusterData, sw: Switchover, cyc: Cycle) -> None:
         cyc.emit(SwitchoverCompleted(sw.id, master.uid, spec(master).keeper_uid))
 
 
-def _wait(sw: Switchover, cause: str, detail: str, cyc: Cycle) -> Step:
+def _wait(sw: Switchover, cause: SwitchoverWait, detail: str, cyc: Cycle) -> Step:
     sw.message = detail
     cyc.emit(SwitchoverWaiting(sw.id, sw.phase, cause, detail))
     return Step.HOLD
 
 
 def _cancel(
-    sw: Switchover, old: DB | None, cause: str, detail: str, cyc: Cycle, *, hold: bool = True
+    sw: Switchover, old: DB | None, cause: SwitchoverCancel, detail: str, cyc: Cycle, *, hold: bool = True
 ) -> Step:
     """Abandon the switchover; ``old``, if stopped, is told to start again.
 

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 from stolon.model.cluster import DB, ClusterData
 from stolon.sentinel.cycle import Cycle, dbs, keepers, spec
-from stolon.sentinel.election import FAKE_STANDBY_NAME
 from stolon.sentinel.eligibility import sync_repl
-from stolon.sentinel.predicates import is_lag_below_max
-from stolon.sentinel.reasons import (
-    SYNC_DISABLED,
-    SYNC_RECONCILE,
-    SYNC_RESELECT,
+from stolon.sentinel.events import (
+    SyncChange,
     SyncStandbysChanged,
     SyncStandbysWaiting,
 )
+from stolon.sentinel.failover import FAKE_STANDBY_NAME
+from stolon.sentinel.predicates import is_lag_below_max
 
 
 def _common(a: list[str] | None, b: list[str] | None) -> list[str]:
@@ -71,7 +69,7 @@ class _Snapshot:
         return self.defined, self.in_sync, self.external
 
 
-def _emit_change(master: DB, before: _Snapshot, cause: str, cyc: Cycle) -> None:
+def _emit_change(master: DB, before: _Snapshot, cause: SyncChange, cyc: Cycle) -> None:
     after = _Snapshot(master)
     if before.key() != after.key():
         cyc.emit(
@@ -95,7 +93,7 @@ def disable(master: DB, cyc: Cycle) -> None:
     s.synchronous_standbys = None
     s.external_synchronous_standbys = None
     master.status.synchronous_standbys = None
-    _emit_change(master, before, SYNC_DISABLED, cyc)
+    _emit_change(master, before, SyncChange.DISABLED, cyc)
 
 
 def manage(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> None:
@@ -122,7 +120,7 @@ def manage(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> None:
         pending = [uid for uid in ms.synchronous_standbys or [] if uid not in in_sync]
         if any(uid not in dbs(cd) or uid not in good_uids for uid in pending):
             ms.synchronous_standbys = sorted(in_sync)
-        _emit_change(master, before, SYNC_RECONCILE, cyc)
+        _emit_change(master, before, SyncChange.RECONCILE, cyc)
         if not _same_set(master.status.synchronous_standbys, ms.synchronous_standbys):
             cyc.emit(
                 SyncStandbysWaiting(
@@ -167,4 +165,4 @@ def manage(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> None:
     ms.synchronous_standbys = sorted(chosen)
     ms.external_synchronous_standbys = [FAKE_STANDBY_NAME] if len(chosen) < minimum else []
     master.status.synchronous_standbys = _common(master.status.synchronous_standbys, ms.synchronous_standbys)
-    _emit_change(master, before, SYNC_RESELECT, cyc)
+    _emit_change(master, before, SyncChange.RESELECT, cyc)

@@ -19,7 +19,7 @@ import pytest
 from stolon.model.cluster import DB_INIT_EXISTING, DB_INIT_NEW, DB_INIT_RESYNC, PHASE_INITIALIZING
 from stolon.model.duration import Duration
 from stolon.model.spec import ExistingConfig
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import Refusal
 
 from .builders import CD, FAKE, MASTER, WALL0, comparable, diff
@@ -415,9 +415,9 @@ def test_update_cluster(story: Story) -> None:
     if story.error is not None:
         assert decision.cluster_data is None
         assert decision.error == story.error
-        assert isinstance(decision.reasons[-1], r.UpdateError)
+        assert isinstance(decision.events[-1], ev.UpdateError)
         return
-    assert decision.error is None, decision.reasons
+    assert decision.error is None, decision.events
     want = story.after(before.clone()) if story.after else before
     got = decision.cluster_data
     assert comparable(got) == comparable(want.build()), f"#{story.n} {story.text}\n{diff(got, want.build())}"
@@ -429,19 +429,19 @@ def test_story_numbers_are_go_numbers() -> None:
 
 def test_go05_reasons_explain_the_failover() -> None:
     d = STORIES[5].before().decide()
-    failed = d.of(r.MasterFailed)
-    assert [(f.db_uid, f.causes) for f in failed] == [("db1", (r.MASTER_UNHEALTHY,))]
-    (e,) = d.of(r.MasterElected)
+    failed = d.of(ev.MasterFailed)
+    assert [(f.db_uid, f.causes) for f in failed] == [("db1", (ev.MasterFailure.UNHEALTHY,))]
+    (e,) = d.of(ev.MasterElected)
     assert (e.old_master_db, e.new_master_db, e.synchronous) == ("db1", "db2", False)
     assert [(c.db_uid, c.chosen, c.refusals) for c in e.candidates] == [("db2", True, ())]
-    assert d.of(r.ProxiesFenced) == [r.ProxiesFenced("db1", "db2", 2)]
-    bumped = {b.db_uid: b.fields for b in d.of(r.DBGenerationBumped)}
+    assert d.of(ev.ProxiesFenced) == [ev.ProxiesFenced("db1", "db2", 2)]
+    bumped = {b.db_uid: b.fields for b in d.of(ev.DBGenerationBumped)}
     assert bumped == {"db1": ("followers",), "db2": ("followConfig", "role")}
 
 
 def test_go07_no_eligible_master_names_each_refusal() -> None:
     d = STORIES[7].before().decide()
-    (n,) = d.of(r.NoEligibleMaster)
+    (n,) = d.of(ev.NoEligibleMaster)
     (c,) = n.candidates
     assert c.db_uid == "db2" and not c.chosen
     assert c.refusals == (Refusal.UNKNOWN_STATE, Refusal.NOT_CONVERGED)
@@ -449,31 +449,31 @@ def test_go07_no_eligible_master_names_each_refusal() -> None:
 
 def test_go20_sync_refusals() -> None:
     d = STORIES[20].before().decide()
-    (n,) = d.of(r.NoEligibleMaster)
+    (n,) = d.of(ev.NoEligibleMaster)
     assert n.synchronous and n.known_in_sync == ("db2",)
     refusals = {c.db_uid: c.refusals for c in n.candidates}
     assert refusals["db3"] == (Refusal.NOT_IN_SYNC_SET,)
     assert Refusal.UNHEALTHY in refusals["db2"] and Refusal.NO_FRESH_REPORT in refusals["db2"]
-    (f,) = d.of(r.MasterFailed)
-    assert f.causes == (r.MASTER_UNHEALTHY, r.MASTER_CONVERGENCE_FAILED)
+    (f,) = d.of(ev.MasterFailed)
+    assert f.causes == (ev.MasterFailure.UNHEALTHY, ev.MasterFailure.CONVERGENCE_FAILED)
 
 
 def test_go22_and_go19_sync_reasons() -> None:
     d = STORIES[22].before().decide()
-    changes = d.of(r.SyncStandbysChanged)
+    changes = d.of(ev.SyncStandbysChanged)
     assert [(c.cause, c.old_defined, c.new_defined) for c in changes] == [
-        (r.SYNC_RECONCILE, ("db2", "db3"), ("db2",))
+        (ev.SyncChange.RECONCILE, ("db2", "db3"), ("db2",))
     ]
     d = STORIES[19].before().decide()
-    (c,) = d.of(r.SyncStandbysChanged)
+    (c,) = d.of(ev.SyncStandbysChanged)
     assert (c.cause, c.old_defined, c.new_defined, c.new_in_sync) == (
-        r.SYNC_RESELECT,
+        ev.SyncChange.RESELECT,
         ("db2",),
         ("db2", "db3"),
         ("db2",),
     )
     d = STORIES[21].before().decide()
-    assert d.of(r.SyncStandbysWaiting) == [r.SyncStandbysWaiting("db1", ("db2",), ("db2", "db3"))]
+    assert d.of(ev.SyncStandbysWaiting) == [ev.SyncStandbysWaiting("db1", ("db2",), ("db2", "db3"))]
 
 
 def test_init_existing_keeper_missing_is_an_error() -> None:
@@ -493,7 +493,9 @@ def test_init_existing_creates_master_on_the_named_keeper() -> None:
     want = b.clone().db("db1", "keeper2", role=MASTER, init_mode=DB_INIT_EXISTING, current=0, healthy=False)
     want.db("db1", include_previous_config=True).master("db1")
     assert comparable(d.cluster_data) == comparable(want.build()), diff(d.cluster_data, want.build())
-    assert d.of(r.DBAdded) == [r.DBAdded("db1", "keeper2", MASTER, DB_INIT_EXISTING, r.ADDED_EXISTING_MASTER)]
+    assert d.of(ev.DBAdded) == [
+        ev.DBAdded("db1", "keeper2", MASTER, DB_INIT_EXISTING, ev.DBAddition.EXISTING_MASTER)
+    ]
 
 
 def _existing(keeper: str) -> ExistingConfig:

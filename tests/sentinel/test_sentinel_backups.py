@@ -21,7 +21,7 @@ from stolon.model.cluster import (
 )
 from stolon.model.infos import KeeperBackupState
 from stolon.sentinel import Decision, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 
 from .builders import CD, MASTER, NOW, WALL0
 
@@ -89,13 +89,13 @@ def test_no_backup_section_no_status() -> None:
     b = CD().keeper("keeper1").db("db1", "keeper1", role=MASTER, xlog=1).master("db1")
     d, cd = run(b)
     assert cd.cluster is not None and cd.cluster.status.backup is None
-    assert not [x for x in d.reasons if x.kind.startswith("backup")]
+    assert not [x for x in d.events if x.kind.startswith("backup")]
 
 
 def test_requested_waits_for_the_keeper() -> None:
     d, cd = run(two(), request())
     assert req_of(cd).phase == BACKUP_REQUESTED
-    assert not d.of(r.BackupStarted)
+    assert not d.of(ev.BackupStarted)
 
 
 def test_running_reported() -> None:
@@ -104,7 +104,7 @@ def test_running_reported() -> None:
         two(), request(), report=KeeperBackupState(request_id="req1", phase=BACKUP_RUNNING, start_time=start)
     )
     assert req_of(cd).phase == BACKUP_RUNNING and req_of(cd).start_time == start
-    assert d.of(r.BackupStarted) == [r.BackupStarted("req1", "keeper1")]
+    assert d.of(ev.BackupStarted) == [ev.BackupStarted("req1", "keeper1")]
 
 
 def test_completed_reported_even_without_seeing_running() -> None:
@@ -114,7 +114,7 @@ def test_completed_reported_even_without_seeing_running() -> None:
     d, cd = run(two(), request(), report=rep)
     got = req_of(cd)
     assert (got.phase, got.backup_id, got.size) == (BACKUP_COMPLETED, "B1", 42)
-    assert [x.kind for x in d.reasons if x.kind.startswith("backup")] == [
+    assert [x.kind for x in d.events if x.kind.startswith("backup")] == [
         "backup_started",
         "backup_completed",
     ]
@@ -124,7 +124,7 @@ def test_keeper_failure_copied() -> None:
     rep = KeeperBackupState(request_id="req1", phase=BACKUP_FAILED, message="disk full")
     d, cd = run(two(), request(BACKUP_RUNNING), report=rep)
     assert req_of(cd).phase == BACKUP_FAILED and req_of(cd).message == "disk full"
-    assert d.of(r.BackupFailed)[0].cause == r.BACKUP_KEEPER_FAILED
+    assert d.of(ev.BackupFailed)[0].cause == ev.BackupFailure.KEEPER_FAILED
 
 
 def test_report_of_another_request_ignored() -> None:
@@ -136,14 +136,14 @@ def test_report_of_another_request_ignored() -> None:
 def test_master_changed_fails_the_request() -> None:
     d, cd = run(two(), request(db="db2", keeper="keeper2"))
     assert req_of(cd).phase == BACKUP_FAILED
-    assert d.of(r.BackupFailed)[0].cause == r.BACKUP_MASTER_CHANGED
+    assert d.of(ev.BackupFailed)[0].cause == ev.BackupFailure.MASTER_CHANGED
 
 
 def test_timeout() -> None:
     old = WALL0 - timedelta(hours=7)
     d, cd = run(two(), request(BACKUP_RUNNING, request_time=old))
     assert req_of(cd).phase == BACKUP_FAILED
-    assert d.of(r.BackupFailed)[0].cause == r.BACKUP_TIMED_OUT
+    assert d.of(ev.BackupFailed)[0].cause == ev.BackupFailure.TIMED_OUT
 
 
 def test_custom_timeout_not_reached() -> None:
@@ -156,7 +156,7 @@ def test_ended_request_untouched() -> None:
     done = request(BACKUP_COMPLETED, backup_id="B1")
     d, cd = run(two(), done, report=KeeperBackupState(request_id="req1", phase=BACKUP_FAILED))
     assert req_of(cd).phase == BACKUP_COMPLETED
-    assert not [x for x in d.reasons if x.kind.startswith("backup")]
+    assert not [x for x in d.events if x.kind.startswith("backup")]
 
 
 # -- schedule ---------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_schedule_first_sight_records_the_slot_only() -> None:
     assert cd.cluster is not None and cd.cluster.status.backup is not None
     assert cd.cluster.status.backup.last_scheduled_slot == WALL0.replace(minute=0)
     assert cd.cluster.status.backup.request is None
-    assert not d.of(r.BackupRequested)
+    assert not d.of(ev.BackupRequested)
 
 
 def test_schedule_new_slot_requests_once() -> None:
@@ -183,11 +183,11 @@ def test_schedule_new_slot_requests_once() -> None:
         "db1",
         "keeper1",
     )
-    assert d.of(r.BackupRequested)[0].slot == WALL0.replace(minute=0)
+    assert d.of(ev.BackupRequested)[0].slot == WALL0.replace(minute=0)
     # the next cycle, with the written slot, requests nothing more
     assert cd.cluster is not None and cd.cluster.status.backup is not None
     d2, cd2 = run(two(backup=HOURLY), req, last_slot=cd.cluster.status.backup.last_scheduled_slot)
-    assert not d2.of(r.BackupRequested)
+    assert not d2.of(ev.BackupRequested)
     assert req_of(cd2).id == "new1"
 
 
@@ -195,7 +195,7 @@ def test_schedule_slot_skipped_while_a_backup_runs() -> None:
     last = WALL0.replace(minute=0) - timedelta(hours=1)
     d, cd = run(two(backup=HOURLY), request(BACKUP_RUNNING), last_slot=last)
     assert req_of(cd).id == "req1"
-    assert d.of(r.BackupSlotSkipped)[0].cause == r.BACKUP_SLOT_BUSY
+    assert d.of(ev.BackupSlotSkipped)[0].cause == ev.BackupSlotSkip.BUSY
     assert cd.cluster is not None and cd.cluster.status.backup is not None
     assert cd.cluster.status.backup.last_scheduled_slot == WALL0.replace(minute=0)
 
@@ -204,4 +204,4 @@ def test_schedule_slot_skipped_while_a_backup_runs() -> None:
 def test_schedule_missed_slots_give_one_request(missed: int) -> None:
     last = WALL0.replace(minute=0) - timedelta(hours=missed)
     d, _ = run(two(backup=HOURLY), last_slot=last)
-    assert len(d.of(r.BackupRequested)) == 1
+    assert len(d.of(ev.BackupRequested)) == 1

@@ -1,6 +1,6 @@
 """The sentinel daemon's cycle on a real embedded store, without etcd or PostgreSQL.
 
-``Sentinel.cycle()`` reads the cluster data, decides, turns the reasons into spans and writes
+``Sentinel.cycle()`` reads the cluster data, decides, turns the events into spans and writes
 the result with a compare-and-swap conditioned on the leadership. Spans go to an in-memory
 exporter; the stored document must carry the decision span's trace context on what the
 decision changed, and the decision itself must not be modified by the stamping.
@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
@@ -79,7 +79,7 @@ def test_cycle_writes_the_decision_with_the_trace_context_of_its_span(
     finally:
         sentinel.close()
     assert decision is not None and decision.cluster_data is not None, decision
-    bumped = {x.db_uid for x in decision.of(r.DBGenerationBumped)}
+    bumped = {x.db_uid for x in decision.of(ev.DBGenerationBumped)}
     assert bumped == {"db1", "db2"}
 
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "sentinel.decide"]
@@ -94,7 +94,7 @@ def test_cycle_writes_the_decision_with_the_trace_context_of_its_span(
     for uid in ("db1", "db2"):
         ctx = (stored.dbs or {})[uid].trace_context or {}
         assert trace_id in ctx.get("traceparent", ""), (uid, ctx)
-    assert decision.of(r.ProxiesPointed)
+    assert decision.of(ev.ProxiesPointed)
     assert stored.proxy is not None and trace_id in (stored.proxy.trace_context or {}).get("traceparent", "")
     # the stamping made a new document: the decision is what decide() returned
     assert all(db.trace_context is None for db in (decision.cluster_data.dbs or {}).values())
@@ -112,7 +112,7 @@ def test_steady_cycle_makes_no_span_and_writes_the_decision_as_is(
         decision = sentinel.cycle()
     finally:
         sentinel.close()
-    assert decision is not None and decision.cluster_data is not None and decision.reasons == ()
+    assert decision is not None and decision.cluster_data is not None and decision.events == ()
     assert not exporter.get_finished_spans()
     stored, _ = store.get_cluster_data()
     assert stored is not None and stored.to_obj() == decision.cluster_data.to_obj()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from stolon.cli.ctl_switchover import check_request
 from stolon.model.cluster import SWITCHOVER_CATCHING_UP
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import (
     EXPLANATIONS,
     NO_EVIDENCE,
@@ -139,11 +139,11 @@ def test_switchover_rule_asks_at_least_what_the_failover_rule_asks(
     assert set(switchover_refusals(cd, terms, dbs["db2"], NO_EVIDENCE)) <= set(switchover)
 
 
-def _candidate(decision_reasons: tuple[r.Reason, ...], uid: str) -> r.Candidate:
-    for reason in decision_reasons:
-        if isinstance(reason, r.MasterElected | r.NoEligibleMaster):
-            return next(c for c in reason.candidates if c.db_uid == uid)
-    raise AssertionError(f"no election: {[x.kind for x in decision_reasons]}")
+def _candidate(events: tuple[ev.Event, ...], uid: str) -> ev.Candidate:
+    for e in events:
+        if isinstance(e, ev.MasterElected | ev.NoEligibleMaster):
+            return next(c for c in e.candidates if c.db_uid == uid)
+    raise AssertionError(f"no election: {[x.kind for x in events]}")
 
 
 @given(target_facts(), st.booleans())
@@ -155,16 +155,16 @@ def test_every_target_a_switchover_promotes_the_failover_rule_accepts(
     if caught_up:
         b.switchover(phase=SWITCHOVER_CATCHING_UP, master_xlog_pos=2 * MIB)
     d = run(b)
-    promoted = d.of(r.SwitchoverPromoted)
+    promoted = d.of(ev.SwitchoverPromoted)
     event("promoted" if promoted else "not promoted")
     if not promoted:
         return
     assert promoted[0].new_master_db == "db2"
     # the same cycle with the old master's keeper dead: the switchover gives way to a failover
     failed = run(b.clone().keeper("keeper1", healthy=False))
-    cancelled = failed.of(r.SwitchoverCancelled)
-    assert [c.cause for c in cancelled] == [r.SWITCHOVER_MASTER_FAILED]
-    candidate = _candidate(failed.reasons, "db2")
+    cancelled = failed.of(ev.SwitchoverCancelled)
+    assert [c.cause for c in cancelled] == [ev.SwitchoverCancel.MASTER_FAILED]
+    candidate = _candidate(failed.events, "db2")
     assert set(candidate.refusals) <= {Refusal.OUTRANKED}, candidate
 
 
@@ -178,9 +178,9 @@ def test_a_promotion_needs_the_whole_rule_in_the_same_cycle() -> None:
         .switchover(phase=SWITCHOVER_CATCHING_UP, master_xlog_pos=1000)
     )
     d = run(b)
-    (w,) = d.of(r.SwitchoverWaiting)
-    assert w.cause == r.SWITCHOVER_WAIT_TARGET_NOT_READY
-    assert EXPLANATIONS[Refusal.LAG_TOO_HIGH] in w.detail and not d.of(r.SwitchoverPromoted)
+    (w,) = d.of(ev.SwitchoverWaiting)
+    assert w.cause == ev.SwitchoverWait.TARGET_NOT_READY
+    assert EXPLANATIONS[Refusal.LAG_TOO_HIGH] in w.detail and not d.of(ev.SwitchoverPromoted)
 
 
 def test_stolonctl_and_sentinel_share_the_explanations() -> None:
@@ -188,5 +188,5 @@ def test_stolonctl_and_sentinel_share_the_explanations() -> None:
     problem = check_request(b.build(), "keeper3")
     assert problem == f"keeper keeper3 is not eligible: {EXPLANATIONS[Refusal.CANNOT_BE_MASTER]}"
     d = run(b.switchover(id=SW, phase="requested", target_keeper="keeper3", master_db="db1"))
-    (c,) = d.of(r.SwitchoverCancelled)
+    (c,) = d.of(ev.SwitchoverCancelled)
     assert c.detail == problem

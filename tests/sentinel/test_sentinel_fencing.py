@@ -12,7 +12,7 @@ from typing import Any
 from stolon.fencing.base import FencingAttempt, FencingOutcome
 from stolon.model.spec import FencingMethod, FencingSpec
 from stolon.sentinel import Decision, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 
 from .builders import CD, MASTER, NOW
 
@@ -56,7 +56,7 @@ def master_of(d: Decision) -> str:
 def test_without_fencing_the_election_promotes_at_once() -> None:
     b = failed_master().spec(fencing=None)
     d = run(b)
-    assert master_of(d) == "db2" and not d.of(r.FencingRequested)
+    assert master_of(d) == "db2" and not d.of(ev.FencingRequested)
     # a fencing spec without methods fences nothing either
     assert master_of(run(b.spec(fencing=FencingSpec(policy="required")))) == "db2"
 
@@ -64,10 +64,10 @@ def test_without_fencing_the_election_promotes_at_once() -> None:
 def test_election_requests_fencing_and_fences_the_proxies_first() -> None:
     d = run(failed_master())
     assert master_of(d) == "db1"
-    (e,) = d.of(r.MasterElected)  # the election is reported as usual ...
+    (e,) = d.of(ev.MasterElected)  # the election is reported as usual ...
     assert e.new_master_db == "db2"
-    assert d.of(r.FencingRequested) == [  # ... but the promotion waits for the fencing
-        r.FencingRequested(
+    assert d.of(ev.FencingRequested) == [  # ... but the promotion waits for the fencing
+        ev.FencingRequested(
             old_master_db="db1",
             old_master_keeper="keeper1",
             host="10.0.0.1",
@@ -79,7 +79,7 @@ def test_election_requests_fencing_and_fences_the_proxies_first() -> None:
             timeout_s=10.0,
         )
     ]
-    assert d.of(r.ProxiesFenced) == [r.ProxiesFenced("db1", "db2", 2)]
+    assert d.of(ev.ProxiesFenced) == [ev.ProxiesFenced("db1", "db2", 2)]
     assert d.cluster_data is not None and d.cluster_data.dbs is not None
     db2 = d.cluster_data.dbs["db2"]
     assert db2.spec is not None and db2.spec.role == "standby" and db2.generation == 1
@@ -88,37 +88,37 @@ def test_election_requests_fencing_and_fences_the_proxies_first() -> None:
 def test_fenced_old_master_lets_the_next_cycle_promote() -> None:
     d = run(failed_master(), FENCED)
     assert master_of(d) == "db2"
-    assert d.of(r.FencingChecked) == [
-        r.FencingChecked("db1", "keeper1", "db2", "required", fenced=True, promote=True,
+    assert d.of(ev.FencingChecked) == [
+        ev.FencingChecked("db1", "keeper1", "db2", "required", fenced=True, promote=True,
                          detail="command: ok (exit status 0)")
     ]  # fmt: skip
-    assert not d.of(r.FencingRequested)
+    assert not d.of(ev.FencingRequested)
 
 
 def test_required_fencing_that_failed_blocks_the_promotion_and_is_retried() -> None:
     d = run(failed_master("required"), FAILED)
     assert master_of(d) == "db1"
-    (c,) = d.of(r.FencingChecked)
+    (c,) = d.of(ev.FencingChecked)
     assert (c.fenced, c.promote, c.detail) == (False, False, "command: failed (exited with status 3)")
-    assert len(d.of(r.FencingRequested)) == 1  # tried again
+    assert len(d.of(ev.FencingRequested)) == 1  # tried again
 
 
 def test_best_effort_fencing_that_failed_still_promotes() -> None:
     d = run(failed_master("best-effort"), FAILED)
     assert master_of(d) == "db2"
-    (c,) = d.of(r.FencingChecked)
+    (c,) = d.of(ev.FencingChecked)
     assert (c.policy, c.fenced, c.promote) == ("best-effort", False, True)
 
 
 def test_an_outcome_for_another_db_is_not_this_one() -> None:
     d = run(failed_master(), replace(FENCED, db_uid="db0"))
-    assert master_of(d) == "db1" and d.of(r.FencingRequested)
+    assert master_of(d) == "db1" and d.of(ev.FencingRequested)
 
 
 def test_no_candidate_no_fencing() -> None:
     b = failed_master().db("db2", healthy=False).keeper("keeper2", healthy=False)
     d = run(b)
-    assert d.of(r.NoEligibleMaster) and not d.of(r.FencingRequested)
+    assert d.of(ev.NoEligibleMaster) and not d.of(ev.FencingRequested)
 
 
 def test_failkeeper_keeps_the_master_failed_until_fenced() -> None:
@@ -126,7 +126,7 @@ def test_failkeeper_keeps_the_master_failed_until_fenced() -> None:
     later, so the keeper stays force-failed for it."""
     b = failed_master(force_fail=True).keeper("keeper1", healthy=True).db("db1", healthy=True)
     d = run(b)
-    assert master_of(d) == "db1" and d.of(r.FencingRequested)
+    assert master_of(d) == "db1" and d.of(ev.FencingRequested)
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper1"].status.force_fail is True
     # the next cycle: still force-failed, fenced: promoted; forceFail consumed
@@ -140,8 +140,8 @@ def test_failkeeper_with_failed_required_fencing_gives_up() -> None:
     """No retry: the operator's failover is dropped and the (healthy) master stays."""
     b = failed_master("required", force_fail=True).keeper("keeper1", healthy=True).db("db1", healthy=True)
     d = run(b, FAILED)
-    assert master_of(d) == "db1" and not d.of(r.FencingRequested)
-    (c,) = d.of(r.FencingChecked)
+    assert master_of(d) == "db1" and not d.of(ev.FencingRequested)
+    (c,) = d.of(ev.FencingChecked)
     assert not c.promote
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper1"].status.force_fail is False

@@ -7,7 +7,7 @@ from typing import Any
 
 from stolon.model.infos import KeeperInfo
 from stolon.sentinel import Decision, KeeperInfoSeen, Memory, Observations, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 
 from .builders import CD, CLUSTER_UID, MASTER, NOW, WALL0, pick_first, uids
 
@@ -43,7 +43,7 @@ def test_first_run_records_infos_unseen_and_changes_no_health() -> None:
     }
     k2 = d.cluster_data.keepers["keeper2"].status
     assert (k2.healthy, k2.force_fail) == (False, True)
-    assert d.of(r.FirstRun) == [r.FirstRun(2)]
+    assert d.of(ev.FirstRun) == [ev.FirstRun(2)]
 
 
 def test_after_first_run_unchanged_infos_are_ignored_and_changed_ones_are_fresh() -> None:
@@ -99,9 +99,9 @@ def test_keeper_becomes_unhealthy_after_fail_interval() -> None:
         mem = replace(base, keeper_errors={"keeper2": NOW.mono - age})
         d = decide(b.build(), b.observations(), mem, NOW, new_uid=uids(), pick_index=pick_first)
         assert keeper_healthy(d, "keeper2") is healthy, age
-    assert d.of(r.KeeperUnhealthy) == [r.KeeperUnhealthy("keeper2", NOW.mono - 20.5, 20.5, False)]
-    (u,) = d.of(r.DBUnhealthy)
-    assert (u.db_uid, u.cause) == ("db2", r.DB_ERROR_KEEPER_UNHEALTHY)
+    assert d.of(ev.KeeperUnhealthy) == [ev.KeeperUnhealthy("keeper2", NOW.mono - 20.5, 20.5, False)]
+    (u,) = d.of(ev.DBUnhealthy)
+    assert (u.db_uid, u.cause) == ("db2", ev.DBError.KEEPER_UNHEALTHY)
 
 
 def test_keeper_recovers_and_its_last_healthy_time_moves() -> None:
@@ -118,16 +118,16 @@ def test_keeper_recovers_and_its_last_healthy_time_moves() -> None:
     assert keeper_healthy(d, "keeper2")
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper2"].status.last_healthy_time == WALL0
-    assert d.of(r.KeeperHealthy) == [r.KeeperHealthy("keeper2")]
-    assert d.of(r.DBHealthy) == [r.DBHealthy("db2", "keeper2")]
+    assert d.of(ev.KeeperHealthy) == [ev.KeeperHealthy("keeper2")]
+    assert d.of(ev.DBHealthy) == [ev.DBHealthy("db2", "keeper2")]
 
 
 def test_force_fail_is_one_shot() -> None:
     b = two().keeper("keeper2", force_fail=True)
     d = b.decide()
     assert not keeper_healthy(d, "keeper2")
-    assert d.of(r.KeeperForceFailed) == [r.KeeperForceFailed("keeper2")]
-    assert d.of(r.KeeperUnhealthy) == [r.KeeperUnhealthy("keeper2", None, None, True)]
+    assert d.of(ev.KeeperForceFailed) == [ev.KeeperForceFailed("keeper2")]
+    assert d.of(ev.KeeperUnhealthy) == [ev.KeeperUnhealthy("keeper2", None, None, True)]
     assert d.cluster_data is not None and d.cluster_data.keepers is not None
     assert d.cluster_data.keepers["keeper2"].status.force_fail is False
     d2 = decide(
@@ -138,28 +138,28 @@ def test_force_fail_is_one_shot() -> None:
 
 def test_force_failed_master_fails_over_in_the_same_cycle() -> None:
     d = two().keeper("keeper1", force_fail=True).decide()
-    (e,) = d.of(r.MasterElected)
+    (e,) = d.of(ev.MasterElected)
     assert e.new_master_db == "db2"
 
 
 def test_db_error_causes() -> None:
-    cases: list[tuple[dict[str, Any], str]] = [
-        (dict(reports_db="none"), r.DB_ERROR_NO_DB_STATE),
-        (dict(reports_db="dbX"), r.DB_ERROR_UNEXPECTED_DB_UID),
-        (dict(reports=False, healthy=True), r.DB_ERROR_NO_KEEPER_INFO),
+    cases: list[tuple[dict[str, Any], ev.DBError]] = [
+        (dict(reports_db="none"), ev.DBError.NO_DB_STATE),
+        (dict(reports_db="dbX"), ev.DBError.UNEXPECTED_DB_UID),
+        (dict(reports=False, healthy=True), ev.DBError.NO_KEEPER_INFO),
     ]
     for kw, cause in cases:
         b = two().keeper("keeper2", **kw)
         mem = replace(b.memory(), db_errors={"db2": NOW.mono - 30}, keeper_errors={})
         d = decide(b.build(), b.observations(), mem, NOW, new_uid=uids(), pick_index=pick_first)
         assert d.cluster_data is not None and d.cluster_data.dbs is not None
-        if cause != r.DB_ERROR_NO_KEEPER_INFO:
-            assert d.of(r.DBUnhealthy) == [r.DBUnhealthy("db2", "keeper2", cause, NOW.mono - 30, 30.0)], kw
+        if cause != ev.DBError.NO_KEEPER_INFO:
+            assert d.of(ev.DBUnhealthy) == [ev.DBUnhealthy("db2", "keeper2", cause, NOW.mono - 30, 30.0)], kw
         assert d.cluster_data.dbs["db2"].status.healthy is False
     b = two().db("db2", pg_healthy=False, error_for=21)
     d = b.decide()
-    assert d.of(r.DBUnhealthy) == [
-        r.DBUnhealthy("db2", "keeper2", r.DB_ERROR_POSTGRES_UNHEALTHY, NOW.mono - 21, 21)
+    assert d.of(ev.DBUnhealthy) == [
+        ev.DBUnhealthy("db2", "keeper2", ev.DBError.POSTGRES_UNHEALTHY, NOW.mono - 21, 21)
     ]
 
 
@@ -194,10 +194,10 @@ def test_new_keeper_from_its_first_fresh_info_and_wrong_cluster_dropped() -> Non
     k3 = d.cluster_data.keepers["keeper3"]
     assert (k3.status.healthy, k3.status.boot_uuid, k3.generation) == (True, "boot3", 1)
     assert "keeper4" not in d.cluster_data.keepers
-    assert d.of(r.KeeperAdded) == [r.KeeperAdded("keeper3")]
-    assert d.of(r.KeeperInfoWrongCluster) == [r.KeeperInfoWrongCluster("keeper4", "other")]
+    assert d.of(ev.KeeperAdded) == [ev.KeeperAdded("keeper3")]
+    assert d.of(ev.KeeperInfoWrongCluster) == [ev.KeeperInfoWrongCluster("keeper4", "other")]
     # keeper3 is free: with the default maxStandbysPerSender 3 it gets a resync standby
-    assert [a.keeper_uid for a in d.of(r.DBAdded)] == ["keeper3"]
+    assert [a.keeper_uid for a in d.of(ev.DBAdded)] == ["keeper3"]
 
 
 def test_can_be_master_flags_are_copied_from_fresh_infos() -> None:

@@ -20,7 +20,7 @@ from stolon.model.cluster import (
 )
 from stolon.model.spec import PITRConfig, StandbyConfig, StandbySettings
 from stolon.sentinel import Decision, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import is_different_timeline_branch
 from stolon.sentinel.predicates import wal_file_name_no_timeline
 
@@ -40,7 +40,7 @@ def two(**spec: Any) -> CD:
 
 
 def check(d: Decision, want: CD) -> None:
-    assert d.error is None, d.reasons
+    assert d.error is None, d.events
     assert comparable(d.cluster_data) == comparable(want.build()), diff(d.cluster_data, want.build())
 
 
@@ -65,8 +65,8 @@ def test_init_new_db_initialized_merges_parameters_and_goes_normal() -> None:
     want.phase = "normal"
     want.db("db1", generation=2, init_mode=DB_INIT_NONE, include_previous_config=False)
     check(d, want)
-    assert d.of(r.PhaseChanged) == [r.PhaseChanged("initializing", "normal", "db1", True)]
-    assert d.of(r.SpecPropagated) == [r.SpecPropagated("db1", ("pgParameters",))]
+    assert d.of(ev.PhaseChanged) == [ev.PhaseChanged("initializing", "normal", "db1", True)]
+    assert d.of(ev.SpecPropagated) == [ev.SpecPropagated("db1", ("pgParameters",))]
 
 
 def test_init_new_without_merge_keeps_the_spec_parameters() -> None:
@@ -83,8 +83,8 @@ def test_init_new_waits_while_converging_within_init_timeout() -> None:
     b.db("db1", "keeper1", init_mode=DB_INIT_NEW, current=0, healthy=False, converging_for=60)
     d = b.decide()
     check(d, b)
-    assert d.of(r.WaitingForInitialMaster) == [
-        r.WaitingForInitialMaster("db1", "keeper1", DB_INIT_NEW, converged=False, healthy=False)
+    assert d.of(ev.WaitingForInitialMaster) == [
+        ev.WaitingForInitialMaster("db1", "keeper1", DB_INIT_NEW, converged=False, healthy=False)
     ]
 
 
@@ -92,8 +92,8 @@ def test_init_failed_emits_removal() -> None:
     b = CD(PHASE_INITIALIZING, init_mode="new").keeper("keeper1").master("db1")
     b.db("db1", "keeper1", init_mode=DB_INIT_NEW, current=0, healthy=False)
     d = b.decide()
-    assert d.of(r.InitFailed) == [r.InitFailed("db1", "keeper1", 300.0)]
-    assert d.of(r.DBRemoved) == [r.DBRemoved("db1", "keeper1", r.REMOVED_INIT_FAILED)]
+    assert d.of(ev.InitFailed) == [ev.InitFailed("db1", "keeper1", 300.0)]
+    assert d.of(ev.DBRemoved) == [ev.DBRemoved("db1", "keeper1", ev.DBRemoval.INIT_FAILED)]
 
 
 def test_init_existing_never_gives_up() -> None:
@@ -116,7 +116,9 @@ def test_init_pitr_in_a_standby_cluster_follows_the_remote_primary_and_never_tim
     )
     want.db("db1", include_previous_config=True, pitr_config=PITR_CFG)
     check(d, want)
-    assert d.of(r.DBAdded) == [r.DBAdded("db1", "keeper1", STANDBY, DB_INIT_PITR, r.ADDED_PITR_MASTER)]
+    assert d.of(ev.DBAdded) == [
+        ev.DBAdded("db1", "keeper1", STANDBY, DB_INIT_PITR, ev.DBAddition.PITR_MASTER)
+    ]
     # restoring for 1000h: still waiting (pitr has no timeout)
     waiting = want.clone().db("db1", generation=1, current=0)
     d2 = waiting.decide()
@@ -166,8 +168,8 @@ def test_standby_cluster_promotion() -> None:
     d = b.decide()
     want = b.clone().db("db1", generation=2, role=MASTER, follows=None)
     check(d, want)
-    assert d.of(r.StandbyClusterPromoted) == [r.StandbyClusterPromoted("db1", "keeper1")]
-    (bump,) = d.of(r.DBGenerationBumped)
+    assert d.of(ev.StandbyClusterPromoted) == [ev.StandbyClusterPromoted("db1", "keeper1")]
+    (bump,) = d.of(ev.DBGenerationBumped)
     assert bump.fields == ("followConfig", "role")
 
 
@@ -183,7 +185,7 @@ def test_standby_settings_propagate_into_the_external_follow_config() -> None:
     assert db1.spec is not None and db1.spec.follow_config is not None
     assert db1.spec.follow_config.standby_settings == new_cfg.standby_settings
     assert db1.generation == 2
-    assert d.of(r.SpecPropagated) == [r.SpecPropagated("db1", ("followConfig",))]
+    assert d.of(ev.SpecPropagated) == [ev.SpecPropagated("db1", ("followConfig",))]
 
 
 # -- dead keepers -----------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def test_dead_keeper_removal() -> None:
     b.keeper("keeper4", healthy=False, last_healthy=WALL0 - timedelta(hours=47))
     d = b.decide()
     check(d, b.clone().drop_keeper("keeper3"))
-    assert d.of(r.KeeperRemoved) == [r.KeeperRemoved("keeper3", WALL0 - timedelta(hours=49))]
+    assert d.of(ev.KeeperRemoved) == [ev.KeeperRemoved("keeper3", WALL0 - timedelta(hours=49))]
 
 
 # -- removals ---------------------------------------------------------------------------------------
@@ -211,8 +213,8 @@ def test_cannot_sync_standby_removed_and_replaced() -> None:
     b.db("db1", xlog=0x20000000, older_wal="000000010000000000000010")
     b.db("db2", generation=2, current=2, xlog=0x0A000000, stalls=10)
     d = b.decide()
-    (rm,) = d.of(r.DBRemoved)
-    assert (rm.db_uid, rm.cause) == ("db2", r.REMOVED_CANNOT_SYNC)
+    (rm,) = d.of(ev.DBRemoved)
+    assert (rm.db_uid, rm.cause) == ("db2", ev.DBRemoval.CANNOT_SYNC)
     assert "000000000000000A" in rm.detail and "0000000000000010" in rm.detail
     want = b.clone().drop_db("db2").db("db1", generation=2, followers=["db3"])
     want.db("db3", "keeper2", follows="db1", init_mode=DB_INIT_RESYNC, current=0, healthy=False)
@@ -234,7 +236,7 @@ def test_can_sync_exceptions(kw: dict[str, Any], removed: bool) -> None:
     b.db("db2", generation=2, current=2, xlog=0x0A000000, stalls=10)
     b.db("db2", **kw)
     d = b.decide()
-    assert bool(d.of(r.DBRemoved)) is removed
+    assert bool(d.of(ev.DBRemoved)) is removed
 
 
 def test_invalid_standbys_removed() -> None:
@@ -244,16 +246,16 @@ def test_invalid_standbys_removed() -> None:
     b.db("db2", system_id="other", timeline=2)
     b.db("db3", "keeper3", follows="db1", system_id="sys1", timeline=2, history=[(1, 900)])
     d = b.decide()
-    causes = {x.db_uid: x.cause for x in d.of(r.DBRemoved)}
-    assert causes == {"db2": r.REMOVED_INVALID_SYSTEM_ID, "db3": r.REMOVED_FORKED_TIMELINE}
+    causes = {x.db_uid: x.cause for x in d.of(ev.DBRemoved)}
+    assert causes == {"db2": ev.DBRemoval.INVALID_SYSTEM_ID, "db3": ev.DBRemoval.FORKED_TIMELINE}
     # both keepers are free again; maxStandbysPerSender 1: one new standby
-    assert [a.keeper_uid for a in d.of(r.DBAdded)] == ["keeper2"]
+    assert [a.keeper_uid for a in d.of(ev.DBAdded)] == ["keeper2"]
 
 
 def test_old_masters_removed_once_the_master_is_settled() -> None:
     b = two().db("db2", role=MASTER, follows=None).db("db1", followers=["db2"])
     d = b.decide()
-    assert d.of(r.DBRemoved) == [r.DBRemoved("db2", "keeper2", r.REMOVED_OLD_MASTER)]
+    assert d.of(ev.DBRemoved) == [ev.DBRemoved("db2", "keeper2", ev.DBRemoval.OLD_MASTER)]
 
 
 def test_excess_good_standbys_removed_lowest_xlog_first_never_sync_ones() -> None:
@@ -266,9 +268,9 @@ def test_excess_good_standbys_removed_lowest_xlog_first_never_sync_ones() -> Non
         "db4", "keeper4", follows="db1", xlog=30
     )
     d = b.decide()
-    assert [(x.db_uid, x.cause) for x in d.of(r.DBRemoved)] == [
-        ("db3", r.REMOVED_STANDBY_IN_EXCESS),
-        ("db4", r.REMOVED_STANDBY_IN_EXCESS),
+    assert [(x.db_uid, x.cause) for x in d.of(ev.DBRemoved)] == [
+        ("db3", ev.DBRemoval.STANDBY_IN_EXCESS),
+        ("db4", ev.DBRemoval.STANDBY_IN_EXCESS),
     ]
 
 
@@ -276,7 +278,7 @@ def test_non_good_standbys_removed_when_enough_are_good() -> None:
     b = two(max_standbys_per_sender=1).keeper("keeper3")
     b.db("db1", followers=["db2", "db3"]).db("db3", "keeper3", follows="db1", healthy=False)
     d = b.decide()
-    assert d.of(r.DBRemoved) == [r.DBRemoved("db3", "keeper3", r.REMOVED_NOT_GOOD_STANDBY)]
+    assert d.of(ev.DBRemoved) == [ev.DBRemoved("db3", "keeper3", ev.DBRemoval.NOT_GOOD_STANDBY)]
 
 
 def test_failed_standbys_kept_while_not_enough_are_good() -> None:
@@ -332,8 +334,8 @@ def test_sync_disabled_clears_the_lists() -> None:
     b = two().db("db1", sync=True, sync_standbys=["db2"], ext_sync=[], in_sync=["db2"])
     d = b.decide()
     check(d, b.clone().db("db1", generation=2, sync=False, sync_standbys=None, ext_sync=None, in_sync=None))
-    (c,) = d.of(r.SyncStandbysChanged)
-    assert c.cause == r.SYNC_DISABLED
+    (c,) = d.of(ev.SyncStandbysChanged)
+    assert c.cause == ev.SyncChange.DISABLED
 
 
 # -- predicates --------------------------------------------------------------------------------------
@@ -374,28 +376,31 @@ def test_no_standby_added_when_converging_ones_exceed_max_standbys_per_sender() 
     b.db("db3", "keeper3", follows="db1", generation=2, current=1, converging_for=5)
     b.db("db1", followers=["db2", "db3"])
     d = b.decide()
-    assert not d.of(r.DBAdded)
+    assert not d.of(ev.DBAdded)
     check(d, b)
 
 
 def test_convergence_failure_reported_once_per_generation() -> None:
     b = two().db("db2", generation=3, current=2, converging_for=31)
     d = b.decide()
-    assert d.of(r.DBNotConverged) == [r.DBNotConverged("db2", "keeper2", 3, 2, NOW.mono - 31, 30.0)]
+    assert d.of(ev.DBNotConverged) == [ev.DBNotConverged("db2", "keeper2", 3, 2, NOW.mono - 31, 30.0)]
     assert d.cluster_data is not None
     d2 = decide(
         d.cluster_data, b.observations(), d.memory, NOW.after(5), new_uid=uids(), pick_index=pick_first
     )
-    assert not d2.of(r.DBNotConverged)
+    assert not d2.of(ev.DBNotConverged)
 
 
 def test_lost_replication_slot_means_cannot_sync() -> None:
     """Ours: the master reports stolon_db2 lost (its WAL exceeded max_slot_wal_keep_size)."""
     b = two(max_standbys_per_sender=1).db("db1", lost_slots=["stolon_db2"])
     d = b.decide()
-    assert d.of(r.DBRemoved) == [
-        r.DBRemoved(
-            "db2", "keeper2", r.REMOVED_CANNOT_SYNC, "the master reports its replication slot stolon_db2 lost"
+    assert d.of(ev.DBRemoved) == [
+        ev.DBRemoved(
+            "db2",
+            "keeper2",
+            ev.DBRemoval.CANNOT_SYNC,
+            "the master reports its replication slot stolon_db2 lost",
         )
     ]
     want = b.clone().drop_db("db2").db("db1", generation=2, followers=["db3"])

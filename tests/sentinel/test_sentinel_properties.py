@@ -31,7 +31,7 @@ from stolon.model.cluster import ClusterData
 from stolon.model.duration import Duration
 from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo
 from stolon.sentinel import Decision, Memory, Now, Observations, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import MASTER_TYPE, Refusal, db_type, known_in_sync
 
 from .builders import CD, CLUSTER_UID, MASTER, NOW, comparable, pick_first, uids
@@ -197,7 +197,7 @@ def master_types(cd: ClusterData) -> set[str]:
 
 def check_cycle(prev: ClusterData, obs: Observations, d: Decision) -> None:
     new = d.cluster_data
-    assert new is not None, d.reasons
+    assert new is not None, d.events
     assert prev.cluster is not None and new.cluster is not None
     assert new.dbs is not None and prev.dbs is not None and new.proxy is not None and prev.proxy is not None
     master = new.cluster.status.master
@@ -228,7 +228,7 @@ def check_cycle(prev: ClusterData, obs: Observations, d: Decision) -> None:
         assert old.spec is not None
         if old.spec.synchronous_replication:
             assert master in known_in_sync(old)
-        (e,) = d.of(r.MasterElected)
+        (e,) = d.of(ev.MasterElected)
         eligible = [c for c in e.candidates if not c.refusals or c.refusals == (Refusal.OUTRANKED,)]
         assert max(c.xlog_pos for c in eligible) == new.dbs[master].status.xlog_pos
     # bookkeeping
@@ -254,7 +254,7 @@ def run_cycle(
     again = decide(cd, obs, mem, now, new_uid=world.new_uid, pick_index=lambda n: 0)
     assert world.uids == after_uids
     assert again.cluster_data is not None and d.cluster_data is not None
-    assert again.cluster_data.to_obj() == d.cluster_data.to_obj() and again.reasons == d.reasons
+    assert again.cluster_data.to_obj() == d.cluster_data.to_obj() and again.events == d.events
     assert again.memory == d.memory
     return d
 
@@ -312,17 +312,17 @@ def test_invariants_hold_over_generated_histories(start: tuple[CD, World], data:
         if not first:
             check_cycle(cd, obs, d)
         for kind in (
-            r.MasterElected,
-            r.NoEligibleMaster,
-            r.ProxiesPointed,
-            r.SyncStandbysChanged,
-            r.DBRemoved,
+            ev.MasterElected,
+            ev.NoEligibleMaster,
+            ev.ProxiesPointed,
+            ev.SyncStandbysChanged,
+            ev.DBRemoved,
         ):
             if d.of(kind):
                 event(kind.kind)
-        if any(e.synchronous for e in d.of(r.MasterElected)):
+        if any(e.synchronous for e in d.of(ev.MasterElected)):
             event("synchronous election")
-        for n in d.of(r.NoEligibleMaster):
+        for n in d.of(ev.NoEligibleMaster):
             event(
                 f"no eligible ({'sync' if n.synchronous else 'async'}): "
                 + ",".join(sorted({x for c in n.candidates for x in c.refusals}))
@@ -346,7 +346,7 @@ def test_a_perfect_world_reaches_a_fixed_point(start: tuple[CD, World]) -> None:
     now, mem = NOW, Memory.empty()
     everyone = set(world.keepers)
     history: list[Any] = []
-    reasons: list[tuple[r.Reason, ...]] = []
+    reasons: list[tuple[ev.Event, ...]] = []
     for i in range(10):
         obs = world.observe(cd, everyone)
         if i == 0:
@@ -355,7 +355,7 @@ def test_a_perfect_world_reaches_a_fixed_point(start: tuple[CD, World]) -> None:
         assert d.cluster_data is not None
         cd, mem = d.cluster_data, d.memory
         history.append(comparable(cd))
-        reasons.append(d.reasons)
+        reasons.append(d.events)
         world.apply(cd, everyone, 0)
         world.proxies_apply(cd, set(world.proxies))
         now = now.after(5)

@@ -8,7 +8,7 @@ import pytest
 
 from stolon.model.infos import ProxyInfo
 from stolon.sentinel import Memory, Observations, ProxyInfoSeen, active_proxies, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 
 from .builders import CD, MASTER, NOW, pick_first, uids
 
@@ -89,7 +89,7 @@ def settled() -> CD:
 def test_enabled_proxies_follow_the_active_ones() -> None:
     b = settled().proxy_info("proxy1", 3).proxy_info("proxy2", 3)
     d = b.decide()
-    assert d.of(r.EnabledProxiesChanged) == [r.EnabledProxiesChanged(("proxy1",), ("proxy1", "proxy2"), 4)]
+    assert d.of(ev.EnabledProxiesChanged) == [ev.EnabledProxiesChanged(("proxy1",), ("proxy1", "proxy2"), 4)]
     assert d.active_proxies == ("proxy1", "proxy2")
     assert d.cluster_data is not None and d.cluster_data.proxy is not None
     assert d.cluster_data.proxy.spec.enabled_proxies == ["proxy1", "proxy2"]
@@ -104,7 +104,7 @@ def test_no_active_proxy_does_not_bump_the_generation_every_cycle() -> None:
         assert d.cluster_data is not None and d.cluster_data.proxy is not None
         cd, mem, t = d.cluster_data, d.memory, t.after(5)
         assert cd.proxy is not None and cd.proxy.generation == 3
-    assert not d.of(r.EnabledProxiesChanged)
+    assert not d.of(ev.EnabledProxiesChanged)
 
 
 def test_stale_proxy_dropped_from_enabled_proxies() -> None:
@@ -121,4 +121,4 @@ def test_stale_proxy_dropped_from_enabled_proxies() -> None:
         pick_index=pick_first,
     )
     assert d.active_proxies == ("proxy2",)
-    assert d.of(r.EnabledProxiesChanged) == [r.EnabledProxiesChanged(("proxy1", "proxy2"), ("proxy2",), 4)]
+    assert d.of(ev.EnabledProxiesChanged) == [ev.EnabledProxiesChanged(("proxy1", "proxy2"), ("proxy2",), 4)]

@@ -7,7 +7,7 @@ from typing import Any
 
 from stolon.model.cluster import DB_INIT_RESYNC
 from stolon.sentinel import Decision, Memory, Observations, decide
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import Refusal
 
 from .builders import CD, MASTER, NOW, at, comparable, diff, pick_first
@@ -27,14 +27,17 @@ def three(**spec: Any) -> CD:
     )
 
 
-def candidates(d: Decision) -> dict[str, r.Candidate]:
-    events: list[r.MasterElected | r.NoEligibleMaster] = [*d.of(r.MasterElected), *d.of(r.NoEligibleMaster)]
+def candidates(d: Decision) -> dict[str, ev.Candidate]:
+    events: list[ev.MasterElected | ev.NoEligibleMaster] = [
+        *d.of(ev.MasterElected),
+        *d.of(ev.NoEligibleMaster),
+    ]
     assert len(events) == 1
     return {c.db_uid: c for c in events[0].candidates}
 
 
 def new_master(d: Decision) -> str | None:
-    elected = d.of(r.MasterElected)
+    elected = d.of(ev.MasterElected)
     return elected[0].new_master_db if elected else None
 
 
@@ -47,7 +50,7 @@ def test_q1_async_election_picks_the_highest_xlogpos() -> None:
     b = three().db("db1", healthy=False, xlog=1000).db("db2", xlog=900).db("db3", xlog=950)
     d = b.decide()
     assert new_master(d) == "db3"
-    (e,) = d.of(r.MasterElected)
+    (e,) = d.of(ev.MasterElected)
     assert [(c.db_uid, c.xlog_pos, c.lag_bytes, c.chosen, c.refusals) for c in e.candidates] == [
         ("db3", 950, 50, True, ()),
         ("db2", 900, 100, False, (Refusal.OUTRANKED,)),
@@ -191,7 +194,7 @@ def test_q2_first_run_never_elects_then_health_is_measured_again() -> None:
     d1 = decide(
         cd0, replace(obs, first_run=True), Memory.empty(), NOW, new_uid=b.uid_source(), pick_index=pick_first
     )
-    assert d1.of(r.FirstRun) == [r.FirstRun(1)]
+    assert d1.of(ev.FirstRun) == [ev.FirstRun(1)]
     assert candidates(d1)["db2"].refusals == (Refusal.NO_FRESH_REPORT,)
     assert d1.cluster_data is not None and d1.cluster_data.cluster is not None
     assert d1.cluster_data.cluster.status.master == "db1"
@@ -233,14 +236,14 @@ def test_q3_proxies_wait_until_the_new_master_reports_its_master_generation() ->
     """Go sets masterDbUid as soon as the proxies converged, while db2 may still be in recovery."""
     b = after_election()
     d = b.decide()
-    assert d.of(r.ProxiesWaiting) == [r.ProxiesWaiting("db2", r.PROXIES_MASTER_NOT_PROMOTED, (), 2)]
+    assert d.of(ev.ProxiesWaiting) == [ev.ProxiesWaiting("db2", ev.ProxiesWait.MASTER_NOT_PROMOTED, (), 2)]
     assert comparable(d.cluster_data) == comparable(b.build()), diff(d.cluster_data, b.build())
 
 
 def test_q3_proxies_pointed_once_promoted() -> None:
     b = after_election().db("db2", current=2)
     d = b.decide()
-    assert d.of(r.ProxiesPointed) == [r.ProxiesPointed("db2", 3)]
+    assert d.of(ev.ProxiesPointed) == [ev.ProxiesPointed("db2", 3)]
     want = b.clone().proxy(generation=3, master="db2").drop_db("db1")
     assert comparable(d.cluster_data) == comparable(want.build()), diff(d.cluster_data, want.build())
 
@@ -248,7 +251,7 @@ def test_q3_proxies_pointed_once_promoted() -> None:
 def test_proxies_not_converged_are_waited_for_first() -> None:
     b = after_election().db("db2", current=2).proxy_info("proxy2", generation=1)
     d = b.decide()
-    assert d.of(r.ProxiesWaiting) == [r.ProxiesWaiting("db2", r.PROXIES_NOT_CONVERGED, ("proxy2",), 2)]
+    assert d.of(ev.ProxiesWaiting) == [ev.ProxiesWaiting("db2", ev.ProxiesWait.NOT_CONVERGED, ("proxy2",), 2)]
 
 
 # -- quirk 4 (kept): only the known-in-sync set in a synchronous election ----------------------------
@@ -280,7 +283,7 @@ def test_q4_defined_but_not_known_in_sync_is_not_enough() -> None:
 
 def test_reason_attributes_are_flat() -> None:
     b = three().db("db1", healthy=False, xlog=1000).db("db2", xlog=900).db("db3", xlog=950)
-    (e,) = b.decide().of(r.MasterElected)
+    (e,) = b.decide().of(ev.MasterElected)
     attrs = e.attributes()
     assert attrs["new_master_db"] == "db3" and attrs["synchronous"] is False
     assert isinstance(attrs["candidates"], list) and '"db_uid": "db3"' in attrs["candidates"][0]
@@ -295,7 +298,7 @@ def test_time_helper() -> None:
 def test_q3_proxies_not_pointed_at_a_failed_master_without_replacement() -> None:
     b = after_election().db("db2", current=2, healthy=False)
     d = b.decide()
-    assert d.of(r.NoEligibleMaster)
-    assert d.of(r.ProxiesWaiting) == [r.ProxiesWaiting("db2", r.PROXIES_MASTER_UNHEALTHY, (), 2)]
+    assert d.of(ev.NoEligibleMaster)
+    assert d.of(ev.ProxiesWaiting) == [ev.ProxiesWaiting("db2", ev.ProxiesWait.MASTER_UNHEALTHY, (), 2)]
     assert d.cluster_data is not None and d.cluster_data.proxy is not None
     assert d.cluster_data.proxy.spec.master_db_uid == ""

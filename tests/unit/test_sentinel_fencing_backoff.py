@@ -21,7 +21,7 @@ import pytest
 
 from stolon.model import Cluster, ClusterData, ClusterSpec
 from stolon.sentinel import daemon as sentinel_daemon
-from stolon.sentinel import reasons as r
+from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import FENCING_BACKOFF_START, Sentinel, SentinelConfig
 from stolon.sentinel.decide import Decision
 from stolon.sentinel.memory import Memory
@@ -66,7 +66,7 @@ def fencing_sentinel(
 
     def fake_decide(cd: ClusterData, observations: Any, memory: Memory, now: Any, **kw: Any) -> Decision:
         decisions.append(len(observations.fencing))
-        request = r.FencingRequested(
+        request = ev.FencingRequested(
             old_master_db="db0", old_master_keeper="k0", host="10.0.0.1", port="5432",
             new_master_db="db1", new_master_keeper="k1", methods=("command",), policy="required",
             timeout_s=10.0,

@@ -1,9 +1,10 @@
-"""Fencing before an automatic promotion, as decisions (the daemon does the I/O).
+"""Fencing before an automatic promotion, as decisions (the daemon does the I/O; the
+fencing methods themselves are :mod:`stolon.fencing`).
 
 When the cluster spec configures fencing methods, an election that chose a new master does
 not promote it at once: the old master may still be alive (a partition, a hung keeper, a
 ``stolonctl failkeeper``). The cycle instead fences the proxies and emits
-:class:`~stolon.sentinel.reasons.FencingRequested`; the daemon writes the cluster data, runs
+:class:`~stolon.sentinel.events.FencingRequested`; the daemon writes the cluster data, runs
 the methods (bounded by ``fencing.timeout``) and hands the
 :class:`~stolon.fencing.base.FencingOutcome` to the next cycle through
 ``Observations.fencing``. That cycle elects again (facts may have changed) and promotes when
@@ -22,7 +23,11 @@ from __future__ import annotations
 from stolon.model.cluster import DB, ClusterData
 from stolon.model.spec import FENCING_BEST_EFFORT, FencingSpec
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec
-from stolon.sentinel.reasons import FencingChecked, FencingRequested, ProxiesFenced
+from stolon.sentinel.events import (
+    FencingChecked,
+    FencingRequested,
+    ProxiesFenced,
+)
 
 
 def configured(cyc: Cycle) -> FencingSpec | None:

@@ -1,31 +1,37 @@
-"""Structured reasons: what one sentinel cycle decided, and why.
+"""Events: what one sentinel cycle decided, and why.
 
 Every decision :func:`stolon.sentinel.decide.decide` takes is reported as one of the frozen
-dataclasses below, in the order the cycle took them. They are the product of a cycle as much
-as the new cluster data: the sentinel daemon turns them into OpenTelemetry span events
-(``kind`` is the event name, :meth:`Reason.attributes` the attributes) and metrics, and
-operators read them to learn why a failover did or did not happen.
+dataclasses below, in the order the cycle took them (``Decision.events``). They are the
+product of a cycle as much as the new cluster data: the sentinel daemon turns them into
+OpenTelemetry span events (``kind`` is the event name, :meth:`Event.attributes` the
+attributes), log lines and metrics, and operators read them to learn why a failover did or
+did not happen. Every kind is documented in docs/sentinel-decisions.md ("Events").
 
-Stability: ``kind`` strings, field names and the string constants used as causes are part of
-the sentinel's observable interface. Add fields and kinds freely; don't rename or remove them.
+Stability: ``kind`` strings, field names and the values of the cause enums are part of the
+sentinel's observable interface. Add fields, kinds and causes freely; don't rename or remove
+them.
 
 Conventions:
 - ``*_db`` / ``db_uid`` fields are DB UIDs, ``*_keeper`` / ``keeper_uid`` fields keeper UIDs.
+- ``cause`` fields are :class:`enum.StrEnum` members of this module (an election candidate's
+  refusals are :class:`stolon.sentinel.eligibility.Refusal`); their values are what spans and
+  logs show.
 - Times named ``*_mono`` are seconds on the sentinel's monotonic clock (only differences mean
   anything); ``*_age_s`` are ages in seconds at the time of the cycle. Wall-clock times are
   :class:`datetime.datetime` and appear only where the cluster data persists them.
 - List-valued fields are tuples, sorted unless their order means something (documented).
 
-Health reasons (``keeper_unhealthy``, ``db_healthy``, ...) mark transitions and
+Health events (``keeper_unhealthy``, ``db_healthy``, ...) mark transitions and
 ``db_not_converged`` is reported once per generation; decisions that are re-taken every
 cycle (``master_failed``/``no_eligible_master``, ``proxies_waiting``,
 ``sync_standbys_waiting``, ``waiting_for_initial_master``) repeat every cycle while they hold.
-Everything that changes the cluster data has a reason in the cycle that changes it.
+Everything that changes the cluster data has an event in the cycle that changes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,76 +39,115 @@ from typing import Any, ClassVar
 
 from stolon.sentinel.eligibility import Refusal
 
-# -- cause vocabularies ----------------------------------------------------------------------
-
-#: Why a DB's health check failed this cycle (``DBUnhealthy.cause``).
-DB_ERROR_NO_KEEPER_INFO = "no_keeper_info"  # the keeper published no fresh info
-DB_ERROR_NO_DB_STATE = "no_db_state"  # the info has no postgresState
-DB_ERROR_UNEXPECTED_DB_UID = "unexpected_db_uid"  # the keeper reports another DB incarnation
-DB_ERROR_POSTGRES_UNHEALTHY = "postgres_unhealthy"  # postgresState.healthy is false
-DB_ERROR_KEEPER_UNHEALTHY = "keeper_unhealthy"  # the DB's own state is fine but its keeper failed
-
-#: Why the master is considered failed (``MasterFailed.causes``).
-MASTER_UNHEALTHY = "unhealthy"
-MASTER_CONVERGENCE_FAILED = "convergence_failed"
-
-#: Why an election candidate was refused (``Candidate.refusals``): see
-#: :class:`stolon.sentinel.eligibility.Refusal`.
-
-#: Why a DB was removed (``DBRemoved.cause``).
-REMOVED_OLD_MASTER = "old_master"
-REMOVED_INVALID_SYSTEM_ID = "invalid_system_id"
-REMOVED_FORKED_TIMELINE = "forked_timeline"
-REMOVED_CANNOT_SYNC = "cannot_sync"  # the WAL it needs is gone from the master
-REMOVED_NOT_GOOD_STANDBY = "not_good_standby"  # enough good standbys exist; this one isn't good
-REMOVED_STANDBY_IN_EXCESS = "standby_in_excess"  # more good standbys than maxStandbysPerSender
-REMOVED_INIT_FAILED = "init_failed"  # the initial master did not initialize in time
-
-#: Why a DB was added (``DBAdded.cause``).
-ADDED_INITIAL_MASTER = "initial_master"  # initMode new
-ADDED_EXISTING_MASTER = "existing_master"  # initMode existing
-ADDED_PITR_MASTER = "pitr_master"  # initMode pitr
-ADDED_NEW_STANDBY = "new_standby"  # a resync standby on a free keeper
-
-#: Why the synchronous standby lists changed (``SyncStandbysChanged.cause``).
-SYNC_FAILOVER = "failover"  # the new master inherits the old master's list
-SYNC_RECONCILE = "reconcile"  # standbys not yet in sync failed: spec shrunk to the known-in-sync set
-SYNC_RESELECT = "reselect"  # a new set was chosen (failed ones dropped, good ones added, merge)
-SYNC_DISABLED = "disabled"  # synchronous replication is off: lists cleared
-
-#: Why proxies are not yet pointed at the master (``ProxiesWaiting.cause``).
-PROXIES_NOT_CONVERGED = "proxies_not_converged"
-PROXIES_MASTER_NOT_PROMOTED = "master_not_promoted"
-PROXIES_MASTER_UNHEALTHY = "master_unhealthy"
+# -- causes ------------------------------------------------------------------------------------
 
 
-#: Why a switchover waits (``SwitchoverWaiting.cause``).
-SWITCHOVER_WAIT_MASTER_STOP = "master_not_stopped"  # the old master has not reported its clean shutdown
-SWITCHOVER_WAIT_TARGET_BEHIND = "target_behind"  # the target has not reported the old master's last WAL
-SWITCHOVER_WAIT_TARGET_REPORT = "target_no_fresh_report"  # no healthy report of the target this cycle
-SWITCHOVER_WAIT_TARGET_NOT_READY = (
-    "target_not_ready"  # caught up, but still refused (e.g. lag): detail says why
+class DBError(enum.StrEnum):
+    """Why a DB's health check failed this cycle (``DBUnhealthy.cause``)."""
+
+    NO_KEEPER_INFO = "no_keeper_info"  # the keeper published no fresh info
+    NO_DB_STATE = "no_db_state"  # the info has no postgresState
+    UNEXPECTED_DB_UID = "unexpected_db_uid"  # the keeper reports another DB incarnation
+    POSTGRES_UNHEALTHY = "postgres_unhealthy"  # postgresState.healthy is false
+    KEEPER_UNHEALTHY = "keeper_unhealthy"  # the DB's own state is fine but its keeper failed
+
+
+class MasterFailure(enum.StrEnum):
+    """Why the master is considered failed (``MasterFailed.causes``)."""
+
+    UNHEALTHY = "unhealthy"
+    CONVERGENCE_FAILED = "convergence_failed"
+
+
+class DBRemoval(enum.StrEnum):
+    """Why a DB was removed (``DBRemoved.cause``)."""
+
+    OLD_MASTER = "old_master"
+    INVALID_SYSTEM_ID = "invalid_system_id"
+    FORKED_TIMELINE = "forked_timeline"
+    CANNOT_SYNC = "cannot_sync"  # the WAL it needs is gone from the master
+    NOT_GOOD_STANDBY = "not_good_standby"  # enough good standbys exist; this one isn't good
+    STANDBY_IN_EXCESS = "standby_in_excess"  # more good standbys than maxStandbysPerSender
+    INIT_FAILED = "init_failed"  # the initial master did not initialize in time
+
+
+class DBAddition(enum.StrEnum):
+    """Why a DB was added (``DBAdded.cause``)."""
+
+    INITIAL_MASTER = "initial_master"  # initMode new
+    EXISTING_MASTER = "existing_master"  # initMode existing
+    PITR_MASTER = "pitr_master"  # initMode pitr
+    NEW_STANDBY = "new_standby"  # a resync standby on a free keeper
+
+
+class SyncChange(enum.StrEnum):
+    """Why the synchronous standby lists changed (``SyncStandbysChanged.cause``)."""
+
+    FAILOVER = "failover"  # the new master inherits the old master's list
+    RECONCILE = "reconcile"  # standbys not yet in sync failed: spec shrunk to the known-in-sync set
+    RESELECT = "reselect"  # a new set was chosen (failed ones dropped, good ones added, merge)
+    DISABLED = "disabled"  # synchronous replication is off: lists cleared
+
+
+class ProxiesWait(enum.StrEnum):
+    """Why proxies are not yet pointed at the master (``ProxiesWaiting.cause``)."""
+
+    NOT_CONVERGED = "proxies_not_converged"
+    MASTER_NOT_PROMOTED = "master_not_promoted"
+    MASTER_UNHEALTHY = "master_unhealthy"
+
+
+class SwitchoverWait(enum.StrEnum):
+    """Why a switchover waits (``SwitchoverWaiting.cause``)."""
+
+    MASTER_STOP = "master_not_stopped"  # the old master has not reported its clean shutdown
+    TARGET_BEHIND = "target_behind"  # the target has not reported the old master's last WAL
+    TARGET_REPORT = "target_no_fresh_report"  # no healthy report of the target this cycle
+    TARGET_NOT_READY = "target_not_ready"  # caught up, but still refused (e.g. lag): detail says why
+
+
+class SwitchoverCancel(enum.StrEnum):
+    """Why a switchover was cancelled (``SwitchoverCancelled.cause``)."""
+
+    TIMED_OUT = "timeout"
+    MASTER_CHANGED = "master_changed"  # the master is not the one the request was made for
+    MASTER_FAILED = "master_failed"  # the old master failed: automatic failover takes over
+    UNKNOWN_KEEPER = "unknown_keeper"
+    NOT_ELIGIBLE = "target_not_eligible"
+    NO_CANDIDATE = "no_eligible_standby"
+    UNSUPPORTED = "unsupported"  # a standby cluster
+    NEW_MASTER_REPLACED = "new_master_replaced"  # the promoted target failed before it was ready
+
+
+class BackupFailure(enum.StrEnum):
+    """Why a backup request failed (``BackupFailed.cause``)."""
+
+    KEEPER_FAILED = "keeper_failed"  # the master's keeper reported the failure
+    MASTER_CHANGED = "master_changed"  # the master is not the DB the request was made for
+    TIMED_OUT = "timeout"  # no outcome within backup.timeout
+
+
+class BackupSlotSkip(enum.StrEnum):
+    """Why a scheduled slot got no backup (``BackupSlotSkipped.cause``)."""
+
+    BUSY = "backup_running"
+    NO_MASTER = "no_master"
+
+
+#: Every cause vocabulary (docs/sentinel-decisions.md lists their values).
+CAUSES: tuple[type[enum.StrEnum], ...] = (
+    DBError,
+    MasterFailure,
+    DBRemoval,
+    DBAddition,
+    SyncChange,
+    ProxiesWait,
+    SwitchoverWait,
+    SwitchoverCancel,
+    BackupFailure,
+    BackupSlotSkip,
+    Refusal,
 )
-
-#: Why a switchover was cancelled (``SwitchoverCancelled.cause``).
-SWITCHOVER_TIMED_OUT = "timeout"
-SWITCHOVER_MASTER_CHANGED = "master_changed"  # the master is not the one the request was made for
-SWITCHOVER_MASTER_FAILED = "master_failed"  # the old master failed: automatic failover takes over
-SWITCHOVER_UNKNOWN_KEEPER = "unknown_keeper"
-SWITCHOVER_NOT_ELIGIBLE = "target_not_eligible"
-SWITCHOVER_NO_CANDIDATE = "no_eligible_standby"
-SWITCHOVER_UNSUPPORTED = "unsupported"  # a standby cluster
-SWITCHOVER_NEW_MASTER_REPLACED = "new_master_replaced"  # the promoted target failed before it was ready
-
-
-#: Why a backup request failed (``BackupFailed.cause``).
-BACKUP_KEEPER_FAILED = "keeper_failed"  # the master's keeper reported the failure
-BACKUP_MASTER_CHANGED = "master_changed"  # the master is not the DB the request was made for
-BACKUP_TIMED_OUT = "timeout"  # no outcome within backup.timeout
-
-#: Why a scheduled slot got no backup (``BackupSlotSkipped.cause``).
-BACKUP_SLOT_BUSY = "backup_running"
-BACKUP_SLOT_NO_MASTER = "no_master"
 
 
 def _plain(value: Any) -> Any:
@@ -112,14 +157,16 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
     return value
 
 
 @dataclass(frozen=True)
-class Reason:
-    """Base of every reason. ``kind`` is the stable event name."""
+class Event:
+    """Base of every event. ``kind`` is the stable event name."""
 
-    kind: ClassVar[str] = "reason"
+    kind: ClassVar[str] = "event"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (nested dataclasses become dicts, tuples lists), with ``kind`` first."""
@@ -138,12 +185,14 @@ class Reason:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            if isinstance(value, bool | int | float | str):
+            if isinstance(value, enum.Enum):
+                out[f.name] = value.value
+            elif isinstance(value, bool | int | float | str):
                 out[f.name] = value
             elif isinstance(value, datetime):
                 out[f.name] = value.isoformat()
             elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
-                out[f.name] = list(value)
+                out[f.name] = [v.value if isinstance(v, enum.Enum) else v for v in value]
             else:
                 out[f.name] = [json.dumps(_plain(v), sort_keys=True) for v in value]
         return out
@@ -153,7 +202,7 @@ class Reason:
 
 
 @dataclass(frozen=True)
-class FirstRun(Reason):
+class FirstRun(Event):
     """First cycle after (re)gaining leadership: memory reset; keeper infos are only recorded
     (``infos_recorded`` of them) and every health flag is the one stored in the cluster data."""
 
@@ -162,7 +211,7 @@ class FirstRun(Reason):
 
 
 @dataclass(frozen=True)
-class UpdateError(Reason):
+class UpdateError(Event):
     """The cycle could not compute new cluster data; nothing is to be written."""
 
     kind: ClassVar[str] = "update_error"
@@ -173,7 +222,7 @@ class UpdateError(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperInfoWrongCluster(Reason):
+class KeeperInfoWrongCluster(Event):
     """A keeper info for another cluster UID was dropped."""
 
     kind: ClassVar[str] = "keeper_info_wrong_cluster"
@@ -182,7 +231,7 @@ class KeeperInfoWrongCluster(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperAdded(Reason):
+class KeeperAdded(Event):
     """A keeper published its first fresh info and got a Keeper object."""
 
     kind: ClassVar[str] = "keeper_added"
@@ -190,7 +239,7 @@ class KeeperAdded(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperForceFailed(Reason):
+class KeeperForceFailed(Event):
     """``stolonctl failkeeper``: the keeper is unhealthy for this one cycle."""
 
     kind: ClassVar[str] = "keeper_force_failed"
@@ -198,7 +247,7 @@ class KeeperForceFailed(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperUnhealthy(Reason):
+class KeeperUnhealthy(Event):
     """A keeper went from healthy to unhealthy. ``error_since_mono`` is None when forced."""
 
     kind: ClassVar[str] = "keeper_unhealthy"
@@ -209,7 +258,7 @@ class KeeperUnhealthy(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperHealthy(Reason):
+class KeeperHealthy(Event):
     """A keeper went from unhealthy to healthy."""
 
     kind: ClassVar[str] = "keeper_healthy"
@@ -217,19 +266,19 @@ class KeeperHealthy(Reason):
 
 
 @dataclass(frozen=True)
-class DBUnhealthy(Reason):
-    """A DB went from healthy to unhealthy; ``cause`` is this cycle's ``DB_ERROR_*``."""
+class DBUnhealthy(Event):
+    """A DB went from healthy to unhealthy, for this cycle's ``cause``."""
 
     kind: ClassVar[str] = "db_unhealthy"
     db_uid: str
     keeper_uid: str
-    cause: str
+    cause: DBError
     error_since_mono: float | None
     error_age_s: float | None
 
 
 @dataclass(frozen=True)
-class DBHealthy(Reason):
+class DBHealthy(Event):
     """A DB went from unhealthy to healthy."""
 
     kind: ClassVar[str] = "db_healthy"
@@ -241,7 +290,7 @@ class DBHealthy(Reason):
 
 
 @dataclass(frozen=True)
-class WaitingForInitialMaster(Reason):
+class WaitingForInitialMaster(Event):
     """The initial master DB has not finished initializing yet."""
 
     kind: ClassVar[str] = "waiting_for_initial_master"
@@ -253,7 +302,7 @@ class WaitingForInitialMaster(Reason):
 
 
 @dataclass(frozen=True)
-class InitFailed(Reason):
+class InitFailed(Event):
     """The initial master did not converge within ``timeout_s``: DBs reset, master unset."""
 
     kind: ClassVar[str] = "init_failed"
@@ -263,7 +312,7 @@ class InitFailed(Reason):
 
 
 @dataclass(frozen=True)
-class PhaseChanged(Reason):
+class PhaseChanged(Event):
     """Cluster phase change (``initializing`` → ``normal`` when the initial master is ready)."""
 
     kind: ClassVar[str] = "phase_changed"
@@ -277,7 +326,7 @@ class PhaseChanged(Reason):
 
 
 @dataclass(frozen=True)
-class KeeperRemoved(Reason):
+class KeeperRemoved(Event):
     """A keeper without a DB was unhealthy for longer than deadKeeperRemovalInterval."""
 
     kind: ClassVar[str] = "keeper_removed"
@@ -286,7 +335,7 @@ class KeeperRemoved(Reason):
 
 
 @dataclass(frozen=True)
-class DBNotConverged(Reason):
+class DBNotConverged(Event):
     """The keeper has not applied ``generation`` within ``timeout_s`` (reported once per
     generation): the DB is failed (a master is replaced, a standby may be replaced)."""
 
@@ -300,13 +349,13 @@ class DBNotConverged(Reason):
 
 
 @dataclass(frozen=True)
-class MasterFailed(Reason):
-    """The current master is not OK; ``causes`` are ``MASTER_*`` constants."""
+class MasterFailed(Event):
+    """The current master is not OK, for ``causes``."""
 
     kind: ClassVar[str] = "master_failed"
     db_uid: str
     keeper_uid: str
-    causes: tuple[str, ...]
+    causes: tuple[MasterFailure, ...]
     generation: int
     current_generation: int
 
@@ -339,10 +388,10 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class MasterElected(Reason):
+class MasterElected(Event):
     """Failover decision: ``new_master_db`` replaces ``old_master_db``.
 
-    ``why`` repeats the old master's failure causes (``MASTER_*``). ``synchronous`` tells
+    ``why`` repeats the old master's failure causes. ``synchronous`` tells
     whether the election was restricted to ``known_in_sync`` (the old master's reported ∩
     defined synchronous standbys). Candidates are ranked best first.
     """
@@ -350,7 +399,7 @@ class MasterElected(Reason):
     kind: ClassVar[str] = "master_elected"
     old_master_db: str
     old_master_keeper: str
-    why: tuple[str, ...]
+    why: tuple[MasterFailure, ...]
     new_master_db: str
     new_master_keeper: str
     synchronous: bool
@@ -359,20 +408,20 @@ class MasterElected(Reason):
 
 
 @dataclass(frozen=True)
-class NoEligibleMaster(Reason):
+class NoEligibleMaster(Event):
     """The master failed but no candidate qualifies; nothing changes. See ``candidates``."""
 
     kind: ClassVar[str] = "no_eligible_master"
     old_master_db: str
     old_master_keeper: str
-    why: tuple[str, ...]
+    why: tuple[MasterFailure, ...]
     synchronous: bool
     known_in_sync: tuple[str, ...]
     candidates: tuple[Candidate, ...]
 
 
 @dataclass(frozen=True)
-class ProxiesFenced(Reason):
+class ProxiesFenced(Event):
     """Fencing step 1: ``masterDbUid`` cleared so every proxy drops its connections."""
 
     kind: ClassVar[str] = "proxies_fenced"
@@ -382,19 +431,19 @@ class ProxiesFenced(Reason):
 
 
 @dataclass(frozen=True)
-class ProxiesWaiting(Reason):
-    """Fencing step 2 is on hold: ``cause`` is a ``PROXIES_*`` constant; ``proxies`` lists the
-    active proxies that have not applied ``proxy_generation`` (empty when waiting on the master)."""
+class ProxiesWaiting(Event):
+    """Fencing step 2 is on hold, for ``cause``; ``proxies`` lists the active proxies that
+    have not applied ``proxy_generation`` (empty when waiting on the master)."""
 
     kind: ClassVar[str] = "proxies_waiting"
     master_db: str
-    cause: str
+    cause: ProxiesWait
     proxies: tuple[str, ...]
     proxy_generation: int
 
 
 @dataclass(frozen=True)
-class ProxiesPointed(Reason):
+class ProxiesPointed(Event):
     """Fencing step 2: proxies told to route to ``master_db``."""
 
     kind: ClassVar[str] = "proxies_pointed"
@@ -403,7 +452,7 @@ class ProxiesPointed(Reason):
 
 
 @dataclass(frozen=True)
-class EnabledProxiesChanged(Reason):
+class EnabledProxiesChanged(Event):
     """The set of proxies allowed to route changed (active proxies)."""
 
     kind: ClassVar[str] = "enabled_proxies_changed"
@@ -413,7 +462,7 @@ class EnabledProxiesChanged(Reason):
 
 
 @dataclass(frozen=True)
-class StandbyClusterPromoted(Reason):
+class StandbyClusterPromoted(Event):
     """The cluster role became master: the standby-cluster master stops following the remote
     primary and is promoted."""
 
@@ -423,30 +472,30 @@ class StandbyClusterPromoted(Reason):
 
 
 @dataclass(frozen=True)
-class DBAdded(Reason):
-    """A DB was created; ``cause`` is an ``ADDED_*`` constant."""
+class DBAdded(Event):
+    """A DB was created, for ``cause``."""
 
     kind: ClassVar[str] = "db_added"
     db_uid: str
     keeper_uid: str
     role: str
     init_mode: str
-    cause: str
+    cause: DBAddition
 
 
 @dataclass(frozen=True)
-class DBRemoved(Reason):
-    """A DB was removed; ``cause`` is a ``REMOVED_*`` constant, ``detail`` free text."""
+class DBRemoved(Event):
+    """A DB was removed, for ``cause``; ``detail`` is free text."""
 
     kind: ClassVar[str] = "db_removed"
     db_uid: str
     keeper_uid: str
-    cause: str
+    cause: DBRemoval
     detail: str = ""
 
 
 @dataclass(frozen=True)
-class SyncStandbysWaiting(Reason):
+class SyncStandbysWaiting(Event):
     """The master has not yet reported every defined synchronous standby as in sync."""
 
     kind: ClassVar[str] = "sync_standbys_waiting"
@@ -456,7 +505,7 @@ class SyncStandbysWaiting(Reason):
 
 
 @dataclass(frozen=True)
-class SyncStandbysChanged(Reason):
+class SyncStandbysChanged(Event):
     """The master's synchronous standby lists changed (old → new).
 
     ``defined`` is ``spec.synchronousStandbys``, ``in_sync`` is ``status.synchronousStandbys``
@@ -466,7 +515,7 @@ class SyncStandbysChanged(Reason):
 
     kind: ClassVar[str] = "sync_standbys_changed"
     master_db: str
-    cause: str
+    cause: SyncChange
     old_defined: tuple[str, ...]
     new_defined: tuple[str, ...]
     old_in_sync: tuple[str, ...]
@@ -479,7 +528,7 @@ class SyncStandbysChanged(Reason):
 
 
 @dataclass(frozen=True)
-class FencingRequested(Reason):
+class FencingRequested(Event):
     """An election chose ``new_master_db``, but the fencing methods of the cluster spec must
     first be run against the old master (which may still be alive). The daemon runs them
     after writing this cycle's cluster data and reports the outcome to the next cycle; the
@@ -498,7 +547,7 @@ class FencingRequested(Reason):
 
 
 @dataclass(frozen=True)
-class FencingChecked(Reason):
+class FencingChecked(Event):
     """The outcome of fencing the old master, and what the election does with it under
     ``policy``: ``promote`` says whether ``new_master_db`` is promoted in this cycle."""
 
@@ -516,7 +565,7 @@ class FencingChecked(Reason):
 
 
 @dataclass(frozen=True)
-class SwitchoverStarted(Reason):
+class SwitchoverStarted(Event):
     """Step 1: proxies fenced and the old master told to shut down cleanly (DB spec
     ``stopped``); ``target_db`` will be promoted once it has all of the old master's WAL.
     ``chosen_by`` is ``request`` (stolonctl --to) or ``sentinel`` (best eligible standby)."""
@@ -532,7 +581,7 @@ class SwitchoverStarted(Reason):
 
 
 @dataclass(frozen=True)
-class SwitchoverMasterStopped(Reason):
+class SwitchoverMasterStopped(Event):
     """Step 2: the old master reported its clean shutdown; its WAL ends at ``xlog_pos``."""
 
     kind: ClassVar[str] = "switchover_master_stopped"
@@ -543,18 +592,18 @@ class SwitchoverMasterStopped(Reason):
 
 
 @dataclass(frozen=True)
-class SwitchoverWaiting(Reason):
-    """A switchover step is waiting; ``cause`` is a ``SWITCHOVER_WAIT_*`` constant."""
+class SwitchoverWaiting(Event):
+    """A switchover step is waiting, for ``cause``."""
 
     kind: ClassVar[str] = "switchover_waiting"
     switchover_id: str
     phase: str
-    cause: str
+    cause: SwitchoverWait
     detail: str
 
 
 @dataclass(frozen=True)
-class SwitchoverPromoted(Reason):
+class SwitchoverPromoted(Event):
     """Step 3: the target reported ``target_xlog_pos`` ≥ the old master's last position
     ``master_xlog_pos`` and is made master (promoted by its keeper)."""
 
@@ -569,7 +618,7 @@ class SwitchoverPromoted(Reason):
 
 
 @dataclass(frozen=True)
-class SwitchoverCompleted(Reason):
+class SwitchoverCompleted(Event):
     """The new master is promoted and healthy; the old master comes back as a standby."""
 
     kind: ClassVar[str] = "switchover_completed"
@@ -579,15 +628,15 @@ class SwitchoverCompleted(Reason):
 
 
 @dataclass(frozen=True)
-class SwitchoverCancelled(Reason):
-    """The switchover was refused or abandoned in ``phase``; ``cause`` is a
-    ``SWITCHOVER_*`` constant, ``detail`` the one-line message stored in the request. A
-    stopped old master is told to start again (it is still the master)."""
+class SwitchoverCancelled(Event):
+    """The switchover was refused or abandoned in ``phase``, for ``cause``; ``detail`` is the
+    one-line message stored in the request. A stopped old master is told to start again (it
+    is still the master)."""
 
     kind: ClassVar[str] = "switchover_cancelled"
     switchover_id: str
     phase: str
-    cause: str
+    cause: SwitchoverCancel
     detail: str
 
 
@@ -595,9 +644,9 @@ class SwitchoverCancelled(Reason):
 
 
 @dataclass(frozen=True)
-class BackupRequested(Reason):
+class BackupRequested(Event):
     """The schedule (``backup.schedule``) asked the master's keeper for a base backup for
-    ``slot``; requests from stolonctl are written by stolonctl and have no reason here."""
+    ``slot``; requests from stolonctl are written by stolonctl and have no event here."""
 
     kind: ClassVar[str] = "backup_requested"
     request_id: str
@@ -608,7 +657,7 @@ class BackupRequested(Reason):
 
 
 @dataclass(frozen=True)
-class BackupStarted(Reason):
+class BackupStarted(Event):
     """The master's keeper reported that it started the requested backup."""
 
     kind: ClassVar[str] = "backup_started"
@@ -617,7 +666,9 @@ class BackupStarted(Reason):
 
 
 @dataclass(frozen=True)
-class BackupCompleted(Reason):
+class BackupCompleted(Event):
+    """The master's keeper reported the requested backup done: ``backup_id``, ``size`` bytes."""
+
     kind: ClassVar[str] = "backup_completed"
     request_id: str
     backup_id: str
@@ -625,29 +676,29 @@ class BackupCompleted(Reason):
 
 
 @dataclass(frozen=True)
-class BackupFailed(Reason):
-    """``cause`` is a ``BACKUP_*`` constant, ``detail`` the message stored in the request."""
+class BackupFailed(Event):
+    """A backup request failed, for ``cause``; ``detail`` is the message stored in the request."""
 
     kind: ClassVar[str] = "backup_failed"
     request_id: str
-    cause: str
+    cause: BackupFailure
     detail: str
 
 
 @dataclass(frozen=True)
-class BackupSlotSkipped(Reason):
+class BackupSlotSkipped(Event):
     """A ``backup.schedule`` slot passed without a new request (``cause``)."""
 
     kind: ClassVar[str] = "backup_slot_skipped"
     slot: datetime
-    cause: str
+    cause: BackupSlotSkip
 
 
 # -- spec and generations ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SpecPropagated(Reason):
+class SpecPropagated(Event):
     """Cluster-spec values were copied into this DB's spec; ``fields`` are DBSpec JSON keys."""
 
     kind: ClassVar[str] = "spec_propagated"
@@ -656,7 +707,7 @@ class SpecPropagated(Reason):
 
 
 @dataclass(frozen=True)
-class DBGenerationBumped(Reason):
+class DBGenerationBumped(Event):
     """The DB spec changed, so its generation went up; ``fields`` are the changed JSON keys."""
 
     kind: ClassVar[str] = "db_generation_bumped"
@@ -666,7 +717,7 @@ class DBGenerationBumped(Reason):
     fields: tuple[str, ...]
 
 
-ALL_REASONS: tuple[type[Reason], ...] = (
+ALL_EVENTS: tuple[type[Event], ...] = (
     FirstRun,
     UpdateError,
     KeeperInfoWrongCluster,

@@ -1,4 +1,6 @@
-"""Master failure detection, election and promotion bookkeeping.
+"""Failover: master failure detection, the choice of a new master, and the promotion
+bookkeeping (shared with the planned switchover). The sentinels' own leader election is
+another thing: :class:`stolon.store.base.Election`.
 
 Every DB other than the failed master is judged by the rule of
 :mod:`stolon.sentinel.eligibility` (the same one a switchover uses) with the evidence of this
@@ -19,29 +21,28 @@ from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
 from stolon.model.spec import ClusterSpec
 from stolon.sentinel.cycle import Cycle, dbs, proxy, seconds, spec, status
 from stolon.sentinel.eligibility import Evidence, Refusal, Terms, db_type, refusals, sync_repl
-from stolon.sentinel.predicates import CONVERGENCE_FAILED, convergence_state
-from stolon.sentinel.reasons import (
-    MASTER_CONVERGENCE_FAILED,
-    MASTER_UNHEALTHY,
-    SYNC_FAILOVER,
+from stolon.sentinel.events import (
     Candidate,
     MasterElected,
     MasterFailed,
+    MasterFailure,
     NoEligibleMaster,
     ProxiesFenced,
+    SyncChange,
     SyncStandbysChanged,
 )
+from stolon.sentinel.predicates import CONVERGENCE_FAILED, convergence_state
 
 FAKE_STANDBY_NAME = "stolonfakestandby"
 
 
-def master_failures(master: DB, cyc: Cycle) -> tuple[str, ...]:
+def master_failures(master: DB, cyc: Cycle) -> tuple[MasterFailure, ...]:
     """Why the current master is not OK (empty when it is)."""
-    causes: list[str] = []
+    causes: list[MasterFailure] = []
     if not master.status.healthy:
-        causes.append(MASTER_UNHEALTHY)
+        causes.append(MasterFailure.UNHEALTHY)
     if convergence_state(master, seconds(cyc.d.convergence_timeout), cyc) == CONVERGENCE_FAILED:
-        causes.append(MASTER_CONVERGENCE_FAILED)
+        causes.append(MasterFailure.CONVERGENCE_FAILED)
     return tuple(causes)
 
 
@@ -98,7 +99,7 @@ def _evaluate(cd: ClusterData, terms: Terms, cyc: Cycle) -> list[_Eval]:
     return evals
 
 
-def elect(cd: ClusterData, old: DB, causes: tuple[str, ...], cyc: Cycle) -> str | None:
+def elect(cd: ClusterData, old: DB, causes: tuple[MasterFailure, ...], cyc: Cycle) -> str | None:
     """Choose the DB to replace the failed master ``old``; None when none is eligible."""
     cyc.emit(
         MasterFailed(
@@ -209,6 +210,13 @@ def promote(cd: ClusterData, old_uid: str, new_uid: str, cyc: Cycle) -> None:
         in_sync = tuple(new.status.synchronous_standbys or [])
         cyc.emit(
             SyncStandbysChanged(
-                new_uid, SYNC_FAILOVER, old_defined, new_defined, in_sync, in_sync, old_external, new_external
+                new_uid,
+                SyncChange.FAILOVER,
+                old_defined,
+                new_defined,
+                in_sync,
+                in_sync,
+                old_external,
+                new_external,
             )
         )
