@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stolon.cli import stolonctl
-from stolon.model import ClusterData
+from stolon.cli import ctl_backup, stolonctl
+from stolon.model import ClusterData, ClusterSpec
 from stolon.model.cluster import BACKUP_REQUESTED, BACKUP_RUNNING, PHASE_NORMAL, BackupRequest, BackupStatus
 from stolon.model.uid import new_uid
 from stolon.store import open_backend, open_store
@@ -146,6 +147,25 @@ def test_create_writes_a_request_for_the_master(ctl: Ctl, repository: Path) -> N
     code, _, err = ctl("backup", "create", "--wait=false")
     one_line_error(code, err, "already requested", req.id)
     assert ctl.raw() == before
+
+
+def test_create_survives_a_sentinel_write_during_its_checks(ctl: Ctl, repository: Path) -> None:
+    """The sentinel writes the cluster data every cycle; one landing while stolonctl checks
+    the backup method (which may run the method's tools) must not fail the request."""
+    running_cluster(ctl, spec_with(repository))
+    check = ctl_backup._method
+
+    def check_while_the_sentinel_writes(spec: ClusterSpec) -> Any:
+        ctl.put(ctl.cd())  # a sentinel cycle: same document, new revision
+        return check(spec)
+
+    ctl.monkeypatch.setattr(ctl_backup, "_method", check_while_the_sentinel_writes)
+    code, out, err = ctl("backup", "create", "--wait=false")
+    assert code == 0, err
+    cd = ctl.cd()
+    assert cd.cluster is not None and cd.cluster.status.backup is not None
+    req = cd.cluster.status.backup.request
+    assert req is not None and f"backup {req.id} requested from keeper k1" in out
 
 
 def test_create_refused_while_running(ctl: Ctl, repository: Path) -> None:
