@@ -339,6 +339,7 @@ class Executor:
                 self.instance.wait_recovery_done(self.timeouts.sync)
                 self.instance.wait_ready(self.timeouts.sync_bound)
             if set_roles:
+                self.instance.wait_writable(self.timeouts.sync_bound)
                 self._ensure_roles()
             if step.include_previous:
                 self.state.init_parameters = self._read_init_parameters()

@@ -552,6 +552,24 @@ class Instance:
                 raise NotReadyError("timeout waiting for db recovery")
             time.sleep(0.5)
 
+    def wait_writable(self, timeout: float) -> None:
+        """Wait until the server leaves recovery (``pg_is_in_recovery()`` false). After a
+        PITR, recovery.signal is gone before the end-of-recovery checkpoint: the server
+        is still read-only for a moment. 0 waits forever."""
+        deadline = time.monotonic() + timeout if timeout > 0 else math.inf
+        last: Exception | None = None
+        while True:
+            try:
+                with self.connect_admin() as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row is not None and not row[0]:
+                    return
+            except PostgresError as e:
+                last = e
+            if time.monotonic() >= deadline:
+                raise NotReadyError(f"timeout waiting for the end of recovery{f': {last}' if last else ''}")
+            time.sleep(0.2)
+
     def stop_stale_postmaster(self, timeout: float = 60.0) -> bool:
         """Stop a postmaster left by an earlier keeper on this data directory (keeper
         start-up). Fast shutdown, escalated to immediate if that fails. Returns whether one
