@@ -183,13 +183,13 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class KubeEmulator:
     """In-memory objects served over HTTP on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, rules: list[JSON] | None = None, port: int = 0) -> None:
+    def __init__(self, rules: list[JSON] | None = None, port: int = 0, history: int = HISTORY) -> None:
         self.rules = rules
         self._cond = threading.Condition()
         self._rv = 100
         self._objects: dict[tuple[str, str, str], JSON] = {}  # (plural, ns, name) -> object
         #: (rv, plural, type, object, previous object or None)
-        self._events: deque[tuple[int, str, str, JSON, JSON | None]] = deque(maxlen=HISTORY)
+        self._events: deque[tuple[int, str, str, JSON, JSON | None]] = deque(maxlen=history)
         #: every request as (verb, apiGroup, resource, namespace, name); for RBAC checks
         self.requests: list[tuple[str, str, str, str, str]] = []
         self._port = port

@@ -391,6 +391,9 @@ class KubernetesStore(Store):
     def close(self) -> None:
         self.api.close()
 
+    def __enter__(self) -> KubernetesStore:
+        return self
+
 
 def _write_error(e: KubeApiError, name: str) -> StoreError:
     if e.status == 422 and "annotations" in e.api_message:
