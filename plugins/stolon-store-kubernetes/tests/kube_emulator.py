@@ -455,11 +455,11 @@ class KubeEmulator:
             )
 
     def watch(self, plural: str, namespace: str, query: dict[str, str]) -> Iterator[JSON]:
-        """Events for one watch request, until ``timeoutSeconds`` or :meth:`stop`."""
+        """Events for one watch request, until ``timeoutSeconds`` or :meth:`stop`; a bad
+        request raises :class:`ApiError` here, before anything is streamed."""
         labels = parse_label_selector(query.get("labelSelector", ""))
         fields = parse_field_selector(query.get("fieldSelector", ""))
         timeout = float(query.get("timeoutSeconds") or 1800)
-        deadline = time.monotonic() + timeout
         since = query.get("resourceVersion", "")
         initial: list[JSON] = []
         with self._cond:
@@ -479,6 +479,29 @@ class KubeEmulator:
                     expired = ApiError(410, "Expired", f"too old resource version: {position} ({oldest - 1})")
                     initial.append({"type": "ERROR", "object": expired.status()})
                     position = -1
+        return self._follow(
+            plural,
+            namespace,
+            labels=labels,
+            fields=fields,
+            initial=initial,
+            position=position,
+            generation=generation,
+            deadline=time.monotonic() + timeout,
+        )
+
+    def _follow(
+        self,
+        plural: str,
+        namespace: str,
+        *,
+        labels: list[tuple[str, str, set[str]]],
+        fields: list[tuple[str, bool, str]],
+        initial: list[JSON],
+        position: int,
+        generation: int,
+        deadline: float,
+    ) -> Iterator[JSON]:
         yield from initial
         if position < 0:
             return
@@ -633,18 +656,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, obj)
 
     def _stream(self, events: Iterator[JSON]) -> None:
-        try:
-            first = next(events, None)
-        except ApiError as e:
-            self._send(e.code, e.status())
-            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        self.wfile.flush()
         try:
-            if first is not None:
-                self._chunk(json.dumps(first).encode() + b"\n")
             for event in events:
                 self._chunk(json.dumps(event).encode() + b"\n")
             self.wfile.write(b"0\r\n\r\n")

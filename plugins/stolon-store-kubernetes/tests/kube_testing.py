@@ -29,7 +29,9 @@ from stolon_store_kubernetes.store import COMPONENTS
 
 from stolon.store import open_backend
 from stolon.store.base import (
+    ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
+    ChangeKind,
     Election,
     InfoKind,
     Leadership,
@@ -37,6 +39,7 @@ from stolon.store.base import (
     Store,
     StoreConfig,
     Versioned,
+    Watch,
 )
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
@@ -247,6 +250,9 @@ class PodPerDaemonStore(Store):
 
     def get_leader(self) -> str | None:
         return self.base.get_leader()
+
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        return self.base.watch(kinds)
 
     def close(self) -> None:
         for st in self._publishers.values():

@@ -67,7 +67,9 @@ def rows(dsn: str) -> set[int]:
         return {r[0] for r in conn.execute("SELECT id FROM t").fetchall()}
 
 
-def test_failover_on_kubernetes(base_dir: Path, kube_emulator: EmulatorEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failover_on_kubernetes(
+    base_dir: Path, kube_emulator: EmulatorEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kube_emulator.kubeconfig))  # for this process's reads
     cluster = kube_cluster(base_dir, kube_emulator)
     cluster.start()
@@ -105,7 +107,9 @@ def test_failover_on_kubernetes(base_dir: Path, kube_emulator: EmulatorEnv, monk
         with psycopg.connect(cluster.dsn(), autocommit=True, connect_timeout=5) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
             conn.execute("INSERT INTO t VALUES (101)")
-        lease = kube_emulator.emulator.get_object("leases", NAMESPACE, f"stolon-cluster-{cluster.layout.name}")
+        lease = kube_emulator.emulator.get_object(
+            "leases", NAMESPACE, f"stolon-cluster-{cluster.layout.name}"
+        )
         assert lease is not None and lease["spec"]["holderIdentity"]
         print(f"new master elected {elected_after:.1f}s after the kill")
     finally:

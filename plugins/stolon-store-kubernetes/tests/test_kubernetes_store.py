@@ -332,7 +332,7 @@ def test_conditioned_write_renews_the_lease_and_checks_its_origin(
 # -- watches ------------------------------------------------------------------------------------
 @pytest.fixture
 def open_emulator(tmp_path: Path) -> Iterator[EmulatorEnv]:
-    """An emulator of this test's own, with no RBAC rules (watches are not granted yet)."""
+    """An emulator of this test's own, with no RBAC rules."""
     emulator = KubeEmulator()
     emulator.start()
     env = EmulatorEnv(emulator, tmp_path / "kubeconfig")
@@ -421,6 +421,9 @@ def test_rbac_manifest_grants_exactly_what_is_used(tmp_path: Path) -> None:
             st.put_info(InfoKind.KEEPER, "k0", b'{"uid":"k0"}', 20)
             assert "k0" in st.get_infos(InfoKind.KEEPER)
             assert st.get_leader() == "s1"
+            with st.watch() as w:
+                st.put_cluster_data(b'{"a":2}')
+                assert w.wait(5)
             e.resign()
             used = {(g, r, v) for v, g, r, _, _ in emulator.requests}
             granted = {

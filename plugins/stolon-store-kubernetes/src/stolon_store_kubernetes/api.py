@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -201,8 +201,10 @@ class KubeApi:
         patched: JSON = self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         return patched
 
-    def list(self, path: str, *, label_selector: str = "") -> JSON:
+    def list(self, path: str, *, label_selector: str = "", field_selector: str = "") -> JSON:
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         listed: JSON = self.request("GET", path, query=query)
         return listed
 
@@ -214,13 +216,17 @@ class KubeApi:
         label_selector: str = "",
         field_selector: str = "",
         timeout_seconds: int = 60,
+        bookmarks: bool = False,
+        on_open: Callable[[Any], None] | None = None,
     ) -> Iterator[WatchEvent]:
         """The events of ``path`` after ``resource_version`` (``?watch=1``), until the server
         ends the stream (after ``timeout_seconds``) or the consumer stops iterating.
 
-        This is the building block for the store's change notification (issue 12): a
-        caller resumes from the last ``metadata.resourceVersion`` it saw, and an ``ERROR``
-        event with code 410 (``Expired``) means it must read again and watch from there.
+        A caller resumes from the last ``metadata.resourceVersion`` it saw (``bookmarks``
+        asks the server for ``BOOKMARK`` events that carry the current version, so a quiet
+        filtered watch does not fall behind the server's history); an ``ERROR`` event with
+        code 410 (``Expired``) means it must list again and watch from there. ``on_open``
+        gets the open response, for :meth:`shutdown` from another thread.
         """
         query = [("watch", "1"), ("timeoutSeconds", str(timeout_seconds))]
         if resource_version:
@@ -229,9 +235,13 @@ class KubeApi:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
+        if bookmarks:
+            query.append(("allowWatchBookmarks", "true"))
         resp = self.request(
             "GET", path, query=query, timeout=(self.timeout, timeout_seconds + self.timeout), stream=True
         )
+        if on_open is not None:
+            on_open(resp)
         try:
             buffer = b""
             for chunk in resp.stream(4096, decode_content=True):
@@ -248,6 +258,14 @@ class KubeApi:
             raise UnreachableError(f"kubernetes watch on {path} broke: {_describe(e)}") from None
         finally:
             resp.release_conn()
+
+    @staticmethod
+    def shutdown(response: Any) -> None:
+        """End a watch stream from another thread (its reader sees the connection close)."""
+        try:
+            response.shutdown()
+        except Exception as e:
+            log.debug("shutting a watch stream down: %s", e)
 
     def close(self) -> None:
         try:

@@ -13,6 +13,7 @@ In the namespace of the store (``--kube-namespace``, the kubeconfig context's, o
   drops an info ``ttl`` seconds after it last saw it change (:class:`InfoTracker`).
 - Lease ``stolon-cluster-<cluster>`` (``coordination.k8s.io/v1``): the sentinel leader,
   client-go's leader-election rules (holder, duration, observed renewals).
+- Change notification: watches on those three (:mod:`stolon_store_kubernetes.watch`).
 
 See docs/store-kubernetes.md for the reasoning, the migration from Go Stolon and the limits.
 """
@@ -34,8 +35,10 @@ from typing import Any
 
 from stolon.model.uid import new_uid
 from stolon.store.base import (
+    ALL_CHANGES,
     DEFAULT_ELECTION_TTL,
     MIN_INFO_TTL,
+    ChangeKind,
     ConflictError,
     Election,
     InfoKind,
@@ -48,6 +51,7 @@ from stolon.store.base import (
     StoreConfigError,
     StoreError,
     Versioned,
+    Watch,
 )
 from stolon_store_kubernetes import (
     CLUSTER_DATA_ANNOTATION,
@@ -382,6 +386,16 @@ class KubernetesStore(Store):
     # -- election -------------------------------------------------------------------------------
     def election(self, candidate: str, ttl: float = DEFAULT_ELECTION_TTL) -> Election:
         return LeaseElection(self, candidate, ttl)
+
+    # -- change notification -------------------------------------------------------------------
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        """Kubernetes watches on the ConfigMap, the cluster's pods and the Lease (see
+        :mod:`stolon_store_kubernetes.watch`)."""
+        from stolon_store_kubernetes.watch import KubernetesWatch
+
+        return KubernetesWatch(
+            self.api, resource_name=self.name, cluster=self.config.cluster_name, kinds=kinds
+        )
 
     def get_leader(self) -> str | None:
         """The Lease's holder, as Go Stolon's ``Leader()`` (an expired holder included)."""
