@@ -140,8 +140,8 @@ class RealKube:
     def _api(self) -> Any:
         from stolon_store_kubernetes.api import KubeApi, load_client
 
-        client, _ = load_client(self.store_config("unused"))
-        return KubeApi(client, self.namespace, 10.0)
+        configuration, _ = load_client(self.store_config("unused"))
+        return KubeApi(configuration, self.namespace, 10.0)
 
     def add_pod(self, name: str, component: str, cluster: str, **labels: str) -> None:
         api = self._api()

@@ -392,7 +392,7 @@ def test_watch_from_a_compacted_version_is_expired() -> None:
 
         cfg = kclient.Configuration()
         cfg.host = emulator.url
-        api = KubeApi(kclient.ApiClient(cfg), "ns", 3.0)
+        api = KubeApi(cfg, "ns", 3.0)
         (ev,) = list(api.watch(api.path("configmaps"), resource_version="101", timeout_seconds=2))
         assert ev.type == "ERROR" and ev.object["code"] == 410 and ev.object["reason"] == "Expired"
         api.close()
@@ -498,11 +498,10 @@ def test_client_configuration_sources(
     with pytest.raises(StoreConfigError, match="no Kubernetes API server configured"):
         load_client(bare)
     monkeypatch.setenv("KUBECONFIG", str(kube_emulator.kubeconfig))
-    client, namespace = load_client(bare)
-    client.close()
+    configuration, namespace = load_client(bare)
     assert namespace == NAMESPACE  # the context's
-    client, namespace = load_client(StoreConfig("kubernetes", "c", options={"kube_namespace": "other"}))
-    client.close()
+    assert configuration.host == kube_emulator.emulator.url
+    _, namespace = load_client(StoreConfig("kubernetes", "c", options={"kube_namespace": "other"}))
     assert namespace == "other"
     with pytest.raises(StoreConfigError, match="cannot load the Kubernetes client configuration"):
         load_client(StoreConfig("kubernetes", "c", options={"kube_context": "nope"}))

@@ -1,10 +1,13 @@
 """A thin JSON layer over the official ``kubernetes`` client.
 
 The official client does what is hard to get right: kubeconfig files (contexts, client
-certificates, exec and token auth providers), the in-cluster service account (with token
-rotation) and TLS. Requests go through its ``ApiClient.call_api`` with raw JSON in and out
-(``_preload_content=False``): the store needs a handful of fields of three object kinds,
-exact control of the patch bodies, and watch streams, not the generated models.
+certificates, exec and token auth providers) and the in-cluster service account (with
+token rotation); its ``Configuration`` (server, TLS files, credentials and their refresh
+hook) is what the store takes from it. Requests are sent with urllib3 (the client's own
+HTTP library) from that configuration, with raw JSON in and out: the store needs a handful
+of fields of three object kinds, exact control of the patch bodies and watch streams, not
+the generated models, and the client's request layer changed shape between releases (36
+to 37) while ``Configuration`` did not.
 
 Every request is bounded by the store timeout and never retried here (urllib3 retries
 are off), so a caller sees an unreachable API server within ``--store-timeout``.
@@ -18,7 +21,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from stolon.store.base import StoreConfig, StoreConfigError, StoreError, UnreachableError
 
@@ -72,13 +75,17 @@ def resolve_namespace(options: Mapping[str, str], context_namespace: str, in_clu
 
 
 def load_client(config: StoreConfig) -> tuple[Any, str]:
-    """An ``ApiClient`` and the namespace, from a kubeconfig or the in-cluster service account.
+    """The client ``Configuration`` and the namespace, from a kubeconfig or the in-cluster
+    service account.
 
     Like Go Stolon (client-go's deferred loading rules): ``--kubeconfig`` (stolonctl), else
     ``$KUBECONFIG``, else ``~/.kube/config`` when it exists, else the in-cluster config.
     """
-    from kubernetes import client as kclient
-    from kubernetes import config as kconfig
+    import importlib
+
+    # Any: the client's typing differs between releases (37 ships partial annotations)
+    kclient: Any = importlib.import_module("kubernetes.client")
+    kconfig: Any = importlib.import_module("kubernetes.config")
 
     options = config.options
     configuration = kclient.Configuration()
@@ -109,21 +116,58 @@ def load_client(config: StoreConfig) -> tuple[Any, str]:
         raise
     except Exception as e:  # ConfigException, a missing or malformed file, a bad context
         raise StoreConfigError(f"cannot load the Kubernetes client configuration: {e}") from None
-    # One attempt per request, bounded by the store timeout: retrying is the caller's job.
-    configuration.retries = False
-    api = kclient.ApiClient(configuration)
-    component = options.get("component", "")
-    api.user_agent = f"stolon{'-' + component if component else ''}/kubernetes-store"
-    return api, resolve_namespace(options, context_namespace, in_cluster)
+    return configuration, resolve_namespace(options, context_namespace, in_cluster)
+
+
+def _pool(configuration: Any, maxsize: int = 8) -> Any:
+    """A urllib3 pool for ``configuration``'s server: its TLS settings and proxy, no retries
+    (one attempt per request, bounded by the store timeout: retrying is the caller's job)."""
+    import ssl
+
+    import urllib3
+
+    kwargs: dict[str, Any] = {"maxsize": maxsize, "retries": False, "block": False}
+    if str(configuration.host).startswith("https"):
+        kwargs["cert_reqs"] = ssl.CERT_REQUIRED if configuration.verify_ssl else ssl.CERT_NONE
+        if configuration.ssl_ca_cert:
+            kwargs["ca_certs"] = configuration.ssl_ca_cert
+        if configuration.cert_file:
+            kwargs["cert_file"] = configuration.cert_file
+        if configuration.key_file:
+            kwargs["key_file"] = configuration.key_file
+        if getattr(configuration, "assert_hostname", None) is not None:
+            kwargs["assert_hostname"] = configuration.assert_hostname
+        if getattr(configuration, "tls_server_name", None):
+            kwargs["server_hostname"] = configuration.tls_server_name
+    proxy = getattr(configuration, "proxy", None)
+    if proxy:
+        return urllib3.ProxyManager(
+            proxy, proxy_headers=getattr(configuration, "proxy_headers", None), **kwargs
+        )
+    return urllib3.PoolManager(**kwargs)
 
 
 class KubeApi:
     """JSON requests to one namespace's objects, each bounded by ``timeout`` seconds."""
 
-    def __init__(self, api_client: Any, namespace: str, timeout: float) -> None:
-        self._api = api_client
+    def __init__(
+        self, configuration: Any, namespace: str, timeout: float, user_agent: str = "stolon"
+    ) -> None:
+        self._configuration = configuration
+        self._host = str(configuration.host).rstrip("/")
+        self._pool = _pool(configuration)
         self.namespace = namespace
         self.timeout = timeout
+        self.user_agent = user_agent
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        """Credentials are read per request: the client's refresh hook renews expiring
+        tokens (exec providers, the in-cluster service account's rotated token)."""
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": self.user_agent}
+        for setting in (self._configuration.auth_settings() or {}).values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
 
     # -- paths ----------------------------------------------------------------------------------
     def path(self, resource: str, name: str = "") -> str:
@@ -150,33 +194,38 @@ class KubeApi:
         stream: bool = False,
     ) -> Any:
         """One request; the decoded JSON answer, or the open response when ``stream``."""
-        from kubernetes.client.exceptions import ApiException
+        import urllib3
 
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        url = self._host + path
+        if query:
+            url += "?" + urlencode(query)
+        limit = self.timeout if timeout is None else timeout
+        t = (
+            urllib3.Timeout(connect=limit[0], read=limit[1])
+            if isinstance(limit, tuple)
+            else urllib3.Timeout(total=limit)
+        )
         try:
-            resp = self._api.call_api(
-                path,
+            resp = self._pool.request(
                 method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-                _request_timeout=self.timeout if timeout is None else timeout,
+                url,
+                body=None if body is None else json.dumps(body).encode(),
+                headers=self._headers(content_type),
+                timeout=t,
+                preload_content=False,
             )
-        except ApiException as e:
-            raise _api_error(e) from None
-        except Exception as e:  # urllib3: refused, reset, timed out, DNS, ...
+        except Exception as e:  # urllib3: refused, reset, timed out, TLS, DNS, ...
             raise UnreachableError(f"kubernetes API server unreachable: {_describe(e)}") from None
-        if stream:
+        if stream and 200 <= resp.status < 300:
             return resp
         try:
-            data = resp.data
+            data = resp.read()
         except Exception as e:
             raise UnreachableError(f"kubernetes API server unreachable: {_describe(e)}") from None
         finally:
             resp.release_conn()
+        if not 200 <= resp.status < 300:
+            raise _api_error(resp.status, resp.reason or "", data)
         try:
             return json.loads(data) if data else {}
         except ValueError:
@@ -269,8 +318,8 @@ class KubeApi:
 
     def close(self) -> None:
         try:
-            self._api.close()
-        except Exception as e:  # closing a pool that never opened, at interpreter exit, ...
+            self._pool.clear()
+        except Exception as e:  # at interpreter exit, ...
             log.debug("closing the kubernetes client: %s", e)
 
 
@@ -282,18 +331,14 @@ def _event(line: bytes) -> WatchEvent:
         raise StoreError(f"malformed watch event from the kubernetes API server: {line[:200]!r}") from None
 
 
-def _api_error(e: Any) -> StoreError:
-    status = int(getattr(e, "status", 0) or 0)
-    if status == 0:  # the client's own failures (TLS handshake, ...)
-        return UnreachableError(f"kubernetes API server unreachable: {e.reason}")
-    reason, message = str(getattr(e, "reason", "") or ""), ""
-    body = getattr(e, "body", None)
+def _api_error(status: int, http_reason: str, body: bytes) -> StoreError:
+    reason, message = http_reason, ""
     try:
         st = json.loads(body) if body else {}
         reason = st.get("reason") or reason
         message = st.get("message") or ""
     except (ValueError, TypeError, AttributeError):
-        message = str(body or "")[:300]
+        message = body[:300].decode(errors="replace")
     if status == 429 or status >= 500:
         # Throttled, or the API server cannot reach its own storage: stolon cannot read or
         # write its state, which is what "unreachable" means to the daemons.

@@ -1,6 +1,6 @@
 """The plugin module named by the ``stolon.store`` entry point ``kubernetes``.
 
-It stays cheap to import: the official ``kubernetes`` client (about 1-2 s and 45 MB to
+It stays cheap to import: the official ``kubernetes`` client (about 1 s and 10-35 MB to
 import, see docs/store-kubernetes.md) is loaded only when a store is opened.
 """
 

@@ -146,8 +146,9 @@ class KubernetesStore(Store):
                 " (env valueFrom fieldRef metadata.name)"
             )
         if api is None:
-            client, namespace = load_client(config)
-            api = KubeApi(client, namespace, config.timeout)
+            configuration, namespace = load_client(config)
+            agent = f"stolon-{component}" if component else "stolon"
+            api = KubeApi(configuration, namespace, config.timeout, user_agent=f"{agent}/kubernetes-store")
         self.api = api
         self.namespace = api.namespace
         self.configmap_path = api.path("configmaps", self.name)
