@@ -20,6 +20,7 @@ from stolon.cli import (
 )
 from stolon.cli.common import (
     CliError,
+    add_kube_client_flags,
     add_store_flags,
     apply_env_defaults,
     log_level,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every global flag --foo-bar can also be set with the environment variable STOLONCTL_FOO_BAR.",
     )
     add_store_flags(parser)
+    add_kube_client_flags(parser)
     parser.add_argument(
         "--log-level", default="warn", type=log_level, help="debug, info, warn (default) or error"
     )

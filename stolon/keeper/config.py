@@ -232,7 +232,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> K
     parser = build_parser()
     apply_env_defaults(parser, ENV_PREFIX, env)
     a = parser.parse_args(normalize_bool_flags(argv))
-    store = store_config_from_args(a)
+    store = store_config_from_args(a, component="keeper")
     if not a.data_dir:
         raise CliError("data dir required: set --data-dir")
     if not a.pg_listen_address:
