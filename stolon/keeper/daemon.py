@@ -69,12 +69,38 @@ from stolon.postgres.runas import OSUser, resolve_pg_os_user
 from stolon.postgres.state import collect_state
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
-from stolon.store.base import StoreError
+from stolon.store.base import ChangeKind, StoreError, Watch
 
 log = logging.getLogger("stolon.keeper")
 
 DEFAULT_SLEEP = 5.0
+#: How often waits look at the stop flag (a signal sets it).
+STOP_POLL = 0.25
+#: Steps after which the PostgreSQL state is collected and published at once.
+STATE_CHANGING_STEPS = (
+    p.Promote,
+    p.StartPostgres,
+    p.Restart,
+    p.StopPostgres,
+    p.StopCleanly,
+    p.FinishInit,
+    p.Reload,
+)
 MAX_INIT_PASSES = 3
+
+
+def _changes_state(steps: tuple[p.Step, ...], facts: p.LocalFacts) -> bool:
+    """Whether running ``steps`` changes what the keeper reports (role, running, applied
+    generation): then it reports at once instead of at the next heartbeat."""
+    for step in steps:
+        if isinstance(step, STATE_CHANGING_STEPS):
+            return True
+        if isinstance(step, p.SaveGeneration) and (step.db_uid, step.generation) != (
+            facts.db_uid,
+            facts.db_generation,
+        ):
+            return True
+    return False
 
 
 class FatalError(Exception):
@@ -153,6 +179,9 @@ class Keeper:
         self.request_timeout = 10.0
         self.metrics = KeeperMetrics(cfg.store.cluster_name)
         self._stop = threading.Event()
+        #: set to make the collector collect and then the publisher publish at once
+        self._collect_now = threading.Event()
+        self._publish_now = threading.Event()
         self._busy = False
         self._collected: Collected | None = None
         self._lock: DataDirLock | None = None
@@ -320,11 +349,28 @@ class Keeper:
 
     def _collector(self) -> None:
         while not self._stop.is_set():
+            kicked = self._collect_now.is_set()
+            self._collect_now.clear()
             try:
                 self._collect_once()
             except Exception as e:
                 log.warning("collecting the postgres state failed: %s", e)
-            self._stop.wait(max(0.2, self.sleep / 2))
+            if kicked:
+                self._publish_now.set()
+            self._wait(self._collect_now, max(0.2, self.sleep / 2))
+
+    def _wait(self, event: threading.Event, timeout: float) -> None:
+        """Wait for ``event`` (or a stop) up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or event.wait(min(left, STOP_POLL)):
+                return
+
+    def report_now(self) -> None:
+        """Collect the PostgreSQL state and publish the keeper info now (after a step that
+        changed it: the sentinel learns of a promotion without waiting for a heartbeat)."""
+        self._collect_now.set()
 
     def keeper_info(self) -> KeeperInfo:
         fresh = self._fresh()
@@ -374,12 +420,13 @@ class Keeper:
         store = open_store(self.cfg.store)
         try:
             while not self._stop.is_set():
+                self._publish_now.clear()
                 if self.cluster_uid:
                     try:
                         store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
                     except StoreError as e:
                         log.warning("failed to update keeper info: %s", e)
-                self._stop.wait(self.sleep)
+                self._wait(self._publish_now, self.sleep)
         finally:
             store.close()
 
@@ -489,6 +536,8 @@ class Keeper:
                 done = ex.run(pl.steps)
             finally:
                 self._busy = False
+                if _changes_state(pl.steps, facts):
+                    self.report_now()
             if done and pl.converges:
                 self.metrics.last_sync.set(time.time())
             self.metrics.needs_restart.set(1 if ex.state.needs_restart else 0)
@@ -550,6 +599,7 @@ class Keeper:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         store = open_store(self.cfg.store)
+        watch = store.watch(frozenset({ChangeKind.CLUSTER_DATA}))
         threads = [
             threading.Thread(target=self._collector, name="collector", daemon=True),
             threading.Thread(target=self._publisher, name="publisher", daemon=True),
@@ -566,13 +616,23 @@ class Keeper:
                     log.error("%s", e)
                 except Exception:
                     log.exception("unexpected error in the keeper state machine")
-                self._stop.wait(self.sleep)
+                self._wait_change(watch, self.sleep)
         except Shutdown:
             pass
         finally:
             self._stop.set()
+            watch.close()
             self._shutdown(store)
         return 0
+
+    def _wait_change(self, watch: Watch, timeout: float) -> None:
+        """Until the cluster data changes (a new generation to apply, a new master to
+        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or watch.wait(min(left, STOP_POLL)):
+                return
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)
