@@ -379,7 +379,7 @@ class Executor:
         with self.activity.running("restore", detail, backup.size), watch_directory(self.activity, pgdata):
             setup.method.restore_backup(ctx, backup, pgdata, self.activity.report)
         for leftover in (RECOVERY_SIGNAL, STANDBY_SIGNAL):
-            (pgdata / leftover).unlink(missing_ok=True)
+            safefs.unlink(pgdata / leftover)  # not through a PGDATA the restore made a link
         log.info(
             "backup %s restored in %.1fs (%s)",
             backup.id,

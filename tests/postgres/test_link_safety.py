@@ -238,6 +238,12 @@ def test_planted_fifos_do_not_block_root(layout: Layout) -> None:
     layout.as_pg("mkfifo", str(keeper_dir / "keeperstate"))
     out = _unblocks(keeper_dir / "keeperstate", lambda: KeeperLocalState.load(keeper_dir))
     assert isinstance(out, DataDirError), out
+    from stolon.keeper.activity import ActivityTracker
+    from stolon.keeper.backup_jobs import STATE_FILE, BackupJobs
+
+    layout.as_pg("mkfifo", str(keeper_dir / STATE_FILE))
+    out = _unblocks(keeper_dir / STATE_FILE, lambda: BackupJobs(keeper_dir, ActivityTracker()).state)
+    assert out is None
 
 
 def test_lock_file_is_not_created_through_a_link(layout: Layout) -> None:
@@ -306,3 +312,20 @@ def test_links_in_a_postgres_directory_are_never_followed(layout: Layout) -> Non
         with pytest.raises(UnsafePathError):
             call()
     assert sorted(p.name for p in layout.victim.iterdir()) == ["file", "sub"]
+
+
+def test_backup_work_directories_are_not_made_through_a_link(layout: Layout) -> None:
+    """The backup methods' work directory lives in the keeper data dir, which postgres owns:
+    a link it makes in place of ``backup/`` must not make root create (and give away) a
+    directory, or write a config file, at the link's target."""
+    from stolon.backup.base import BackupError
+    from stolon.backup.files import ensure_private_dir, write_private
+
+    before = snapshot(layout.victim)
+    keeper_dir = layout.pg_dir("keeper")
+    layout.as_pg("ln", "-s", str(layout.victim), str(keeper_dir / "backup"))
+    with pytest.raises(BackupError):
+        ensure_private_dir(keeper_dir / "backup" / "archive", layout.user)
+    with pytest.raises(BackupError):
+        write_private(keeper_dir / "backup" / "walg.json", "{}", layout.user)
+    assert snapshot(layout.victim) == before
