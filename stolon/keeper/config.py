@@ -343,6 +343,12 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> K
                 f"--pg-os-user: OS user {os_user!r} does not exist: create it or name another"
             ) from None
     su_user = a.pg_su_username or os_user
+    for flag, name in (("--pg-su-username", su_user), ("--pg-repl-username", a.pg_repl_username)):
+        if control_chars(name) or '"' in name:
+            raise CliError(
+                f"{flag} {printable(name)!r}: a user name written into pg_hba.conf and conninfos cannot"
+                " contain a double quote or a control character"
+            )
     if su_user == a.pg_repl_username:
         log.warning("superuser name and replication user name are the same. Different users are suggested.")
         if a.pg_repl_auth_method != a.pg_su_auth_method:

@@ -387,6 +387,10 @@ class Keeper:
                         store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
                     except StoreError as e:
                         log.warning("failed to update keeper info: %s", e)
+                    except (OSError, ValueError, PostgresError) as e:
+                        # e.g. dbstate unreadable (the data dir is the PostgreSQL user's):
+                        # skip this publication, never end the thread
+                        log.error("cannot build the keeper info: %s", e)
                 self._stop.wait(self.sleep)
         finally:
             store.close()

@@ -272,6 +272,13 @@ def test_good_addresses(caplog: pytest.LogCaptureFixture) -> None:
     assert "is not an ip address but a hostname" in caplog.text
 
 
+@pytest.mark.parametrize("flag", ["--pg-su-username", "--pg-repl-username"])
+@pytest.mark.parametrize("name", ['su"x', "su\nhost all all 0.0.0.0/0 trust", "su\x1b"])
+def test_user_names_that_cannot_reach_pg_hba_are_refused(flag: str, name: str) -> None:
+    with pytest.raises(CliError, match=f"^{flag} .*cannot contain a double quote or a control character$"):
+        parse_config([*without(BASE, flag), flag, name], env={})
+
+
 @pytest.mark.parametrize("uid", ["abc\n", "abc\r", "ab c", "Abc", "abc-1", "\nabc"])
 def test_keeper_uid_rule_is_a_full_match(uid: str) -> None:
     """Issue 10 item 11: ``^[a-z0-9_]+$`` with ``re.match`` accepted ``'abc\\n'``."""
