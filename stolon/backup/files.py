@@ -103,9 +103,13 @@ def read_env_file(path: str, what: str) -> dict[str, str]:
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        # a regular file only (a FIFO named here must not block the keeper), no link the
+        # PostgreSQL user could have planted on the way
+        fd = safefs.open_file(p, follow_last=True)
     except OSError as e:
         raise BackupConfigError(f"{what}: cannot read {path}: {e.strerror}") from None
+    except PostgresError as e:
+        raise BackupConfigError(f"{what}: cannot read {path}: {e}") from None
     with os.fdopen(fd, "r", encoding="utf-8") as f:
         st = os.fstat(f.fileno())
         if st.st_mode & 0o077:
