@@ -303,7 +303,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("=== Warnings ===")
         out()
         for line in status.warnings:
-            out(f"WARNING: {line}")
+            out(f"WARNING: {line}")  # escaped by stolon.cli.status_warnings
         out()
 
 
