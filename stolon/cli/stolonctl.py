@@ -29,6 +29,7 @@ from stolon.cli.common import (
 )
 from stolon.cli.ctlcontext import CtlContext
 from stolon.model import ModelError
+from stolon.model.text import printable
 from stolon.plugins import PluginError, plugin_manager
 from stolon.store.base import ConflictError, StoreError, UnreachableError
 
@@ -77,17 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with CtlContext(args) as ctx:
         try:
             return int(args.func(ctx))
+        # Messages may quote what the store holds: control characters are escaped.
         except CliError as e:
-            ctx.err(f"stolonctl: {e}")
+            ctx.err(f"stolonctl: {printable(str(e))}")
             return e.exit_code
         except UnreachableError as e:
-            ctx.err(f"stolonctl: cannot reach the store: {e}")
+            ctx.err(f"stolonctl: cannot reach the store: {printable(str(e))}")
             return 1
         except ConflictError as e:
-            ctx.err(f"stolonctl: cannot update cluster data: {e}")
+            ctx.err(f"stolonctl: cannot update cluster data: {printable(str(e))}")
             return 1
         except (StoreError, PluginError, ModelError) as e:
-            ctx.err(f"stolonctl: {e}")
+            ctx.err(f"stolonctl: {printable(str(e))}")
             return 1
         except BrokenPipeError:  # e.g. `stolonctl status | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -18,7 +18,6 @@ docs/keeper.md.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -59,6 +58,7 @@ from stolon.model.infos import ArchiverState
 from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec
 from stolon.model.uid import new_uid, new_uuid
 from stolon.plugins import plugin_manager
+from stolon.postgres import safefs
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.controldata import system_identifier
 from stolon.postgres.credentials import AuthMethod, Credentials
@@ -207,20 +207,28 @@ class Keeper:
         except PostgresError as e:
             raise FatalError(str(e)) from None
         self.pg_version = PostgresBinaryVersion(maj=version.major, min=version.minor)
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.os_user.switches:
+        try:
+            self.data_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             # PostgreSQL (another OS user) must reach <data-dir>/postgres: the data dir is
-            # its, mode 0700; our own files in it stay root's, mode 0600.
-            os.chown(self.data_dir, self.os_user.uid, self.os_user.gid)
-        os.chmod(self.data_dir, 0o700)
+            # its, mode 0700; our own files in it stay root's, mode 0600. Owner and mode are
+            # set through a descriptor, and a link at --data-dir is followed only if nobody
+            # but root can change the directory holding it.
+            safefs.make_dir(self.data_dir, self.os_user, 0o700, follow_last=True)
+        except (OSError, PostgresError) as e:
+            raise FatalError(f"cannot use --data-dir {str(self.data_dir)!r}: {e}") from None
         if not cfg.disable_data_dir_locking:
             self._lock = DataDirLock(self.data_dir)
             try:
                 self._lock.acquire()
             except DataDirLockedError as e:
                 raise FatalError(str(e)) from None
+            except (OSError, PostgresError) as e:
+                raise FatalError(f"cannot lock the data dir: {e}") from None
             log.info("exclusive lock on data dir taken")
-        saved = KeeperLocalState.load(self.data_dir)
+        try:
+            saved = KeeperLocalState.load(self.data_dir)
+        except (OSError, ValueError, PostgresError) as e:
+            raise FatalError(f"cannot read the keeper state: {e}") from None
         if saved is not None and saved.uid and cfg.uid and saved.uid != cfg.uid:
             raise FatalError(f"saved uid {saved.uid!r} differs from configuration uid: {cfg.uid!r}")
         self.uid = (saved.uid if saved else "") or cfg.uid or new_uid()
@@ -426,6 +434,10 @@ class Keeper:
                         store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
                     except StoreError as e:
                         log.warning("failed to update keeper info: %s", e)
+                    except (OSError, ValueError, PostgresError) as e:
+                        # e.g. dbstate unreadable (the data dir is the PostgreSQL user's):
+                        # skip this publication, never end the thread
+                        log.error("cannot build the keeper info: %s", e)
                 self._wait(self._publish_now, self.sleep)
         finally:
             store.close()

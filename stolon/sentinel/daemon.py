@@ -55,6 +55,7 @@ from stolon.model import (
     SentinelInfo,
 )
 from stolon.model.spec import FencingSpec
+from stolon.model.text import printable
 from stolon.model.uid import new_uid
 from stolon.plugins import plugin_manager
 from stolon.sentinel import reasons as r
@@ -79,12 +80,15 @@ STEADY_KINDS = frozenset(
         r.ProxiesWaiting.kind,
         r.SyncStandbysWaiting.kind,
         r.SpecPropagated.kind,
+        r.KeeperInfoRejected.kind,
     }
 )
 #: Election outcomes: each is its own ``sentinel.failover`` span with every candidate.
 FAILOVER_KINDS = frozenset({r.MasterElected.kind, r.NoEligibleMaster.kind})
 #: Reasons about the same election: events of its failover span.
 FENCING_KINDS = frozenset({r.FencingRequested.kind, r.FencingChecked.kind})
+#: How many distinct rejected keeper infos are remembered to log each only once.
+MAX_REJECTIONS_REMEMBERED = 1000
 #: Reasons logged as warnings.
 WARNING_KINDS = frozenset({r.NoEligibleMaster.kind, r.UpdateError.kind, r.SwitchoverCancelled.kind})
 
@@ -224,6 +228,8 @@ class Sentinel:
         #: the clock of the fencing back-off (tests replace it)
         self.clock = time.monotonic
         self.spec_check = StoredSpecCheck(log)
+        #: (keeper uid, problem) of rejected keeper infos already logged
+        self._rejected_logged: set[tuple[str, str]] = set()
         self.fencing_runner = FencingRunner(
             lambda: plugin_manager().fencing_methods(),
             self.tracer,
@@ -284,6 +290,8 @@ class Sentinel:
         )
         decision = decide(cd, observations, self.memory, now)
         self.memory = decision.memory
+        for rejected in decision.of(r.KeeperInfoRejected):
+            self._log_rejected(rejected)
         fencing_requests = decision.of(r.FencingRequested)
         if not fencing_requests:
             self.fencing_outcomes = {}
@@ -383,13 +391,24 @@ class Sentinel:
         except StoreError as e:
             log.error("cannot create the cluster data: %s", e)
 
+    def _log_rejected(self, reason: r.KeeperInfoRejected) -> None:
+        """A rejected info is logged once (per UID and problem), not every cycle."""
+        key = (reason.keeper_uid, reason.why)
+        if key in self._rejected_logged:
+            return
+        if len(self._rejected_logged) >= MAX_REJECTIONS_REMEMBERED:
+            self._rejected_logged.clear()
+        self._rejected_logged.add(key)
+        log.warning("ignoring the info of keeper %r: %s", reason.keeper_uid, reason.why)
+
     # -- tracing ------------------------------------------------------------------------------
     def _trace(self, prev: ClusterData, decision: Decision) -> ClusterData:
         """Turn the decision's reasons into spans and stamp the trace context on what changed."""
         new_cd = decision.cluster_data
         assert new_cd is not None
         for reason in decision.reasons:
-            _log_reason(reason)
+            if not isinstance(reason, r.KeeperInfoRejected):  # logged by cycle(), once
+                _log_reason(reason)
         if all(reason.kind in STEADY_KINDS for reason in decision.reasons):
             return new_cd
         # The decision that acts on a fencing outcome continues the trace that requested it.
@@ -517,4 +536,5 @@ def _log_reason(reason: r.Reason) -> None:
 
 
 def _short(attrs: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in attrs.items())
+    """``k=v`` pairs for a log line; values are escaped (they may come from the store)."""
+    return " ".join(f"{k}={printable(str(v))}" for k, v in attrs.items())

@@ -189,6 +189,18 @@ class KeeperInfoWrongCluster(Reason):
 
 
 @dataclass(frozen=True)
+class KeeperInfoRejected(Reason):
+    """A keeper info was ignored: its UID breaks the keeper UID rule, its ``uid`` field is
+    not the UID it is stored under, or its address or port is not one (anything else could
+    reach other keepers' pg_hba.conf and conninfos). ``keeper_uid`` is escaped for display
+    (:func:`stolon.model.text.printable`). Repeats every cycle while the info is there."""
+
+    kind: ClassVar[str] = "keeper_info_rejected"
+    keeper_uid: str
+    why: str
+
+
+@dataclass(frozen=True)
 class KeeperAdded(Reason):
     """A keeper published its first fresh info and got a Keeper object."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -284,6 +285,26 @@ def test_env_file(tmp_path: Path) -> None:
     f.write_text("not a pair\n")
     with pytest.raises(BackupConfigError, match="line 1 is not KEY=VALUE"):
         read_env_file(str(f), "backup.settings.envFile")
+    # issue 10: a FIFO named by the spec must not block the keeper
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    errors: list[Exception] = []
+
+    def read() -> None:
+        try:
+            read_env_file(str(fifo), "backup.settings.envFile")
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():  # blocked opening the FIFO: open its other end to let the thread end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(20)
+        pytest.fail("read_env_file blocked on a FIFO")
+    assert len(errors) == 1 and isinstance(errors[0], BackupConfigError)
+    assert "not a regular file" in str(errors[0])
 
 
 def test_write_private_replaces_a_link_without_following_it(tmp_path: Path) -> None:

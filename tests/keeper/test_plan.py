@@ -199,6 +199,22 @@ def _c10() -> None:
     assert kinds(p.plan(c, ME, facts(db_uid=""))) == ["Wait"]
 
 
+@case("resync or follow a db whose stored address is not an address: wait (issue 10 item 9)")
+def _c10b() -> None:
+    for bad in ("10.0.0.3/32 trust\nhost all all 0.0.0.0/0 trust #", "a b", "10.0.0.1 port=1"):
+        c = cd()
+        add_db(c, "db1", "k1", "master", followers=["db2"], address=bad)
+        add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1")
+        pl = p.plan(c, ME, facts(db_uid=""))
+        assert kinds(pl) == ["Wait"] and "unusable address" in pl.steps[0].message  # type: ignore[attr-defined]
+        assert "\n" not in pl.steps[0].message  # type: ignore[attr-defined]
+        c = cd()
+        add_db(c, "db1", "k1", "master", followers=["db0"], address=bad)
+        add_db(c, "db0", "k0", "standby", follows="db1", address="10.0.0.1")
+        pl = p.plan(c, ME, facts(local_role="standby"))
+        assert kinds(pl) == ["Wait"] and "unusable address" in pl.steps[0].message  # type: ignore[attr-defined]
+
+
 @case("lost keeper data with init mode none: refuse (manual intervention)")
 def _c11() -> None:
     pl = p.plan(master_cluster(), ME, facts(db_uid=""))
