@@ -94,12 +94,15 @@ def _same_content(dir_fd: int, name: str, data: bytes, mode: int, owner: OSUser)
         os.close(fd)
 
 
-def read_env_file(path: str, what: str) -> dict[str, str]:
+def read_env_file(path: str, what: str, *, owner: OSUser) -> dict[str, str]:
     """``KEY=VALUE`` lines from a credentials file on this host (``#`` comments and blank
     lines skipped, optional ``export``, values may be single- or double-quoted).
 
-    The file must not be readable by group or others (like libpq's ``.pgpass``). ``what``
-    names the setting in errors (``backup.settings.envFile``).
+    The file must belong to ``owner``, the OS user the backup tools run as (PostgreSQL's),
+    and not be readable by group or others (like libpq's ``.pgpass``). Its values end up in
+    files of that user anyway; a file of anyone else (a root-only file named in the spec by
+    whoever can write the store) is refused, so the spec can't make the keeper hand it out.
+    ``what`` names the setting in errors (``backup.settings.envFile``).
     """
     p = Path(path)
     try:
@@ -112,6 +115,11 @@ def read_env_file(path: str, what: str) -> dict[str, str]:
         raise BackupConfigError(f"{what}: cannot read {path}: {e}") from None
     with os.fdopen(fd, "r", encoding="utf-8") as f:
         st = os.fstat(f.fileno())
+        if st.st_uid != owner.uid:
+            raise BackupConfigError(
+                f"{what}: {path} belongs to uid {st.st_uid}, not to {owner.name!r} who runs the backup"
+                f" tools: chown {owner.name} {path}"
+            )
         if st.st_mode & 0o077:
             raise BackupConfigError(
                 f"{what}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"

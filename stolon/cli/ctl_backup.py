@@ -55,6 +55,8 @@ from stolon.postgres.errors import PostgresError
 from stolon.postgres.runas import resolve_pg_os_user
 
 POLL_S = 0.5
+#: compare-and-swap tries: the leader sentinel writes the cluster data every cycle
+CAS_RETRIES = 10
 #: extra wait beyond backup.timeout before ``create`` gives up following a request
 WAIT_GRACE_S = 120.0
 
@@ -176,37 +178,46 @@ def check_spec_backup(spec: ClusterSpec, cluster_name: str) -> None:
 
 
 def cmd_create(ctx: CtlContext) -> int:
-    cd, rev = ctx.cluster_data()
+    cd, _ = ctx.cluster_data()
     assert cd.cluster is not None and cd.cluster.spec is not None
     spec = cd.cluster.spec
     if spec.backup is None:
         _method(ClusterSpec())  # raises the "no backup section" error
     assert spec.backup is not None
     _method(spec)  # a clear error when the method can't be used here
-    st = cd.cluster.status
-    if st.phase != PHASE_NORMAL:
-        raise CliError(f"the cluster is not ready for a backup (phase {st.phase or 'none'})")
-    master = cd.master_db()
-    if master is None or master.spec is None:
-        raise CliError("the cluster has no master to take a backup of")
-    current = st.backup.request if st.backup is not None else None
-    if current is not None and current.active:
-        raise CliError(
-            f"a backup is already {current.phase} (request {current.id} on keeper {current.keeper_uid}):"
-            " wait for it to end"
+    request_id = new_uid()
+    made: list[BackupRequest] = []
+
+    def add_request(work: ClusterData) -> None:
+        # checked again on every try: the sentinel rewrites the cluster data every cycle
+        assert work.cluster is not None
+        st = work.cluster.status
+        if st.phase != PHASE_NORMAL:
+            raise CliError(f"the cluster is not ready for a backup (phase {st.phase or 'none'})")
+        master = work.master_db()
+        if master is None or master.spec is None:
+            raise CliError("the cluster has no master to take a backup of")
+        current = st.backup.request if st.backup is not None else None
+        if current is not None and current.active:
+            raise CliError(
+                f"a backup is already {current.phase} (request {current.id} on keeper {current.keeper_uid}):"
+                " wait for it to end"
+            )
+        req = BackupRequest(
+            id=request_id,
+            phase=BACKUP_REQUESTED,
+            requested_by=BACKUP_BY_STOLONCTL,
+            request_time=now_utc(),
+            db_uid=master.uid,
+            keeper_uid=master.spec.keeper_uid,
         )
-    req = BackupRequest(
-        id=new_uid(),
-        phase=BACKUP_REQUESTED,
-        requested_by=BACKUP_BY_STOLONCTL,
-        request_time=now_utc(),
-        db_uid=master.uid,
-        keeper_uid=master.spec.keeper_uid,
-    )
-    if st.backup is None:
-        st.backup = BackupStatus()
-    st.backup.request = req
-    ctx.store.cas_cluster_data(cd, rev)
+        if st.backup is None:
+            st.backup = BackupStatus()
+        st.backup.request = req
+        made[:] = [req]
+
+    ctx.store.update_cluster_data(add_request, retries=CAS_RETRIES)
+    req = made[0]
     ctx.out(f"backup {req.id} requested from keeper {req.keeper_uid}")
     if not ctx.args.wait:
         return 0
