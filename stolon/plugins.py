@@ -166,7 +166,7 @@ _BACKEND_HINTS = {
     "etcd": " (Go Stolon's alias for the etcd v2 API, which is not supported; use etcdv3)",
     "etcdv2": " (the etcd v2 API is not supported; use etcdv3)",
     "consul": " (install the Consul plugin: pip install 'stolon[consul]')",
-    "kubernetes": " (not available yet)",
+    "kubernetes": " (install the Kubernetes plugin: pip install 'stolon[kubernetes]')",
 }
 
 

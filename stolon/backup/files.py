@@ -15,6 +15,8 @@ import stat
 from pathlib import Path
 
 from stolon.backup.base import BackupConfigError, BackupError
+from stolon.postgres import safefs
+from stolon.postgres.errors import PostgresError
 from stolon.postgres.runas import OSUser
 
 _ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -22,21 +24,13 @@ _ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 
 def ensure_private_dir(path: Path, owner: OSUser) -> None:
     """Create directory ``path`` (its parent must exist) or check the existing one: a real
-    directory (not a link), ``owner``'s, mode 0700."""
+    directory (not a link), ``owner``'s, mode 0700. No link the PostgreSQL user could plant
+    is followed on the way (:func:`stolon.postgres.safefs.make_dir`)."""
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as e:
-        raise BackupError(f"{path} is not a directory we can use ({e.strerror}): remove it") from None
-    try:
-        if owner.switches:
-            os.fchown(fd, owner.uid, owner.gid)
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)
+        safefs.make_dir(path, owner, 0o700)
+    except (OSError, PostgresError) as e:
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BackupError(f"{path} is not a directory we can use ({detail}): remove it") from None
 
 
 def write_private(path: Path, content: str | bytes, owner: OSUser, mode: int = 0o600) -> None:
@@ -47,7 +41,10 @@ def write_private(path: Path, content: str | bytes, owner: OSUser, mode: int = 0
     not followed). Unchanged content is not rewritten.
     """
     data = content.encode() if isinstance(content, str) else content
-    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        parent = safefs.open_dir(path.parent, follow_last=False)  # no untrusted link on the way
+    except PostgresError as e:
+        raise BackupError(str(e)) from None
     try:
         if _same_content(parent, path.name, data, mode, owner):
             return
@@ -97,20 +94,32 @@ def _same_content(dir_fd: int, name: str, data: bytes, mode: int, owner: OSUser)
         os.close(fd)
 
 
-def read_env_file(path: str, what: str) -> dict[str, str]:
+def read_env_file(path: str, what: str, *, owner: OSUser) -> dict[str, str]:
     """``KEY=VALUE`` lines from a credentials file on this host (``#`` comments and blank
     lines skipped, optional ``export``, values may be single- or double-quoted).
 
-    The file must not be readable by group or others (like libpq's ``.pgpass``). ``what``
-    names the setting in errors (``backup.settings.envFile``).
+    The file must belong to ``owner``, the OS user the backup tools run as (PostgreSQL's),
+    and not be readable by group or others (like libpq's ``.pgpass``). Its values end up in
+    files of that user anyway; a file of anyone else (a root-only file named in the spec by
+    whoever can write the store) is refused, so the spec can't make the keeper hand it out.
+    ``what`` names the setting in errors (``backup.settings.envFile``).
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        # a regular file only (a FIFO named here must not block the keeper), no link the
+        # PostgreSQL user could have planted on the way
+        fd = safefs.open_file(p, follow_last=True)
     except OSError as e:
         raise BackupConfigError(f"{what}: cannot read {path}: {e.strerror}") from None
+    except PostgresError as e:
+        raise BackupConfigError(f"{what}: cannot read {path}: {e}") from None
     with os.fdopen(fd, "r", encoding="utf-8") as f:
         st = os.fstat(f.fileno())
+        if st.st_uid != owner.uid:
+            raise BackupConfigError(
+                f"{what}: {path} belongs to uid {st.st_uid}, not to {owner.name!r} who runs the backup"
+                f" tools: chown {owner.name} {path}"
+            )
         if st.st_mode & 0o077:
             raise BackupConfigError(
                 f"{what}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"

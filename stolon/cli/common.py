@@ -136,15 +136,50 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
         help="verify certificates of HTTPS-enabled store servers using this CA bundle",
     )
     add_bool_flag(g, "--store-skip-tls-verify", "skip store certificate verification (insecure!!!)")
+    g.add_argument(
+        "--kube-resource-kind",
+        default="",
+        help="the k8s resource kind to be used to store stolon clusterdata and do sentinel leader election"
+        ' (only "configmap" is supported, the default)',
+    )
 
 
-def store_config_from_args(args: argparse.Namespace) -> StoreConfig:
-    """Validate the common store flags (Go's ``CheckCommonConfig``) and build the config."""
+def add_kube_client_flags(parser: argparse.ArgumentParser) -> None:
+    """stolonctl's kubectl-like flags (Go Stolon has them on stolonctl only; the daemons use
+    ``$KUBECONFIG``, ``~/.kube/config`` or their pod's service account)."""
+    g = parser.add_argument_group("kubernetes options")
+    g.add_argument("--kubeconfig", default="", help="path to kubeconfig file. Overrides $KUBECONFIG")
+    g.add_argument("--kube-context", default="", help="name of the kubeconfig context to use")
+    g.add_argument("--kube-namespace", default="", help="name of the kubernetes namespace to use")
+
+
+def store_config_from_args(args: argparse.Namespace, component: str = "") -> StoreConfig:
+    """Validate the common store flags (Go's ``CheckCommonConfig``) and build the config.
+
+    ``component`` names the daemon opening the store (``keeper``, ``sentinel``, ``proxy``;
+    empty for stolonctl); it goes to the backend in ``options["component"]``.
+    """
     if not args.cluster_name:
         die("--cluster-name is required (or set the environment variable for it)")
     if not args.store_backend:
         die("--store-backend is required: use embedded or etcdv3 (see `stolonctl plugins`)")
     endpoints = tuple(e.strip() for e in args.store_endpoints.split(",") if e.strip())
+    options = {
+        key: value
+        for key in ("kube_resource_kind", "kubeconfig", "kube_context", "kube_namespace")
+        if (value := getattr(args, key, ""))
+    }
+    if component:
+        options["component"] = component
+    if args.store_backend == "kubernetes":
+        kind = options.get("kube_resource_kind", "")
+        if kind not in ("", "configmap"):
+            die(f"wrong kubernetes resource kind {kind!r}: --kube-resource-kind supports configmap only")
+        if component and not os.environ.get("POD_NAME"):
+            die(
+                "POD_NAME is not set: with the kubernetes backend each daemon publishes its state in its"
+                " own pod; set POD_NAME from the downward API (valueFrom: fieldRef: metadata.name)"
+            )
     return StoreConfig(
         backend=args.store_backend,
         cluster_name=args.cluster_name,
@@ -155,6 +190,7 @@ def store_config_from_args(args: argparse.Namespace) -> StoreConfig:
         key_file=args.store_key,
         ca_file=args.store_ca_file,
         skip_tls_verify=bool(args.store_skip_tls_verify),
+        options=options,
     )
 
 

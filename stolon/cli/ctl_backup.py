@@ -55,6 +55,8 @@ from stolon.postgres.errors import PostgresError
 from stolon.postgres.runas import resolve_pg_os_user
 
 POLL_S = 0.5
+#: compare-and-swap tries: the leader sentinel writes the cluster data every cycle
+CAS_RETRIES = 10
 #: extra wait beyond backup.timeout before ``create`` gives up following a request
 WAIT_GRACE_S = 120.0
 
@@ -182,11 +184,12 @@ def cmd_create(ctx: CtlContext) -> int:
     if spec.backup is None:
         _method(ClusterSpec())  # raises the "no backup section" error
     assert spec.backup is not None
-    _method(spec)  # a clear error when the method can't be used here (may run its tools: slow)
+    _method(spec)  # a clear error when the method can't be used here
+    request_id = new_uid()
+    made: list[BackupRequest] = []
 
-    def request(work: ClusterData) -> ClusterData:
-        """The request, checked against the document it is written into (the sentinel
-        writes the cluster data every cycle: a conflict is retried on a fresh read)."""
+    def add_request(work: ClusterData) -> None:
+        # checked again on every try: the sentinel rewrites the cluster data every cycle
         assert work.cluster is not None
         st = work.cluster.status
         if st.phase != PHASE_NORMAL:
@@ -200,22 +203,21 @@ def cmd_create(ctx: CtlContext) -> int:
                 f"a backup is already {current.phase} (request {current.id} on keeper {current.keeper_uid}):"
                 " wait for it to end"
             )
-        if st.backup is None:
-            st.backup = BackupStatus()
-        st.backup.request = BackupRequest(
-            id=new_uid(),
+        req = BackupRequest(
+            id=request_id,
             phase=BACKUP_REQUESTED,
             requested_by=BACKUP_BY_STOLONCTL,
             request_time=now_utc(),
             db_uid=master.uid,
             keeper_uid=master.spec.keeper_uid,
         )
-        return work
+        if st.backup is None:
+            st.backup = BackupStatus()
+        st.backup.request = req
+        made[:] = [req]
 
-    written = ctx.store.update_cluster_data(request)
-    assert written.cluster is not None and written.cluster.status.backup is not None
-    req = written.cluster.status.backup.request
-    assert req is not None
+    ctx.store.update_cluster_data(add_request, retries=CAS_RETRIES)
+    req = made[0]
     ctx.out(f"backup {req.id} requested from keeper {req.keeper_uid}")
     if not ctx.args.wait:
         return 0

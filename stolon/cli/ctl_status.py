@@ -3,6 +3,11 @@
 The text form keeps Go Stolon's headers and messages; columns are aligned the way Go's
 ``tabwriter`` (tab padding, tab width 8) aligns them. Unlike Go Stolon, it also works when
 there is no cluster data yet, printing what the store holds.
+
+Every string from the store (UIDs, addresses) is printed through
+:func:`stolon.model.text.printable`: anyone who can publish an info must not be able to
+move the cursor, recolour or retitle the terminal, or forge lines. The JSON form is escaped
+by the JSON encoder (ASCII only).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from stolon.cli.ctlcontext import CtlContext
 from stolon.keeper.activity import describe, human_bytes
 from stolon.model import ClusterData, KeeperInfo, ModelError
 from stolon.model.cron import CronError, CronSchedule
+from stolon.model.text import printable
 
 
 @dataclass
@@ -205,12 +211,13 @@ def tabwrite(rows: list[list[str]], *, trailing_tab: bool = False) -> list[str]:
 
 
 def tree_lines(cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", tail: bool = True) -> list[str]:
-    """Go Stolon's printTree: the master and its followers, recursively."""
+    """Go Stolon's printTree: the master and its followers, recursively (no deeper than the
+    number of DBs, so a follower loop in a bad document cannot recurse forever)."""
     dbs = cd.dbs or {}
     db = dbs.get(dbuid)
-    if db is None or db.spec is None:
+    if db is None or db.spec is None or level > len(dbs):
         return []
-    line = prefix + (("└─" if tail else "├─") if level > 0 else "") + db.spec.keeper_uid
+    line = prefix + (("└─" if tail else "├─") if level > 0 else "") + printable(db.spec.keeper_uid)
     if cd.cluster is not None and dbuid == cd.cluster.status.master:
         line += " (master)"
     lines = [line]
@@ -229,7 +236,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
     if not status.sentinels:
         out("No active sentinels")
     else:
-        rows = [["ID", "LEADER"]] + [[s.uid, str(s.leader).lower()] for s in status.sentinels]
+        rows = [["ID", "LEADER"]] + [[printable(s.uid), str(s.leader).lower()] for s in status.sentinels]
         for line in tabwrite(rows):
             out(line)
     out()
@@ -238,7 +245,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
     if not status.proxies:
         out("No active proxies")
     else:
-        for line in tabwrite([["ID"]] + [[p.uid] for p in status.proxies]):
+        for line in tabwrite([["ID"]] + [[printable(p.uid)] for p in status.proxies]):
             out(line)
     out()
     out("=== Keepers ===")
@@ -260,9 +267,9 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         for k in status.keepers:
             rows.append(
                 [
-                    k.uid,
+                    printable(k.uid),
                     str(k.healthy).lower(),
-                    k.listen_address,
+                    printable(k.listen_address),
                     str(k.pg_healthy).lower(),
                     str(k.pg_wanted_generation),
                     str(k.pg_current_generation),
@@ -276,7 +283,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out()
         out("=== Cluster Info ===")
         out()
-        out(f"Master Keeper: {status.cluster.master_keeper_uid}")
+        out(f"Master Keeper: {printable(status.cluster.master_keeper_uid)}")
     if cd is not None and status.cluster.master_db_uid:
         out()
         out("===== Keepers/DB tree =====")
@@ -288,7 +295,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("=== Activity ===")
         out()
         for a in status.activities:
-            out(f"{a.keeper}: {a.detail} (since {a.since} UTC)")
+            out(printable(f"{a.keeper}: {a.detail} (since {a.since} UTC)"))
         out()
     if status.backup is not None:
         _render_backup(ctx, status.backup)
@@ -296,7 +303,7 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("=== Warnings ===")
         out()
         for line in status.warnings:
-            out(f"WARNING: {line}")
+            out(f"WARNING: {line}")  # escaped by stolon.cli.status_warnings
         out()
 
 
@@ -304,9 +311,9 @@ def _render_backup(ctx: CtlContext, b: BackupSection) -> None:
     out = ctx.out
     out("=== Backups ===")
     out()
-    out(f"Method: {b.method or '(none)'}")
+    out(f"Method: {printable(b.method or '(none)')}")
     if b.schedule:
-        out(f"Schedule: {b.schedule} (UTC), next {b.next_scheduled or 'never'}")
+        out(printable(f"Schedule: {b.schedule} (UTC), next {b.next_scheduled or 'never'}"))
     req = b.last_request
     if req:
         line = f"Last backup request: {req.get('id', '')} {req.get('phase', '')}"
@@ -315,7 +322,7 @@ def _render_backup(ctx: CtlContext, b: BackupSection) -> None:
             line += f", backup {req['backupID']} ({human_bytes(int(req.get('size', 0)))})"
         if req.get("message"):
             line += f": {req['message']}"
-        out(line)
+        out(printable(line))
     if b.archiving:
         out()
         rows = [
@@ -331,19 +338,19 @@ def _render_backup(ctx: CtlContext, b: BackupSection) -> None:
         for a in b.archiving:
             rows.append(
                 [
-                    a.keeper,
-                    a.last_archived_wal or "-",
-                    a.last_archived_time or "-",
+                    printable(a.keeper),
+                    printable(a.last_archived_wal or "-"),
+                    printable(a.last_archived_time or "-"),
                     str(a.failed_count),
-                    a.last_failed_wal or "-",
-                    a.last_failed_time or "-",
+                    printable(a.last_failed_wal or "-"),
+                    printable(a.last_failed_time or "-"),
                 ]
             )
         for line in tabwrite(rows):
             out(line)
         for a in b.archiving:
             if a.method_error:
-                out(f"{a.keeper}: backup method error: {a.method_error}")
+                out(printable(f"{a.keeper}: backup method error: {a.method_error}"))
     out()
 
 

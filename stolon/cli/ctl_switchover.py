@@ -22,6 +22,7 @@ from stolon.model.cluster import (
 )
 from stolon.model.gotime import now_utc
 from stolon.model.spec import ROLE_STANDBY
+from stolon.model.text import printable
 from stolon.model.uid import new_uid
 from stolon.sentinel.eligibility import (
     Terms,
@@ -113,7 +114,7 @@ def cmd_switchover(ctx: CtlContext) -> int:
     to = f"the standby of keeper {a.target}" if a.target else "the eligible standby with the most WAL"
     if not a.yes:
         ctx.out(
-            f"The master (keeper {master.spec.keeper_uid}) will be shut down cleanly and {to} promoted;"
+            f"The master (keeper {printable(master.spec.keeper_uid)}) will be shut down cleanly and {to} promoted;"
             " client connections are closed during the switch."
         )
         if not ctx.confirm("Are you sure you want to continue? [yes/no] "):
@@ -144,14 +145,14 @@ def wait(ctx: CtlContext, sw_id: str, limit_s: float) -> int:
         sw = cd.cluster.status.switchover if cd is not None and cd.cluster is not None else None
         if sw is None or sw.id != sw_id:
             raise CliError(f"switchover {sw_id} is gone from the cluster data (replaced or reset)")
-        line = f"{sw.phase}: {sw.message}" if sw.message else sw.phase
+        line = printable(f"{sw.phase}: {sw.message}" if sw.message else sw.phase)
         if line != last:
             ctx.out(line)
             last = line
         if not sw.active:
             if sw.phase == SWITCHOVER_COMPLETED:
                 keeper = sw.target_keeper
-                ctx.out(f"switchover {sw_id} completed: keeper {keeper} runs the master")
+                ctx.out(f"switchover {sw_id} completed: keeper {printable(keeper)} runs the master")
                 return 0
             raise CliError(f"switchover {sw_id} {sw.phase}: {sw.message}")
         time.sleep(POLL_S)

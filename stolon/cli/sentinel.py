@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_env_defaults(parser, ENV_PREFIX)
     try:
         a = parser.parse_args(normalize_bool_flags(sys.argv[1:] if argv is None else argv))
-        store = store_config_from_args(a)
+        store = store_config_from_args(a, component="sentinel")
         spec = None
         if a.initial_cluster_spec:
             from stolon.sentinel.daemon import load_initial_spec

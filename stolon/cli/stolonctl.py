@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from stolon.cli import ctl_commands
 from stolon.cli.common import (
     CliError,
+    add_kube_client_flags,
     add_store_flags,
     apply_env_defaults,
     log_level,
@@ -18,6 +19,7 @@ from stolon.cli.common import (
 )
 from stolon.cli.ctlcontext import CtlContext
 from stolon.model import ModelError
+from stolon.model.text import printable
 from stolon.plugins import PluginError, StolonPluginManager, plugin_manager
 from stolon.store.base import ConflictError, StoreError, UnreachableError
 
@@ -36,6 +38,7 @@ def build_parser(pm: StolonPluginManager | None = None) -> argparse.ArgumentPars
         epilog="Every global flag --foo-bar can also be set with the environment variable STOLONCTL_FOO_BAR.",
     )
     add_store_flags(parser)
+    add_kube_client_flags(parser)
     parser.add_argument(
         "--log-level", default="warn", type=log_level, help="debug, info, warn (default) or error"
     )
@@ -60,17 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with CtlContext(args) as ctx:
         try:
             return int(args.func(ctx))
+        # Messages may quote what the store holds: control characters are escaped.
         except CliError as e:
-            ctx.err(f"stolonctl: {e}")
+            ctx.err(f"stolonctl: {printable(str(e))}")
             return e.exit_code
         except UnreachableError as e:
-            ctx.err(f"stolonctl: cannot reach the store: {e}")
+            ctx.err(f"stolonctl: cannot reach the store: {printable(str(e))}")
             return 1
         except ConflictError as e:
-            ctx.err(f"stolonctl: cannot update cluster data: {e}")
+            ctx.err(f"stolonctl: cannot update cluster data: {printable(str(e))}")
             return 1
         except (StoreError, PluginError, ModelError) as e:
-            ctx.err(f"stolonctl: {e}")
+            ctx.err(f"stolonctl: {printable(str(e))}")
             return 1
         except BrokenPipeError:  # e.g. `stolonctl status | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -35,7 +35,7 @@ from stolon import telemetry
 from stolon.backup.base import BackupContext, BackupError, one_line
 from stolon.keeper.activity import ActivityTracker
 from stolon.keeper.backups import MethodSetup
-from stolon.keeper.localstate import write_atomic
+from stolon.keeper.localstate import MAX_STATE_FILE, write_atomic
 from stolon.model.cluster import (
     BACKUP_COMPLETED,
     BACKUP_FAILED,
@@ -44,6 +44,7 @@ from stolon.model.cluster import (
     ClusterData,
 )
 from stolon.model.infos import KeeperBackupState
+from stolon.postgres import safefs
 from stolon.postgres.errors import PostgresError
 
 log = logging.getLogger("stolon.keeper.backup")
@@ -84,12 +85,14 @@ class BackupJobs:
     # -- persisted state ---------------------------------------------------------------------
     def _load(self) -> KeeperBackupState | None:
         try:
-            text = (self.data_dir / STATE_FILE).read_text()
-        except FileNotFoundError:
-            return None
-        except OSError as e:
+            # the data dir is the PostgreSQL user's: no link or FIFO is followed, size-bounded
+            raw = safefs.read_file(self.data_dir / STATE_FILE, limit=MAX_STATE_FILE)
+        except (OSError, PostgresError) as e:
             log.warning("cannot read %s: %s", STATE_FILE, e)
             return None
+        if raw is None:
+            return None
+        text = raw.decode(errors="replace")
         try:
             st = KeeperBackupState.loads(text)
         except ValueError as e:

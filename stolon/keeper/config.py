@@ -28,7 +28,11 @@ from stolon.cli.common import (
     normalize_bool_flags,
     store_config_from_args,
 )
+from stolon.model.address import check_address
+from stolon.model.text import control_chars, printable
 from stolon.model.uid import is_valid_keeper_uid
+from stolon.postgres import safefs
+from stolon.postgres.errors import PostgresError
 from stolon.store.base import StoreConfig
 
 log = logging.getLogger("stolon.keeper")
@@ -169,30 +173,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_password_file(path: str, what: str) -> str:
-    """Read a password file, warning when others can read it (Go Stolon's check)."""
+#: A password file holds one line; anything bigger is not one.
+MAX_PASSWORD_FILE = 64 * 1024
+
+
+def read_password_file(path: str, what: str, flag: str = "") -> str:
+    """Read a password file; refuse one that group or others may access, as libpq refuses
+    a loose ``.pgpass`` (Go Stolon only warns). The mode is checked on the file opened, a
+    FIFO or device is refused, and a symbolic link is followed only where nobody but root
+    (or we) can change it (Kubernetes secret volumes are such links)."""
+    flag = flag or f"the {what} password file"
     try:
-        st = os.stat(path)
-        with open(path, encoding="utf-8") as f:
-            value = f.read()
+        fd = safefs.open_file(path, follow_last=True)
+        try:
+            st = os.fstat(fd)
+            data = safefs.read_fd(fd, MAX_PASSWORD_FILE, path)
+        finally:
+            os.close(fd)
     except OSError as e:
         raise CliError(f"cannot read pg {what} password: {path}: {e.strerror}") from None
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        log.warning(
-            "password file permissions are too open. This file should only be readable to the user"
-            " executing stolon! Continuing... file=%s mode=%#o",
-            path,
-            stat.S_IMODE(st.st_mode),
+    except PostgresError as e:
+        raise CliError(f"{flag}: cannot read pg {what} password: {e}") from None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise CliError(
+            f"{flag} {path} has mode {mode:04o}: group and others must have no access to a password"
+            f" file; run chmod 600 {path}"
         )
-    return value
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{flag} {path} is not UTF-8 text") from None
 
 
-def _strip_newlines(value: str, what: str) -> str:
+def _strip_newlines(value: str, what: str, flag: str) -> str:
+    """Go Stolon's trailing ``\r``/``\n`` removal, then refuse what would break a line-based
+    file later (pgpass, initdb --pwfile, primary_conninfo in postgresql.conf)."""
     trimmed = value.rstrip("\r\n")
     if trimmed != value:
         log.warning("%s password contain trailing new line, removing", what)
         if not trimmed:
             raise CliError(f"{what} password is empty after removing trailing new line")
+    bad = control_chars(trimmed)
+    if bad:
+        kind = "a line break" if {"\n", "\r"} & set(bad) else "a control character"
+        raise CliError(
+            f"{flag}: the {what} password contains {kind} before its end: a password is one line"
+            " of printable characters; fix the file or the value"
+        )
     return trimmed
 
 
@@ -227,16 +255,37 @@ def _warn_advertise(flag: str, address: str) -> None:
         )
 
 
+def _check_addresses(listen: str, advertise: str) -> None:
+    """``--pg-listen-address`` becomes ``listen_addresses``: ``*``, an IP address or a host
+    name. What is advertised (``--pg-advertise-address``, else the listen address) reaches
+    other keepers' pg_hba.conf and conninfos: an IP address or a host name, never ``*``."""
+    if listen != "*" and check_address(listen) is not None:
+        raise CliError(
+            f"--pg-listen-address {printable(listen)!r}: use '*', an IP address or a DNS host name"
+            " (one address)"
+        )
+    if advertise and check_address(advertise) is not None:
+        raise CliError(
+            f"--pg-advertise-address {printable(advertise)!r}: use an IP address or a DNS host name"
+        )
+    if listen == "*" and not advertise:
+        raise CliError(
+            "--pg-listen-address '*' needs --pg-advertise-address: the address the other keepers"
+            " and the proxies reach this PostgreSQL at"
+        )
+
+
 def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> KeeperConfig:
     """Parse and validate the keeper's command line; raise CliError on fatal input."""
     parser = build_parser()
     apply_env_defaults(parser, ENV_PREFIX, env)
     a = parser.parse_args(normalize_bool_flags(argv))
-    store = store_config_from_args(a)
+    store = store_config_from_args(a, component="keeper")
     if not a.data_dir:
         raise CliError("data dir required: set --data-dir")
     if not a.pg_listen_address:
         raise CliError("--pg-listen-address is required")
+    _check_addresses(a.pg_listen_address, a.pg_advertise_address)
     advertise_flag = "pg-advertise-address"
     advertise = a.pg_advertise_address
     if not advertise:
@@ -271,16 +320,20 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> K
             raise CliError(f"one of --pg-{who}-password or --pg-{who}-passwordfile is required")
         elif pw and pwfile:
             raise CliError(f"only one of --pg-{who}-password or --pg-{who}-passwordfile must be provided")
+    repl_flag = "--pg-repl-passwordfile" if a.pg_repl_passwordfile else "--pg-repl-password"
     repl_pw = (
-        read_password_file(a.pg_repl_passwordfile, "replication user")
+        read_password_file(a.pg_repl_passwordfile, "replication user", repl_flag)
         if a.pg_repl_passwordfile
         else a.pg_repl_password
     )
+    su_flag = "--pg-su-passwordfile" if a.pg_su_passwordfile else "--pg-su-password"
     su_pw = (
-        read_password_file(a.pg_su_passwordfile, "superuser") if a.pg_su_passwordfile else a.pg_su_password
+        read_password_file(a.pg_su_passwordfile, "superuser", su_flag)
+        if a.pg_su_passwordfile
+        else a.pg_su_password
     )
-    su_pw = _strip_newlines(su_pw, "superuser")
-    repl_pw = _strip_newlines(repl_pw, "replication user")
+    su_pw = _strip_newlines(su_pw, "superuser", su_flag)
+    repl_pw = _strip_newlines(repl_pw, "replication user", repl_flag)
     os_user = a.pg_os_user or _default_os_user()
     if os.geteuid() == 0:
         try:
@@ -290,6 +343,12 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> K
                 f"--pg-os-user: OS user {os_user!r} does not exist: create it or name another"
             ) from None
     su_user = a.pg_su_username or os_user
+    for flag, name in (("--pg-su-username", su_user), ("--pg-repl-username", a.pg_repl_username)):
+        if control_chars(name) or '"' in name:
+            raise CliError(
+                f"{flag} {printable(name)!r}: a user name written into pg_hba.conf and conninfos cannot"
+                " contain a double quote or a control character"
+            )
     if su_user == a.pg_repl_username:
         log.warning("superuser name and replication user name are the same. Different users are suggested.")
         if a.pg_repl_auth_method != a.pg_su_auth_method:

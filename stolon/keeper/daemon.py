@@ -18,7 +18,6 @@ docs/keeper.md.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -59,6 +58,7 @@ from stolon.model.infos import ArchiverState
 from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec
 from stolon.model.uid import new_uid, new_uuid
 from stolon.plugins import plugin_manager
+from stolon.postgres import safefs
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.controldata import system_identifier
 from stolon.postgres.credentials import AuthMethod, Credentials
@@ -69,12 +69,38 @@ from stolon.postgres.runas import OSUser, resolve_pg_os_user
 from stolon.postgres.state import collect_state
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
-from stolon.store.base import StoreError
+from stolon.store.base import ChangeKind, StoreError, Watch
 
 log = logging.getLogger("stolon.keeper")
 
 DEFAULT_SLEEP = 5.0
+#: How often waits look at the stop flag (a signal sets it).
+STOP_POLL = 0.25
+#: Steps after which the PostgreSQL state is collected and published at once.
+STATE_CHANGING_STEPS = (
+    p.Promote,
+    p.StartPostgres,
+    p.Restart,
+    p.StopPostgres,
+    p.StopCleanly,
+    p.FinishInit,
+    p.Reload,
+)
 MAX_INIT_PASSES = 3
+
+
+def _changes_state(steps: tuple[p.Step, ...], facts: p.LocalFacts) -> bool:
+    """Whether running ``steps`` changes what the keeper reports (role, running, applied
+    generation): then it reports at once instead of at the next heartbeat."""
+    for step in steps:
+        if isinstance(step, STATE_CHANGING_STEPS):
+            return True
+        if isinstance(step, p.SaveGeneration) and (step.db_uid, step.generation) != (
+            facts.db_uid,
+            facts.db_generation,
+        ):
+            return True
+    return False
 
 
 class FatalError(Exception):
@@ -153,6 +179,9 @@ class Keeper:
         self.request_timeout = 10.0
         self.metrics = KeeperMetrics(cfg.store.cluster_name)
         self._stop = threading.Event()
+        #: set to make the collector collect and then the publisher publish at once
+        self._collect_now = threading.Event()
+        self._publish_now = threading.Event()
         self._busy = False
         self._collected: Collected | None = None
         self._lock: DataDirLock | None = None
@@ -178,20 +207,28 @@ class Keeper:
         except PostgresError as e:
             raise FatalError(str(e)) from None
         self.pg_version = PostgresBinaryVersion(maj=version.major, min=version.minor)
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.os_user.switches:
+        try:
+            self.data_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             # PostgreSQL (another OS user) must reach <data-dir>/postgres: the data dir is
-            # its, mode 0700; our own files in it stay root's, mode 0600.
-            os.chown(self.data_dir, self.os_user.uid, self.os_user.gid)
-        os.chmod(self.data_dir, 0o700)
+            # its, mode 0700; our own files in it stay root's, mode 0600. Owner and mode are
+            # set through a descriptor, and a link at --data-dir is followed only if nobody
+            # but root can change the directory holding it.
+            safefs.make_dir(self.data_dir, self.os_user, 0o700, follow_last=True)
+        except (OSError, PostgresError) as e:
+            raise FatalError(f"cannot use --data-dir {str(self.data_dir)!r}: {e}") from None
         if not cfg.disable_data_dir_locking:
             self._lock = DataDirLock(self.data_dir)
             try:
                 self._lock.acquire()
             except DataDirLockedError as e:
                 raise FatalError(str(e)) from None
+            except (OSError, PostgresError) as e:
+                raise FatalError(f"cannot lock the data dir: {e}") from None
             log.info("exclusive lock on data dir taken")
-        saved = KeeperLocalState.load(self.data_dir)
+        try:
+            saved = KeeperLocalState.load(self.data_dir)
+        except (OSError, ValueError, PostgresError) as e:
+            raise FatalError(f"cannot read the keeper state: {e}") from None
         if saved is not None and saved.uid and cfg.uid and saved.uid != cfg.uid:
             raise FatalError(f"saved uid {saved.uid!r} differs from configuration uid: {cfg.uid!r}")
         self.uid = (saved.uid if saved else "") or cfg.uid or new_uid()
@@ -320,11 +357,28 @@ class Keeper:
 
     def _collector(self) -> None:
         while not self._stop.is_set():
+            kicked = self._collect_now.is_set()
+            self._collect_now.clear()
             try:
                 self._collect_once()
             except Exception as e:
                 log.warning("collecting the postgres state failed: %s", e)
-            self._stop.wait(max(0.2, self.sleep / 2))
+            if kicked:
+                self._publish_now.set()
+            self._wait(self._collect_now, max(0.2, self.sleep / 2))
+
+    def _wait(self, event: threading.Event, timeout: float) -> None:
+        """Wait for ``event`` (or a stop) up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or event.wait(min(left, STOP_POLL)):
+                return
+
+    def report_now(self) -> None:
+        """Collect the PostgreSQL state and publish the keeper info now (after a step that
+        changed it: the sentinel learns of a promotion without waiting for a heartbeat)."""
+        self._collect_now.set()
 
     def keeper_info(self) -> KeeperInfo:
         fresh = self._fresh()
@@ -374,12 +428,17 @@ class Keeper:
         store = open_store(self.cfg.store)
         try:
             while not self._stop.is_set():
+                self._publish_now.clear()
                 if self.cluster_uid:
                     try:
                         store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
                     except StoreError as e:
                         log.warning("failed to update keeper info: %s", e)
-                self._stop.wait(self.sleep)
+                    except (OSError, ValueError, PostgresError) as e:
+                        # e.g. dbstate unreadable (the data dir is the PostgreSQL user's):
+                        # skip this publication, never end the thread
+                        log.error("cannot build the keeper info: %s", e)
+                self._wait(self._publish_now, self.sleep)
         finally:
             store.close()
 
@@ -489,6 +548,8 @@ class Keeper:
                 done = ex.run(pl.steps)
             finally:
                 self._busy = False
+                if _changes_state(pl.steps, facts):
+                    self.report_now()
             if done and pl.converges:
                 self.metrics.last_sync.set(time.time())
             self.metrics.needs_restart.set(1 if ex.state.needs_restart else 0)
@@ -550,6 +611,7 @@ class Keeper:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         store = open_store(self.cfg.store)
+        watch = store.watch(frozenset({ChangeKind.CLUSTER_DATA}))
         threads = [
             threading.Thread(target=self._collector, name="collector", daemon=True),
             threading.Thread(target=self._publisher, name="publisher", daemon=True),
@@ -566,13 +628,23 @@ class Keeper:
                     log.error("%s", e)
                 except Exception:
                     log.exception("unexpected error in the keeper state machine")
-                self._stop.wait(self.sleep)
+                self._wait_change(watch, self.sleep)
         except Shutdown:
             pass
         finally:
             self._stop.set()
+            watch.close()
             self._shutdown(store)
         return 0
+
+    def _wait_change(self, watch: Watch, timeout: float) -> None:
+        """Until the cluster data changes (a new generation to apply, a new master to
+        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or watch.wait(min(left, STOP_POLL)):
+                return
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)

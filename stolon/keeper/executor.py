@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from stolon.keeper.config import KeeperConfig
 from stolon.keeper.localstate import DBLocalState
 from stolon.keeper.pgconfig import DesiredConfig
 from stolon.logonce import OncePerChange
-from stolon.postgres import datadir, roles, slots, state
+from stolon.postgres import datadir, roles, safefs, slots, state
 from stolon.postgres.configcheck import rejected_parameters
 from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError, ReloadRejectedError
@@ -368,7 +367,13 @@ class Executor:
                     datadir.remove_data_dir(pgdata)
                     span.record_exception(e)
                     raise StepFailed(f"data restore command failed: {e}") from None
-            _fix_ownership(pgdata, self.instance.os_user.uid, self.instance.os_user.gid)
+            # The restore may have left files of other owners; PGDATA must not be a link
+            # (the command runs as the PostgreSQL user, who could have swapped it).
+            try:
+                safefs.give_tree_to(pgdata, self.instance.os_user)
+            except (OSError, PostgresError) as e:
+                span.record_exception(e)
+                raise StepFailed(f"the restore left an unusable data directory: {e}") from None
             config = step.config
             set_roles = step.backup_source is not None and step.wait_recovery
             if set_roles:
@@ -382,6 +387,7 @@ class Executor:
                 self.instance.wait_recovery_done(self.timeouts.sync)
                 self.instance.wait_ready(self.timeouts.sync_bound)
             if set_roles:
+                self.instance.wait_writable(self.timeouts.sync_bound)
                 self._ensure_roles()
             if step.include_previous:
                 self.state.init_parameters = self._read_init_parameters()
@@ -416,7 +422,7 @@ class Executor:
         with self.activity.running("restore", detail, backup.size), watch_directory(self.activity, pgdata):
             setup.method.restore_backup(ctx, backup, pgdata, self.activity.report)
         for leftover in (RECOVERY_SIGNAL, STANDBY_SIGNAL):
-            (pgdata / leftover).unlink(missing_ok=True)
+            safefs.unlink(pgdata / leftover)  # not through a PGDATA the restore made a link
         log.info(
             "backup %s restored in %.1fs (%s)",
             backup.id,
@@ -505,7 +511,7 @@ class Executor:
                 bspan.set_attribute("stolon.backup.id", backup.id)
                 bspan.set_attribute("stolon.backup.size", backup.size)
                 self._restore_backup(setup, ctx, backup)
-            _fix_ownership(pgdata, self.instance.os_user.uid, self.instance.os_user.gid)
+            safefs.give_tree_to(pgdata, self.instance.os_user)  # link-safe; PGDATA must not be a link
             self._start(step.config, wait=max(self.timeouts.db_wait_ready, self.timeouts.sync))
         except (BackupError, PostgresError, StepFailed, OSError) as e:
             log.warning(
@@ -614,14 +620,3 @@ class Executor:
             current.generation = step.generation
             current.initializing = False
             self._save_dbstate(current)
-
-
-def _fix_ownership(path: Path, uid: int, gid: int) -> None:
-    """A restore command may leave files of another owner: PostgreSQL needs them all."""
-    if os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
-    os.lchown(path, uid, gid)
-    os.chmod(path, 0o700)

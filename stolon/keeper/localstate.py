@@ -3,6 +3,12 @@
 State files are written atomically: a temp file in the same directory, fsync, mode 0600,
 rename, then an fsync of the directory, so a crash leaves either the old or the new file.
 Key names are Go Stolon's, so a data dir moves between implementations.
+
+The data directory belongs to the PostgreSQL OS user (it must reach PGDATA and may own what
+is in it) while the keeper may be root: every file here is opened, created and replaced
+without following links and without blocking on a planted FIFO
+(:mod:`stolon.postgres.safefs`), and what is read is size-bounded and checked like any
+untrusted input.
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stolon.model.uid import is_valid_keeper_uid
+from stolon.postgres import safefs
 
 LOCK_FILE = "lock"
 KEEPER_STATE_FILE = "keeperstate"
@@ -25,35 +33,22 @@ class DataDirLockedError(Exception):
     """Another keeper holds the data directory."""
 
 
+#: A state file is a few hundred bytes (InitPGParameters can be a few KB).
+MAX_STATE_FILE = 1 << 20
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    safefs.write_file_atomic(path, data, mode=mode)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = safefs.read_file(path, limit=MAX_STATE_FILE)
+    if data is None:
         return None
-    obj = json.loads(data)
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{path}: not valid JSON") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: not a JSON object")
     return obj
@@ -69,7 +64,10 @@ class KeeperLocalState:
         obj = _read_json(data_dir / KEEPER_STATE_FILE)
         if obj is None:
             return None
-        return cls(uid=str(obj.get("UID") or ""), cluster_uid=str(obj.get("ClusterUID") or ""))
+        uid = str(obj.get("UID") or "")
+        if uid and not is_valid_keeper_uid(uid):
+            raise ValueError(f"{data_dir / KEEPER_STATE_FILE}: invalid keeper uid {uid!r}")
+        return cls(uid=uid, cluster_uid=str(obj.get("ClusterUID") or ""))
 
     def save(self, data_dir: Path) -> None:
         write_atomic(
@@ -120,7 +118,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; the file is created 0600 if missing, never through a link."""
+        fd = safefs.open_file(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stolon.model import DB, ClusterData
+from stolon.model.address import check_address, check_port
 from stolon.model.cluster import FOLLOW_EXTERNAL, FOLLOW_INTERNAL, ROLE_MASTER, ROLE_STANDBY
 from stolon.model.pgparams import invalid_parameters
 from stolon.model.spec import BackupSpec, FromBackup
 from stolon.model.spec import RecoveryTargetSettings as SpecRecoveryTargets
+from stolon.model.text import printable
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.hba import SUReplAccessMode, build_hba
 from stolon.postgres.parameters import MANAGED_PARAMETERS, ParameterInputs, build_parameters
@@ -277,7 +279,14 @@ def db_recovery(
         return external_recovery(fc.standby_settings, fc.archive_recovery_settings)
     primary = (cd.dbs or {}).get(fc.dbuid)
     if primary is None or not primary.status.listen_address or not primary.status.port:
-        raise NotReadyToFollow(f"followed db {fc.dbuid!r} has not reported its address yet")
+        raise NotReadyToFollow(f"followed db {printable(fc.dbuid)!r} has not reported its address yet")
+    bad = check_address(primary.status.listen_address) or check_port(primary.status.port)
+    if bad:
+        # the cluster data is untrusted: this never reaches primary_conninfo or pg_basebackup
+        raise NotReadyToFollow(
+            f"followed db {printable(fc.dbuid)!r} has an unusable address"
+            f" {printable(primary.status.listen_address)!r}:{printable(primary.status.port)!r}: {bad}"
+        )
     return internal_standby_config(
         host=primary.status.listen_address,
         port=primary.status.port,

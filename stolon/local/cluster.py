@@ -30,6 +30,8 @@ from typing import Any
 from stolon.local.processes import ManagedProcess, signal_pid_file
 from stolon.model import ClusterData
 from stolon.netutil import free_port
+from stolon.postgres.datadir import read_postmaster_pid
+from stolon.postgres.errors import PostgresError
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig, StoreError
 
@@ -102,9 +104,11 @@ class LocalCluster:
             (base / d).mkdir(parents=True, exist_ok=True)
             os.chmod(base / d, 0o700 if d == "secrets" else 0o755)
         for who in ("su", "repl"):
-            f = base / "secrets" / who
-            f.write_text(secrets.token_urlsafe(18) + "\n")
-            os.chmod(f, 0o600)
+            # 0600 from the first byte (O_EXCL: never through a link or into an old file)
+            (base / "secrets" / who).unlink(missing_ok=True)  # left by an interrupted create
+            fd = os.open(base / "secrets" / who, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(18) + "\n")
         if store_backend == "embedded" and not store_endpoints:
             store_endpoints = [str(base / "store" / "store.db")]
         full_spec = dict(LOCAL_SPEC)
@@ -266,7 +270,7 @@ class LocalCluster:
             time.sleep(0.5)
 
     def password(self, who: str = "su") -> str:
-        return (self.base / "secrets" / who).read_text().strip()
+        return (self.base / "secrets" / who).read_text().rstrip("\r\n")
 
     def dsn(self, port: int | None = None, dbname: str = "postgres", with_password: bool = True) -> str:
         port = port or self.layout.proxy_port
@@ -280,10 +284,20 @@ class LocalCluster:
         return self.layout.keepers[uid]
 
     def postmaster_pid(self, uid: str) -> int | None:
+        """The pid in the keeper's postmaster.pid, if that process runs as PGDATA's owner.
+
+        PGDATA belongs to the PostgreSQL user, who could write any pid there: the file is
+        read without following links, and a pid of another user's process is ignored.
+        """
+        pgdata = self.base / "keepers" / uid / "postgres"
         try:
-            first = (self.base / "keepers" / uid / "postgres" / "postmaster.pid").read_text().splitlines()[0]
-            return int(first)
-        except (OSError, ValueError, IndexError):
+            first = read_postmaster_pid(pgdata)
+            if first is None or first <= 1:
+                return None
+            if os.stat(f"/proc/{first}").st_uid != os.lstat(pgdata).st_uid:
+                return None
+            return first
+        except (OSError, ValueError, PostgresError):
             return None
 
     def kill_keeper_and_postgres(self, uid: str) -> None:

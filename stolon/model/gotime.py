@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta, timezone
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
 def parse_go_time(text: str) -> datetime | None:
     """Parse an RFC 3339 timestamp; the Go zero time gives ``None``."""
-    m = _RFC3339.match(text)
+    m = _RFC3339.fullmatch(text)
     if m is None:
         raise ValueError(f"invalid RFC 3339 time {text!r}")
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))

@@ -5,7 +5,8 @@ can't read (``"a b"``, ``"ü"``, ``"x=y"``) makes the whole file unreadable: the
 refuses to start and ignores every reload, including the ``synchronous_standby_names`` the
 sentinel asks for. ``include``, ``include_if_exists`` and ``include_dir`` are directives,
 not parameters: written as ``include = '/path'`` they make the server read any file the
-spec names. A control character in a value has no use and would be written into the file.
+spec names. A control character in a value has no use and would be written into the file
+(the rule of :mod:`stolon.model.text`: Unicode ``Cc`` but the tab, C1 included).
 
 The name rule is the lexer's (``guc-file.l``): an identifier ``[A-Za-z_][A-Za-z0-9_]*``,
 or two joined by one dot for a custom (extension) parameter, ASCII only (the lexer also
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import re
 
+from stolon.model.text import control_chars
+
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: configuration file directives, not parameters
 DIRECTIVES = frozenset({"include", "include_if_exists", "include_dir"})
@@ -36,7 +38,7 @@ def parameter_problem(name: str, value: str) -> str | None:
             f"{name!r} is not a valid parameter name: use letters, digits and _"
             " (a custom parameter is two such names joined by a dot, e.g. pg_stat_statements.max)"
         )
-    if _CONTROL.search(value):
+    if control_chars(value):
         return f"the value of {name} contains a control character (e.g. a newline): remove it"
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
@@ -17,6 +18,7 @@ from stolon.model.codec import U16, U32, Document, ModelError, jf
 from stolon.model.cron import CronError, CronSchedule
 from stolon.model.duration import HOUR, MILLISECOND, MINUTE, SECOND, Duration
 from stolon.model.pgparams import invalid_parameters
+from stolon.model.text import control_chars
 
 # Enumerations (plain strings in JSON).
 INIT_MODE_NEW = "new"
@@ -37,7 +39,7 @@ FENCING_BEST_EFFORT = "best-effort"
 FENCING_POLICIES = (FENCING_REQUIRED, FENCING_BEST_EFFORT)
 
 STOLON_PREFIX = "stolon_"
-_REPL_SLOT_NAME = re.compile(r"^[a-z0-9_]+$")
+_REPL_SLOT_NAME = re.compile(r"[a-z0-9_]+")
 _BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 
 
@@ -224,6 +226,56 @@ class BackupSpec(Document):
             )
         if self.timeout is not None and self.timeout.ns <= 0:
             raise SpecError(f"{path}.timeout", f'must be positive (got {self.timeout}): e.g. "6h"')
+
+
+def _config_text_fields(s: ClusterSpec) -> list[tuple[str, str]]:
+    """(JSON path, value) of every spec string that a keeper writes into postgresql.conf or
+    pg_hba.conf (directly, or inside ``primary_conninfo``)."""
+    # pgParameters have their own rule (stolon.model.pgparams), control characters included
+    out: list[tuple[str, str]] = [(f"pgHBA[{i}]", e) for i, e in enumerate(s.pg_hba or [])]
+    recovery: list[tuple[str, Document | None]] = []
+    if s.standby_config is not None:
+        recovery += [
+            ("standbyConfig.standbySettings", s.standby_config.standby_settings),
+            ("standbyConfig.archiveRecoverySettings", s.standby_config.archive_recovery_settings),
+        ]
+    if s.pitr_config is not None:
+        recovery += [
+            ("pitrConfig.archiveRecoverySettings", s.pitr_config.archive_recovery_settings),
+            ("pitrConfig.recoveryTargetSettings", s.pitr_config.recovery_target_settings),
+        ]
+    for path, doc in recovery:
+        if doc is None:
+            continue
+        for key, value in doc.to_obj().items():
+            if isinstance(value, str):
+                out.append((f"{path}.{key}", value))
+    return out
+
+
+def _check_config_text(s: ClusterSpec, ours: Callable[[SpecError], None]) -> None:
+    """No control character (newline, CR, NUL, ESC...; tab is fine) in what reaches a
+    configuration file: a line break would start a line of the writer's choosing.
+
+    A newline in a pgHBA entry is Go Stolon's own rule (always an error); the rest is ours
+    (``ours``: an error for new input, a warning for a stored spec, whose keeper then refuses
+    to render that file rather than write the character)."""
+    for i, entry in enumerate(s.pg_hba or []):
+        if "\n" in entry:
+            raise SpecError(
+                f"pgHBA[{i}]", "entries cannot contain newline characters: use one entry per line"
+            )
+    for path, value in _config_text_fields(s):
+        bad = control_chars(value)
+        if bad:
+            shown = ", ".join(repr(c) for c in bad)
+            ours(
+                SpecError(
+                    path,
+                    f"contains a control character ({shown}): no newline, carriage return or other"
+                    " control character may reach a configuration file (one pgHBA entry per line)",
+                )
+            )
 
 
 # Defaults (Go Stolon's, except maxStandbyLag: see docs/compatibility.md).
@@ -475,19 +527,14 @@ class ClusterSpec(Document):
             raise SpecError("initMode", 'is required: set it to "new", "existing" or "pitr"')
         for i, slot in enumerate(s.additional_master_replication_slots or []):
             path = f"additionalMasterReplicationSlots[{i}]"
-            if not _REPL_SLOT_NAME.match(slot):
+            if not _REPL_SLOT_NAME.fullmatch(slot):
                 raise SpecError(path, f"wrong replication slot name {slot!r}: use only a-z, 0-9 and _")
             if slot.startswith(STOLON_PREFIX):
                 raise SpecError(
                     path,
                     f"replication slot name {slot!r} is reserved: don't start it with {STOLON_PREFIX!r}",
                 )
-        for i, entry in enumerate(s.pg_hba or []):
-            if "\n" in entry:
-                raise SpecError(
-                    f"pgHBA[{i}]",
-                    "entries cannot contain newline characters: use one entry per line",
-                )
+        _check_config_text(s, ours)
         if s.role not in CLUSTER_ROLES:
             raise SpecError("role", f'unknown role {s.role!r}: use "master" or "standby"')
         if s.init_mode == INIT_MODE_NEW:

@@ -6,7 +6,7 @@ import re
 import secrets
 import uuid
 
-_KEEPER_UID = re.compile(r"^[a-z0-9_]+$")
+_KEEPER_UID = re.compile(r"[a-z0-9_]+")
 
 
 def new_uid() -> str:
@@ -19,4 +19,4 @@ def new_uuid() -> str:
 
 
 def is_valid_keeper_uid(uid: str) -> bool:
-    return bool(_KEEPER_UID.match(uid))
+    return bool(_KEEPER_UID.fullmatch(uid))

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stolon.postgres import safefs
 from stolon.postgres.connection import Connection, text
 from stolon.postgres.datadir import write_file_atomic
 from stolon.postgres.errors import PostgresError
@@ -94,7 +95,7 @@ def check_once(
             check=False,
         )  # fmt: skip
     finally:
-        path.unlink(missing_ok=True)
+        safefs.unlink(path)  # never through a PGDATA replaced by a link
     if res.returncode == 0:
         return CheckResult({})
     names = {k.lower(): k for k in parameters}

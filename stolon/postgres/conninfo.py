@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from stolon.model.text import check_no_control
 from stolon.postgres.runas import REDACTED
 
 _NEEDS_QUOTES = frozenset(" \t\n\r\v\f'\\")
@@ -35,6 +36,7 @@ class ConnInfo(Mapping[str, str]):
                 raise ValueError(f"bad connection parameter name {k!r}")
             if not isinstance(v, str):
                 raise TypeError(f"connection parameter {k!r} must be a string")
+            check_no_control(v, f"connection parameter {k}")
         self._params = merged
 
     def __getitem__(self, key: str) -> str:

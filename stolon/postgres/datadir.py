@@ -2,19 +2,22 @@
 
 Everything written here is owned by the PostgreSQL OS user (we may be root), replaced
 atomically (temp file in the same directory, fsync, rename, fsync of the directory).
+PGDATA and everything in it can be changed by that user, so every operation that creates,
+changes, reads or deletes something goes through :mod:`stolon.postgres.safefs` (no link is
+followed, owners are set through descriptors); only metadata checks (``lexists``, listing
+``pg_wal``) look at paths directly.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
-import tempfile
+import stat
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 
+from stolon.postgres import safefs
 from stolon.postgres.binaries import PgVersion, parse_version
 from stolon.postgres.errors import DataDirError, WalSegmentSizeError
 from stolon.postgres.hba import render_pg_hba
@@ -72,9 +75,12 @@ def is_initialized(pgdata: Path) -> bool:
 def data_version(pgdata: Path) -> PgVersion:
     """The major version in PG_VERSION (minor is 0 for 10+)."""
     try:
-        text = (pgdata / "PG_VERSION").read_text()
+        data = safefs.read_file(pgdata / "PG_VERSION", limit=4096)
     except OSError as e:
-        raise DataDirError(f"failed to read PG_VERSION in {pgdata}: {e.strerror}") from None
+        raise DataDirError(f"failed to read PG_VERSION in {pgdata}: {e.strerror or e}") from None
+    if data is None:
+        raise DataDirError(f"failed to read PG_VERSION in {pgdata}: no such file")
+    text = data.decode(errors="replace")
     first = text.splitlines()[0] if text.strip() else ""
     return parse_version(first)
 
@@ -107,43 +113,24 @@ def oldest_wal_file(pgdata: Path) -> str:
 def read_postmaster_pid(pgdata: Path) -> int | None:
     """The pid on the first line of postmaster.pid, or None (no file, or unreadable)."""
     try:
-        with open(pgdata / POSTMASTER_PID) as f:
-            first = f.readline().strip()
+        data = safefs.read_file(pgdata / POSTMASTER_PID, limit=64 * 1024)
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise DataDirError(f"cannot read {pgdata / POSTMASTER_PID}: {e.strerror}") from None
+        raise DataDirError(f"cannot read {pgdata / POSTMASTER_PID}: {e.strerror or e}") from None
+    if data is None:
+        return None
+    lines = data.decode(errors="replace").splitlines()
     try:
-        return int(first)
+        return int(lines[0].strip()) if lines else None
     except ValueError:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_file_atomic(path: Path, content: str, owner: OSUser, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``content`` atomically; the file ends up ``owner``'s, ``mode``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        try:
-            os.write(fd, content.encode())
-            os.fsync(fd)
-            os.fchmod(fd, mode)
-            if owner.switches:
-                os.fchown(fd, owner.uid, owner.gid)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Replace ``path`` with ``content`` atomically; the file ends up ``owner``'s, ``mode``
+    (link-safe: :func:`stolon.postgres.safefs.write_file_atomic`)."""
+    safefs.write_file_atomic(path, content.encode(), owner=owner, mode=mode)
 
 
 def touch_file(path: Path, owner: OSUser, mode: int = 0o600) -> None:
@@ -167,31 +154,24 @@ def block_alter_system(pgdata: Path, owner: OSUser) -> None:
       ...: Is a directory") whatever the fsync setting. Base backups and pg_rewind skip
       that name.
     """
-    path = pgdata / AUTO_CONF
-    if not (path.is_symlink() and os.readlink(path) == os.devnull):
-        tmp = pgdata / f".{AUTO_CONF}.stolon-link"
-        tmp.unlink(missing_ok=True)
-        os.symlink(os.devnull, tmp)
-        owner.chown(tmp, follow_symlinks=False)
-        os.replace(tmp, path)
+    safefs.replace_with_symlink(pgdata / AUTO_CONF, os.devnull, owner)
     blocker = pgdata / AUTO_CONF_TMP
-    if not blocker.is_dir() or blocker.is_symlink():
-        if os.path.lexists(blocker):
-            blocker.unlink()  # a temp file left by an interrupted ALTER SYSTEM
-        blocker.mkdir(mode=0o700)
-        owner.chown(blocker)
-    _fsync_dir(pgdata)
+    st = safefs.lstat(blocker)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        safefs.unlink(blocker)  # a temp file left by an interrupted ALTER SYSTEM (or a link)
+    safefs.make_dir(blocker, owner, 0o700)
+    safefs.fsync_dir(pgdata)
 
 
 def unblock_alter_system(pgdata: Path) -> None:
     """Remove the postgresql.auto.conf symlink (pg_rewind refuses a symlink where the
     source has a file) and the blocking directory; the next start puts them back."""
-    path = pgdata / AUTO_CONF
-    if path.is_symlink():
-        path.unlink()
-    blocker = pgdata / AUTO_CONF_TMP
-    if blocker.is_dir() and not blocker.is_symlink():
-        shutil.rmtree(blocker)
+    st = safefs.lstat(pgdata / AUTO_CONF)
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        safefs.unlink(pgdata / AUTO_CONF)
+    st = safefs.lstat(pgdata / AUTO_CONF_TMP)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        safefs.remove_tree(pgdata / AUTO_CONF_TMP)
 
 
 def write_config_files(
@@ -220,19 +200,18 @@ def write_config_files(
 
 
 def create_data_dir(pgdata: Path, owner: OSUser) -> None:
-    """Create PGDATA empty (0700, ``owner``'s); an existing non-empty one is an error."""
+    """Create PGDATA empty (0700, ``owner``'s); an existing non-empty one is an error, and
+    so is a symbolic link (:class:`~stolon.postgres.safefs.UnsafePathError`)."""
     ensure_reachable(pgdata.parent, owner)
-    if pgdata.exists() and any(pgdata.iterdir()):
+    if safefs.list_dir(pgdata):
         raise DataDirError(f"data directory {pgdata} exists and is not empty")
     ensure_dir(pgdata, owner, 0o700)
 
 
 def remove_data_dir(pgdata: Path) -> None:
-    """Delete PGDATA and everything in it (a missing one is fine)."""
+    """Delete PGDATA and everything in it (a missing one is fine); nothing inside is
+    followed, and a PGDATA that is a symbolic link is refused."""
     try:
-        shutil.rmtree(pgdata)
-    except FileNotFoundError:
-        pass
+        safefs.remove_tree(pgdata)
     except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise DataDirError(f"cannot remove {pgdata}: {e.strerror}") from None
+        raise DataDirError(f"cannot remove {pgdata}: {e.strerror or e}") from None

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stolon.postgres import datadir, roles
+from stolon.postgres import datadir, roles, safefs
 from stolon.postgres.binaries import PgBinaries, PgVersion
 from stolon.postgres.configcheck import conf_load_time, reload_rejections
 from stolon.postgres.connection import Connection, ConnectParams, connect
@@ -274,7 +274,7 @@ class Instance:
         by the PostgreSQL user.
         """
         d = self.socket_dir
-        if not d.exists():
+        if not os.path.lexists(d):
             ensure_dir(d, self.os_user, 0o700)
             return
         ensure_reachable(d, self.os_user)
@@ -365,7 +365,11 @@ class Instance:
             self._applied = self._config
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        out = open(self.log_file, "ab") if self.log_file is not None else None  # noqa: SIM115
+        out = (
+            os.fdopen(safefs.open_file(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+            if self.log_file is not None
+            else None
+        )
         try:
             kwargs = {
                 "stdin": subprocess.DEVNULL,
@@ -419,11 +423,8 @@ class Instance:
         if self.log_file is None:
             return ""
         try:
-            with open(self.log_file, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 8192))
-                data = f.read().decode(errors="replace")
-        except OSError:
+            data = safefs.read_tail(self.log_file, 8192).decode(errors="replace")
+        except (OSError, PostgresError):
             return ""
         tail = "\n".join(data.strip().splitlines()[-lines:])
         return f"; last log lines:\n{tail}" if tail else ""
@@ -551,6 +552,24 @@ class Instance:
             if time.monotonic() >= deadline:
                 raise NotReadyError("timeout waiting for db recovery")
             time.sleep(0.5)
+
+    def wait_writable(self, timeout: float) -> None:
+        """Wait until the server leaves recovery (``pg_is_in_recovery()`` false). After a
+        PITR, recovery.signal is gone before the end-of-recovery checkpoint: the server
+        is still read-only for a moment. 0 waits forever."""
+        deadline = time.monotonic() + timeout if timeout > 0 else math.inf
+        last: Exception | None = None
+        while True:
+            try:
+                with self.connect_admin() as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row is not None and not row[0]:
+                    return
+            except PostgresError as e:
+                last = e
+            if time.monotonic() >= deadline:
+                raise NotReadyError(f"timeout waiting for the end of recovery{f': {last}' if last else ''}")
+            time.sleep(0.2)
 
     def stop_stale_postmaster(self, timeout: float = 60.0) -> bool:
         """Stop a postmaster left by an earlier keeper on this data directory (keeper

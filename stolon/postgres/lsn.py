@@ -13,14 +13,14 @@ import re
 WAL_SEGMENT_SIZE = 16 * 1024 * 1024
 MAX_LSN = 2**64 - 1
 
-_WAL_FILE_RE = re.compile(r"^[0-9A-F]{24}$")
-_HEX32_RE = re.compile(r"^[0-9A-Fa-f]{1,8}$")
+_WAL_FILE_RE = re.compile(r"[0-9A-F]{24}")
+_HEX32_RE = re.compile(r"[0-9A-Fa-f]{1,8}")
 
 
 def parse_lsn(text: str) -> int:
     """``"0/3000060"`` → ``50331744``. Raises ValueError on anything else."""
     parts = text.strip().split("/")
-    if len(parts) != 2 or not all(_HEX32_RE.match(p) for p in parts):
+    if len(parts) != 2 or not all(_HEX32_RE.fullmatch(p) for p in parts):
         raise ValueError(f"bad pg_lsn: {text!r}")
     return (int(parts[0], 16) << 32) | int(parts[1], 16)
 
@@ -34,7 +34,7 @@ def format_lsn(lsn: int) -> str:
 
 def is_wal_file_name(name: str) -> bool:
     """24 upper-case hex digits (``.partial``, ``.history``, ``.backup`` names are not)."""
-    return bool(_WAL_FILE_RE.match(name))
+    return bool(_WAL_FILE_RE.fullmatch(name))
 
 
 def _segments_per_xlog_id(segment_size: int) -> int:

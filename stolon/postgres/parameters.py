@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stolon.model.pgparams import DIRECTIVES, PARAMETER_NAME
+from stolon.model.text import check_no_control
 
 #: The keeper sets these itself: they are ignored in the user's spec and filtered out of the
 #: parameters reported to the sentinel (Go's ``managedPGParameters``).
@@ -50,7 +51,7 @@ USER_WAL_LEVELS = frozenset({"logical"})
 #: The file used for the "merged" starts: it includes postgresql.conf, then our settings.
 TMP_CONF_NAME = "stolon-temp-postgresql.conf"
 
-_SSN_RE = re.compile(r"^(?:(?:FIRST|ANY)\s+)?\d+\s*\((.*)\)$", re.IGNORECASE | re.DOTALL)
+_SSN_RE = re.compile(r"(?:(?:FIRST|ANY)\s+)?\d+\s*\((.*)\)", re.IGNORECASE | re.DOTALL)
 _SSN_NUMBER_RE = re.compile(r"^(?:(?:FIRST|ANY)\s+)?\d+\s", re.IGNORECASE)
 
 
@@ -92,7 +93,7 @@ def parse_synchronous_standby_names(value: str) -> list[str]:
     s = value.strip()
     if not s:
         return []
-    m = _SSN_RE.match(s)
+    m = _SSN_RE.fullmatch(s)
     if m:
         s = m.group(1)
     elif _SSN_NUMBER_RE.match(s):
@@ -185,6 +186,13 @@ def _check_name(name: str) -> None:
         raise ValueError(f"bad configuration parameter name {name!r}")
 
 
+def _check_value(name: str, value: str) -> None:
+    """No control character in a value (:mod:`stolon.model.text`): quoting would keep it in
+    the value, but nothing legitimate needs one and PostgreSQL's lexer turns ``\\n`` back
+    into a newline inside ``primary_conninfo`` or ``restore_command``."""
+    check_no_control(value, f"configuration parameter {name}")
+
+
 def render_postgresql_conf(
     parameters: Mapping[str, str],
     *,
@@ -201,8 +209,10 @@ def render_postgresql_conf(
         lines.append(f"include {quote_conf_value(include)}")
     for key in sorted(parameters):
         _check_name(key)
+        _check_value(key, parameters[key])
         lines.append(f"{key} = {quote_conf_value(parameters[key])}")
     for key in sorted(recovery_parameters or {}):
         _check_name(key)
+        _check_value(key, (recovery_parameters or {})[key])
         lines.append(f"{key} = {quote_conf_value((recovery_parameters or {})[key])}")
     return "\n".join(lines) + "\n"

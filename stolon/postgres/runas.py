@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stolon.postgres import safefs
 from stolon.postgres.errors import (
     BinaryNotFoundError,
     CommandError,
@@ -107,10 +108,14 @@ class OSUser:
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
 
-    def chown(self, path: Path | str, *, follow_symlinks: bool = True) -> None:
-        """Give ``path`` to this user (only when we are root and it is another user)."""
+    def chown(self, path: Path | str) -> None:
+        """Give ``path`` to this user (only when we are root and it is another user).
+
+        Never follows a link at ``path`` (the link itself is changed); for directories
+        others may write, use :mod:`stolon.postgres.safefs` instead.
+        """
         if self.switches:
-            os.chown(path, self.uid, self.gid, follow_symlinks=follow_symlinks)
+            os.chown(path, self.uid, self.gid, follow_symlinks=False)
 
     def can_traverse(self, path: Path) -> bool:
         """Whether this user may search (``x``) directory ``path``, judged from mode bits."""
@@ -161,15 +166,13 @@ def ensure_reachable(path: Path, user: OSUser) -> None:
 
 
 def ensure_dir(path: Path, owner: OSUser, mode: int = 0o700) -> None:
-    """Create ``path`` (not its parents) if missing; make it ``owner``'s with ``mode``."""
+    """Create ``path`` (not its parents) if missing; make it ``owner``'s with ``mode``.
+
+    Link-safe (:func:`stolon.postgres.safefs.make_dir`): a symbolic link at ``path`` is
+    refused, and owner and mode are set through a descriptor of the directory created.
+    """
     ensure_reachable(path.parent, owner)
-    try:
-        path.mkdir(mode=mode)
-    except FileExistsError:
-        if not path.is_dir():
-            raise DataDirError(f"{path} exists and is not a directory") from None
-    owner.chown(path)
-    os.chmod(path, mode)
+    safefs.make_dir(path, owner, mode)
 
 
 def child_environment(user: OSUser | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from stolon.postgres.parameters import is_stolon_name, stolon_name
 
 log = logging.getLogger(__name__)
 
-VALID_SLOT_NAME = re.compile(r"^[a-z0-9_]+$")
+VALID_SLOT_NAME = re.compile(r"[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ReplicationSlot:
 
 
 def check_slot_name(name: str) -> None:
-    if not VALID_SLOT_NAME.match(name) or len(name) > 63:
+    if not VALID_SLOT_NAME.fullmatch(name) or len(name) > 63:
         raise ValueError(f"invalid replication slot name {name!r}")
 
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: how many timeline history entries the keeper reports
 MAX_TIMELINES_HISTORY = 2
 
-_HISTORY_LINE_RE = re.compile(r"^\s*(\S+)\s+(\S+)\s+(.*?)\s*$")
+_HISTORY_LINE_RE = re.compile(r"\s*(\S+)\s+(\S+)\s+(.*?)\s*")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def parse_timeline_history(content: str) -> list[TimelineHistoryEntry]:
     for line in content.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        m = _HISTORY_LINE_RE.match(line)
+        m = _HISTORY_LINE_RE.fullmatch(line)
         if not m:
             raise ValueError(f"bad timeline history line {line!r}")
         try:

@@ -38,6 +38,7 @@ from stolon.proxy.listener import Listener, ListenError
 from stolon.proxy.policies import ClusterView, db_destination
 from stolon.proxy.routing import Destination, describe
 from stolon.specstate import StoredSpecCheck
+from stolon.store.base import Watch
 from stolon.telemetry import ATTR_DB, context_from
 
 log = logging.getLogger("stolon.proxy")
@@ -110,13 +111,18 @@ class ClusterChecker:
         return self.proxy_timeout_ns / 1e9
 
     # -- loops --------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Check now and then every ``proxyCheckInterval``, until cancelled."""
+    async def run(self, watch: Watch | None = None) -> None:
+        """Check now and then every ``proxyCheckInterval``, until cancelled; with a
+        ``watch`` on the cluster data, also as soon as it changes (a new master is routed
+        without waiting for the next check)."""
         self._arm_timer()
         try:
             while True:
                 await self.check_once()
-                await asyncio.sleep(self.check_interval)
+                if watch is None:
+                    await asyncio.sleep(self.check_interval)
+                else:
+                    await asyncio.to_thread(watch.wait, self.check_interval)
         finally:
             self.cancel_timer()
 

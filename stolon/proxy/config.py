@@ -186,7 +186,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
     parser = build_parser()
     apply_env_defaults(parser, ENV_PREFIX, env, only=lambda a: a.dest != "listener")
     a: Any = parser.parse_args(normalize_bool_flags(argv))
-    store = store_config_from_args(a)
+    store = store_config_from_args(a, component="proxy")
     port = parse_port(a.port, "--port")
     for what, value in (
         ("idle", a.tcp_keepalive_idle),

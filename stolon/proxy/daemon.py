@@ -22,6 +22,7 @@ from stolon.proxy.forwarder import ConnectionLimits, SocketOptions
 from stolon.proxy.listener import Listener
 from stolon.proxy.metrics import proxy_metrics
 from stolon.proxy.policies import HealthPolicy, load_policy
+from stolon.store.base import ChangeKind, StoreError, Watch
 
 log = logging.getLogger("stolon.proxy")
 
@@ -67,6 +68,19 @@ class ProxyDaemon:
             lambda: len(self.checker.spec_check.warnings),
         )
 
+    def _watch(self) -> Watch | None:
+        """A watch on the cluster data when the store offers one (a store that can't be
+        reached now gives a watch that reports a resync once it can)."""
+        make = getattr(self.store, "watch", None)
+        if make is None:
+            return None
+        try:
+            watch: Watch = make(frozenset({ChangeKind.CLUSTER_DATA}))
+        except StoreError as e:
+            log.warning("no change notification from the store, checking every interval: %s", e)
+            return None
+        return watch
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set (or SIGTERM/SIGINT when run in the main thread)."""
         stop = stop or asyncio.Event()
@@ -78,7 +92,8 @@ class ProxyDaemon:
                 handled.append(sig)
         log.info("proxy uid %s", self.uid)
         server = self.metrics.serve(self.config.metrics_listen_address)
-        checker = loop.create_task(self.checker.run(), name="stolon-proxy-checker")
+        watch = self._watch()
+        checker = loop.create_task(self.checker.run(watch), name="stolon-proxy-checker")
         try:
             await stop.wait()
             log.info("stopping")
@@ -88,6 +103,8 @@ class ProxyDaemon:
             checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checker
+            if watch is not None:
+                watch.close()
             for listener in self.listeners:
                 listener.close()
                 listener.table.abort_all()

@@ -194,7 +194,7 @@ class ReadOnlyPolicy:
 
 # -- settings parsing -----------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*")
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -213,7 +213,7 @@ _SIZE_UNITS = {
 def parse_size(text: str, what: str) -> int:
     """A byte count: ``1048576``, ``512kB``, ``1MiB``, ``2G`` (units are powers of 1024, as
     PostgreSQL's)."""
-    m = _SIZE.match(text)
+    m = _SIZE.fullmatch(text)
     if m is None or m.group(2).lower() not in _SIZE_UNITS:
         raise PolicyError(f"{what}={text!r}: use a byte count such as 1048576, 512kB or 1MiB")
     return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]

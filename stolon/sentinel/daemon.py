@@ -57,6 +57,7 @@ from stolon.model import (
     SentinelInfo,
 )
 from stolon.model.spec import FencingSpec
+from stolon.model.text import printable
 from stolon.model.uid import new_uid
 from stolon.plugins import plugin_manager
 from stolon.sentinel import events as ev
@@ -81,12 +82,15 @@ STEADY_KINDS = frozenset(
         ev.ProxiesWaiting.kind,
         ev.SyncStandbysWaiting.kind,
         ev.SpecPropagated.kind,
+        ev.KeeperInfoRejected.kind,
     }
 )
 #: Election outcomes: each is its own ``sentinel.failover`` span with every candidate.
 FAILOVER_KINDS = frozenset({ev.MasterElected.kind, ev.NoEligibleMaster.kind})
 #: Events about the same election: events of its failover span.
 FENCING_KINDS = frozenset({ev.FencingRequested.kind, ev.FencingChecked.kind})
+#: How many distinct rejected keeper infos are remembered to log each only once.
+MAX_REJECTIONS_REMEMBERED = 1000
 #: Events logged as warnings.
 WARNING_KINDS = frozenset({ev.NoEligibleMaster.kind, ev.UpdateError.kind, ev.SwitchoverCancelled.kind})
 
@@ -245,6 +249,8 @@ class Sentinel:
         #: the clock of the fencing back-off (tests replace it)
         self.clock = time.monotonic
         self.spec_check = StoredSpecCheck(log)
+        #: (keeper uid, problem) of rejected keeper infos already logged
+        self._rejected_logged: set[tuple[str, str]] = set()
         self.fencing_runner = FencingRunner(
             lambda: plugin_manager().fencing_methods(),
             self.tracer,
@@ -305,6 +311,8 @@ class Sentinel:
         )
         decision = decide(cd, observations, self.memory, now, new_uid=new_uid, pick_index=secrets.randbelow)
         self.memory = decision.memory
+        for rejected in decision.of(ev.KeeperInfoRejected):
+            self._log_rejected(rejected)
         fencing_requests = decision.of(ev.FencingRequested)
         if not fencing_requests:
             self.fencing_outcomes = {}
@@ -404,6 +412,16 @@ class Sentinel:
         except StoreError as e:
             log.error("cannot create the cluster data: %s", e)
 
+    def _log_rejected(self, reason: ev.KeeperInfoRejected) -> None:
+        """A rejected info is logged once (per UID and problem), not every cycle."""
+        key = (reason.keeper_uid, reason.why)
+        if key in self._rejected_logged:
+            return
+        if len(self._rejected_logged) >= MAX_REJECTIONS_REMEMBERED:
+            self._rejected_logged.clear()
+        self._rejected_logged.add(key)
+        log.warning("ignoring the info of keeper %r: %s", reason.keeper_uid, reason.why)
+
     # -- tracing ------------------------------------------------------------------------------
     def _trace(self, prev: ClusterData, decision: Decision) -> ClusterData:
         """Turn the decision's events into spans; return the cluster data to write: the
@@ -412,7 +430,8 @@ class Sentinel:
         new_cd = decision.cluster_data
         assert new_cd is not None
         for event in decision.events:
-            _log_event(event)
+            if not isinstance(event, ev.KeeperInfoRejected):  # logged by cycle(), once
+                _log_event(event)
         if all(event.kind in STEADY_KINDS for event in decision.events):
             return new_cd
         # The decision that acts on a fencing outcome continues the trace that requested it.
@@ -551,4 +570,5 @@ def _log_event(event: ev.Event) -> None:
 
 
 def _short(attrs: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in attrs.items())
+    """``k=v`` pairs for a log line; values are escaped (they may come from the store)."""
+    return " ".join(f"{k}={printable(str(v))}" for k, v in attrs.items())

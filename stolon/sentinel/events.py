@@ -231,6 +231,18 @@ class KeeperInfoWrongCluster(Event):
 
 
 @dataclass(frozen=True)
+class KeeperInfoRejected(Event):
+    """A keeper info was ignored: its UID breaks the keeper UID rule, its ``uid`` field is
+    not the UID it is stored under, or its address or port is not one (anything else could
+    reach other keepers' pg_hba.conf and conninfos). ``keeper_uid`` is escaped for display
+    (:func:`stolon.model.text.printable`). Repeats every cycle while the info is there."""
+
+    kind: ClassVar[str] = "keeper_info_rejected"
+    keeper_uid: str
+    why: str
+
+
+@dataclass(frozen=True)
 class KeeperAdded(Event):
     """A keeper published its first fresh info and got a Keeper object."""
 
@@ -721,6 +733,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FirstRun,
     UpdateError,
     KeeperInfoWrongCluster,
+    KeeperInfoRejected,
     KeeperAdded,
     KeeperForceFailed,
     KeeperUnhealthy,

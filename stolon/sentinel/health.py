@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from stolon.model.cluster import INITIAL_GENERATION, ClusterData, Keeper, KeeperSpec, KeeperStatus
 from stolon.model.infos import KeeperInfo
+from stolon.model.text import printable
+from stolon.sentinel.admission import keeper_info_problem
 from stolon.sentinel.cycle import Cycle, dbs, keepers, seconds, spec, status
 from stolon.sentinel.events import (
     DBError,
@@ -23,6 +25,7 @@ from stolon.sentinel.events import (
     KeeperAdded,
     KeeperForceFailed,
     KeeperHealthy,
+    KeeperInfoRejected,
     KeeperInfoWrongCluster,
     KeeperUnhealthy,
 )
@@ -51,8 +54,12 @@ def update_health(cd: ClusterData, keepers_info: dict[str, KeeperInfo], first_ru
     infos: dict[str, KeeperInfo] = {}
     for uid in sorted(keepers_info):
         ki = keepers_info[uid]
+        problem = keeper_info_problem(uid, ki)
+        if problem is not None:
+            cyc.emit(KeeperInfoRejected(printable(uid), problem))
+            continue
         if ki.cluster_uid != cd.cluster.uid:
-            cyc.emit(KeeperInfoWrongCluster(uid, ki.cluster_uid))
+            cyc.emit(KeeperInfoWrongCluster(uid, printable(ki.cluster_uid)))
             continue
         infos[uid] = ki
 

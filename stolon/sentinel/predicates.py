@@ -24,7 +24,7 @@ FAILED = "failed"
 #: a standby whose xLogPos did not move for more than this many cycles may be unable to sync
 NOT_INCREASING_XLOG_TIMES = 10
 WAL_SEG_SIZE = 16 * 1024 * 1024
-_WAL_FILE_NAME = re.compile(r"^[0-9A-F]{24}$")
+_WAL_FILE_NAME = re.compile(r"[0-9A-F]{24}")
 
 
 def convergence_state(db: DB, timeout_s: float, cyc: Cycle) -> str:
@@ -113,7 +113,7 @@ def can_sync(cd: ClusterData, db: DB, cyc: Cycle) -> tuple[bool, str]:
         return True, ""
     required = wal_file_name_no_timeline(db.status.xlog_pos)
     older_file = master.status.older_wal_file
-    older = older_file[8:24] if _WAL_FILE_NAME.match(older_file) else ""
+    older = older_file[8:24] if _WAL_FILE_NAME.fullmatch(older_file) else ""
     if required >= older:
         return True, ""
     return False, f"requires WAL {required}, the master's oldest is {older}"

@@ -12,11 +12,11 @@ The API works on bytes (the JSON documents); :class:`stolon.store.client.Cluster
 adds the typed layer. It is synchronous: the daemons call it from worker threads, and
 every call is bounded by the configured store timeout.
 
-Shape notes for backends still to come: on Kubernetes the cluster data lives in a
-ConfigMap annotation whose ``resourceVersion`` is the revision, and the leader record in
-the same ConfigMap, so a leadership-conditioned write is one conditional update; infos are
-pod annotations and ``ttl`` is then enforced by the reader through the info's own change
-detection. On Consul, a revision is the ModifyIndex, TTLs are session TTLs and the
+Shape notes: on Kubernetes (plugin ``stolon-store-kubernetes``) the cluster data lives in
+a ConfigMap annotation whose ``resourceVersion`` is the revision and the leader in a Lease,
+so a leadership-conditioned write checks and renews the Lease right before the conditional
+update (no transaction spans two objects); infos are pod annotations and ``ttl`` is
+enforced by the reader through the info's own change detection. On Consul, a revision is the ModifyIndex, TTLs are session TTLs and the
 leadership condition is a ``check-session`` operation in a KV transaction.
 """
 

@@ -11,7 +11,9 @@ from stolon.model import ClusterData, ClusterDataError, KeeperInfo, ModelError, 
 from stolon.model.codec import Document
 from stolon.model.limits import MAX_INFO_BYTES
 from stolon.store.base import (
+    ALL_CHANGES,
     MIN_INFO_TTL,
+    ChangeKind,
     ConflictError,
     Election,
     InfoKind,
@@ -21,6 +23,7 @@ from stolon.store.base import (
     Store,
     StoreConfig,
     StoreError,
+    Watch,
 )
 
 log = logging.getLogger(__name__)
@@ -160,6 +163,10 @@ class ClusterStore:
 
     def get_leader(self) -> str | None:
         return self.backend.get_leader()
+
+    # change notification --------------------------------------------------------------------
+    def watch(self, kinds: frozenset[ChangeKind] = ALL_CHANGES) -> Watch:
+        return self.backend.watch(kinds)
 
     def close(self) -> None:
         self.backend.close()

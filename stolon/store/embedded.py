@@ -21,6 +21,11 @@ file and coordinate through it.
 
 Endpoint: the database file path (``--store-endpoints /var/lib/stolon/store.db``, or a
 ``file://`` / ``sqlite://`` URL of one).
+
+The file holds the cluster spec (commands, parameters) and is created mode 0600; SQLite gives
+its ``-wal`` and ``-shm`` files the database file's mode. A file we own with a looser mode is
+tightened to 0600 when opened (with a warning). So every process of a cluster must run as
+the same OS user (or root).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -160,6 +166,43 @@ def database_path(endpoints: Sequence[str]) -> Path:
     return Path(raw).expanduser().absolute()
 
 
+#: The database file and the files SQLite keeps next to it in WAL mode.
+DB_FILE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def _private_files(path: Path) -> None:
+    """Create the database file 0600 if missing (before SQLite creates it with the umask),
+    and take group/other access away from it and its -wal/-shm files if we own them."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise StoreConfigError(f"cannot create the embedded store {str(path)!r}: {e.strerror}") from None
+    for suffix in DB_FILE_SUFFIXES:
+        p = Path(f"{path}{suffix}")
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if not stat.S_ISREG(st.st_mode) or not mode & 0o077:
+            continue
+        if st.st_uid == os.geteuid():
+            os.chmod(p, mode & 0o700)
+            log.warning("embedded store file %s had mode %04o: changed to %04o", p, mode, mode & 0o700)
+        else:
+            log.warning(
+                "embedded store file %s has mode %04o and belongs to uid %d: others can read the"
+                " cluster spec; run chmod 600 %s",
+                p,
+                mode,
+                st.st_uid,
+                p,
+            )
+
+
 class EmbeddedStore(Store):
     """A store in one SQLite file. Thread-safe (one connection behind a lock)."""
 
@@ -174,6 +217,7 @@ class EmbeddedStore(Store):
                 f"--store-endpoints: directory {str(self.path.parent)!r} of the embedded store"
                 " does not exist: create it first"
             )
+        _private_files(self.path)
         try:
             self._db = sqlite3.connect(
                 self.path,

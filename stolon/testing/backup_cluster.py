@@ -158,10 +158,18 @@ def _running(base: Path, spec: dict[str, Any], keepers: int, env: dict[str, str]
         yield c
     except BaseException as e:
         if isinstance(e, AssertionError | TimeoutError | RuntimeError):
-            raise AssertionError(f"{e}\n{c.logs()}") from e
+            kept = _keep_logs(c)
+            raise AssertionError(f"{e}\n(whole logs kept in {kept})\n{c.logs()}") from e
         raise
     finally:
         c.stop()
+
+
+def _keep_logs(c: Cluster) -> Path:
+    """Copy the cluster's logs out of its directory (removed afterwards) for a post-mortem."""
+    dest = Path(tempfile.mkdtemp(prefix=f"stolon-failed-{c.name}-", dir="/tmp"))
+    shutil.copytree(c.lc.base / "logs", dest / "logs", dirs_exist_ok=True)
+    return dest
 
 
 def _backup_create(c: Cluster) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -272,18 +273,38 @@ def test_env_file(tmp_path: Path) -> None:
     f = tmp_path / "creds"
     f.write_text("# comment\nexport AWS_ACCESS_KEY_ID=abc\nAWS_SECRET_ACCESS_KEY='s e c'\n\nREGION=\"eu\"\n")
     f.chmod(0o600)
-    assert read_env_file(str(f), "backup.settings.envFile") == {
+    assert read_env_file(str(f), "backup.settings.envFile", owner=OSUser.current()) == {
         "AWS_ACCESS_KEY_ID": "abc",
         "AWS_SECRET_ACCESS_KEY": "s e c",
         "REGION": "eu",
     }
     f.chmod(0o644)
     with pytest.raises(BackupConfigError, match="chmod 600"):
-        read_env_file(str(f), "backup.settings.envFile")
+        read_env_file(str(f), "backup.settings.envFile", owner=OSUser.current())
     f.chmod(0o600)
     f.write_text("not a pair\n")
     with pytest.raises(BackupConfigError, match="line 1 is not KEY=VALUE"):
-        read_env_file(str(f), "backup.settings.envFile")
+        read_env_file(str(f), "backup.settings.envFile", owner=OSUser.current())
+    # issue 10: a FIFO named by the spec must not block the keeper
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    errors: list[Exception] = []
+
+    def read() -> None:
+        try:
+            read_env_file(str(fifo), "backup.settings.envFile", owner=OSUser.current())
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():  # blocked opening the FIFO: open its other end to let the thread end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(20)
+        pytest.fail("read_env_file blocked on a FIFO")
+    assert len(errors) == 1 and isinstance(errors[0], BackupConfigError)
+    assert "not a regular file" in str(errors[0])
 
 
 def test_write_private_replaces_a_link_without_following_it(tmp_path: Path) -> None:
@@ -299,3 +320,17 @@ def test_write_private_replaces_a_link_without_following_it(tmp_path: Path) -> N
     assert (work / "conf.json").read_text() == "{}"
     assert (os.stat(work / "conf.json").st_mode & 0o777) == 0o600
     write_private(work / "conf.json", "{}", me)  # unchanged: no rewrite, no error
+
+
+def test_env_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    """Whoever writes the spec can't make the keeper (root) read a file of someone else:
+    the credentials file must belong to the user the tools run as."""
+    f = tmp_path / "creds"
+    f.write_text("AWS_SECRET_ACCESS_KEY=x\n")
+    f.chmod(0o600)
+    other = OSUser("someone", os.geteuid() + 4242, os.getegid(), "/", ())
+    with pytest.raises(BackupConfigError, match=r"belongs to uid \d+, not to 'someone'.*chown someone"):
+        read_env_file(str(f), "backup.settings.envFile", owner=other)
+    assert read_env_file(str(f), "backup.settings.envFile", owner=OSUser.current()) == {
+        "AWS_SECRET_ACCESS_KEY": "x"
+    }

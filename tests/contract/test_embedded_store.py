@@ -101,3 +101,28 @@ def test_file_url_endpoint(tmp_path: Path) -> None:
     st.put_cluster_data(b"x")
     assert (tmp_path / "u.db").exists()
     st.close()
+
+
+def test_database_files_are_private(tmp_path: Path) -> None:
+    """Issue 10 item 3: the file holds the cluster spec; it and its -wal/-shm are 0600."""
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        st = EmbeddedStore(_config(tmp_path))
+        st.put_cluster_data(b'{"cluster": {}}')
+        st.put_info(InfoKind.KEEPER, "k", b"{}", 10)
+        files = sorted(tmp_path.glob("s.db*"))
+        assert [f.name for f in files] == ["s.db", "s.db-shm", "s.db-wal"]
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        st.close()
+        # a file left world-readable (by an older version) is tightened when opened
+        for f in tmp_path.glob("s.db*"):
+            os.chmod(f, 0o644)
+        EmbeddedStore(_config(tmp_path)).close()
+        for f in tmp_path.glob("s.db*"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    finally:
+        os.umask(old_umask)

@@ -229,6 +229,30 @@ def _write_fixture(ctl: Ctl) -> ClusterData:
     return cd
 
 
+def test_status_escapes_what_the_store_publishes(ctl: Ctl) -> None:
+    """Issue 10 item 10: UIDs and addresses from the store cannot forge status lines or send
+    terminal escapes (ANSI, OSC); the JSON form stays ASCII with escapes."""
+    evil_keeper = "keeper1\x1b[2J\x1b]0;owned\x07\nMaster Keeper: evil"
+    text = FIXTURE.read_text().replace('"keeper1"', json.dumps(evil_keeper))
+    text = text.replace('"10.0.0.2"', json.dumps("10.0.0.2\r\x9b31m"))
+    with ctl.backend() as st:
+        st.put_cluster_data(ClusterData.parse(text).to_bytes())
+    with open_store(ctl.config) as st:
+        st.put_sentinel_info(SentinelInfo(uid="s\x1b[31mred"), 60)
+        st.put_proxy_info(ProxyInfo(uid="p\u202eevil", generation=3), 60)
+        out = ctl.ok("status")
+        js = ctl.ok("status", "--format", "json")
+    for c in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+        assert c not in out and c not in js
+    assert [line for line in out.splitlines() if line.startswith("Master Keeper:")] == [
+        "Master Keeper: keeper0"
+    ]
+    assert "keeper1\\x1b[2J\\x1b]0;owned\\x07\\nMaster Keeper: evil" in out
+    assert "10.0.0.2\\r\\x9b31m:5432" in out
+    assert "s\\x1b[31mred" in out and "p\\u202eevil" in out
+    assert json.loads(js)["proxies"] == [{"uid": "p\u202eevil", "generation": 3}]
+
+
 def test_status_shows_cluster(ctl: Ctl) -> None:
     _write_fixture(ctl)
     with open_store(ctl.config) as st:

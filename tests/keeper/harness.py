@@ -238,9 +238,11 @@ class FakeSentinel:
         init_mode: str = "none",
         follows: str | None = None,
         followers: list[str] | None = None,
+        trace_context: dict[str, str] | None = None,
         **spec_fields: Any,
     ) -> None:
-        """Create or change a DB; its generation is bumped when the spec changes."""
+        """Create or change a DB; its generation is bumped when the spec changes.
+        ``trace_context`` is stamped on the DB in the same write (as the sentinel does)."""
 
         def change(cd: ClusterData) -> None:
             assert cd.cluster is not None and cd.dbs is not None
@@ -277,6 +279,8 @@ class FakeSentinel:
             elif old.spec != spec:
                 old.spec = spec
                 old.generation += 1
+            if trace_context is not None:
+                cd.dbs[db_uid].trace_context = dict(trace_context)
             if role == "master":
                 cd.cluster.status.master = db_uid
 

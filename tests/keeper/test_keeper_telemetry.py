@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stolon.model import ClusterData, ClusterSpec
+from stolon.model import ClusterSpec
 from stolon.netutil import free_port
 
 from .harness import TestCluster, wait_for
@@ -48,12 +48,11 @@ def test_spans_and_metrics(cluster: TestCluster, monkeypatch: pytest.MonkeyPatch
     mport = free_port()
     k0 = cluster.keeper("keeper0", "--metrics-listen-address", f"127.0.0.1:{mport}").start()
     s.wait_keeper("keeper0")
-    s.set_db("db0", "keeper0", role="master", init_mode="new")
-
-    def with_trace(cd: ClusterData) -> None:
-        (cd.dbs or {})["db0"].trace_context = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN}-01"}
-
-    s.update(with_trace)
+    # the DB and the trace context of the decision that made it, in one write
+    s.set_db(
+        "db0", "keeper0", role="master", init_mode="new",
+        trace_context={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN}-01"},
+    )  # fmt: skip
     s.wait_converged("db0")
     metrics = wait_for(
         "metrics",

@@ -221,6 +221,22 @@ def test_resync_tries_pg_rewind_when_allowed_and_the_system_ids_match() -> None:
     assert kinds(pl) == ["Wait"] and "replication slot of db db2" in pl.steps[0].message  # type: ignore[union-attr]
 
 
+def test_resync_or_follow_a_db_whose_address_is_not_an_address_waits() -> None:
+    """Resync or follow a db whose stored address is not an address: wait (issue 10 item 9)."""
+    for bad in ("10.0.0.3/32 trust\nhost all all 0.0.0.0/0 trust #", "a b", "10.0.0.1 port=1"):
+        c = cd()
+        add_db(c, "db1", "k1", "master", followers=["db2"], address=bad)
+        add_db(c, "db2", "k0", "standby", init_mode="resync", follows="db1")
+        pl = p.plan(c, ME, facts(db_uid=""))
+        assert kinds(pl) == ["Wait"] and "unusable address" in pl.steps[0].message  # type: ignore[union-attr]
+        assert "\n" not in pl.steps[0].message  # type: ignore[union-attr]
+        c = cd()
+        add_db(c, "db1", "k1", "master", followers=["db0"], address=bad)
+        add_db(c, "db0", "k0", "standby", follows="db1", address="10.0.0.1")
+        pl = p.plan(c, ME, facts(local_role="standby"))
+        assert kinds(pl) == ["Wait"] and "unusable address" in pl.steps[0].message  # type: ignore[union-attr]
+
+
 def test_master_not_running_starts_then_checks_restart_slots_generation() -> None:
     """Master not running: start, restart check, slots, generation."""
     pl = p.plan(master_cluster(), ME, facts(pg_running=False))

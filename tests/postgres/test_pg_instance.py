@@ -447,3 +447,41 @@ def test_initdb_options_and_temporary_merged_start(pg: PgEnv) -> None:
             (None,),
             ("",),
         )
+
+
+def test_strict_hba_from_hostile_addresses_opens_nothing(pg: PgEnv) -> None:
+    """Issue 10 item 9, on a real server: with trust for the superuser, strict-mode lines
+    built from published addresses that try to be a keyword (``all``, ``samehost``) or to
+    inject a line must not let a TCP connection from 127.0.0.1 in, and PostgreSQL must
+    load the file without errors."""
+    from stolon.postgres.hba import SUReplAccessMode, build_hba
+
+    inst = pg.new_primary("a", su_user="stolon", repl_user="stolon", su_auth=AuthMethod.TRUST)
+    hba = build_hba(
+        su_user="stolon",
+        su_auth=AuthMethod.TRUST,
+        repl_user="stolon",
+        repl_auth=AuthMethod.TRUST,
+        access_mode=SUReplAccessMode.STRICT,
+        is_master_type=True,
+        other_db_addresses=[
+            "all",
+            "samehost",
+            "samenet",
+            "10.0.0.3/32 trust\nhost all all 0.0.0.0/0 trust #",
+        ],
+        user_entries=[],
+    )
+    inst.set_config(hba=hba)
+    inst.reload()
+    with inst.connect_admin() as conn:
+        errors = conn.execute(
+            "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL"
+        ).fetchall()
+        addresses = conn.execute(
+            "SELECT address FROM pg_hba_file_rules WHERE type = 'host' ORDER BY line_number"
+        ).fetchall()
+    assert errors == []
+    assert [a for (a,) in addresses] == ["all", "all", "samehost", "samehost", "samenet", "samenet"]
+    with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
+        _tcp(inst.port, "stolon", None)

@@ -18,7 +18,7 @@ from stolon.postgres.conninfo import (
 )
 from stolon.postgres.credentials import AuthMethod, Credentials
 from stolon.postgres.errors import UnsupportedVersionError
-from stolon.postgres.hba import SUReplAccessMode, build_hba, host_cidr, quote_hba_token
+from stolon.postgres.hba import SUReplAccessMode, build_hba, host_cidr, quote_hba_token, render_pg_hba
 from stolon.postgres.lsn import (
     format_lsn,
     is_wal_file_name,
@@ -402,8 +402,71 @@ def test_hba_rejects_newlines_and_quotes_names() -> None:
     assert quote_hba_token("my user") == '"my user"'
     assert quote_hba_token("+group") == '"+group"'
     assert _hba(su_user="replication")[0] == 'local postgres "replication" md5'
-    assert host_cidr("db.example") == "db.example"
+    assert host_cidr("db.example") == '"db.example"'
     assert host_cidr("::1") == "::1/128"
+
+
+INJECTION = "10.0.0.3/32 trust\nhost all all 0.0.0.0/0 trust #"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [INJECTION, "10.0.0.0/8", "0.0.0.0/0", "10.0.0.3 trust", "fe80::1%eth0", "-bad.example", "a..b", "1.2.3",
+     "db\x1b]0;x\x07", "", "*", "db example"],
+)  # fmt: skip
+def test_strict_hba_takes_only_addresses(address: str) -> None:
+    """Issue 10 item 9: a published address is an IP (full mask) or a host name (quoted:
+    ``all``/``samenet`` stay names); anything else makes no line at all."""
+    entries = _hba(
+        access_mode=SUReplAccessMode.STRICT, is_master_type=True, other_db_addresses=[address, "10.0.0.9"]
+    )
+    assert entries == [
+        *LOCAL,
+        "host all su 10.0.0.9/32 md5",
+        "host replication repl 10.0.0.9/32 md5",
+        "host all all 0.0.0.0/0 md5",
+        "host all all ::0/0 md5",
+    ]
+
+
+def test_strict_hba_quotes_host_names() -> None:
+    entries = _hba(
+        access_mode=SUReplAccessMode.STRICT,
+        is_master_type=True,
+        other_db_addresses=["all", "samenet", "db-1.example.com", "2001:db8::1"],
+        user_entries=[],
+    )
+    assert entries[2:] == [
+        "host all su 2001:db8::1/128 md5",
+        "host replication repl 2001:db8::1/128 md5",
+        'host all su "all" md5',
+        'host replication repl "all" md5',
+        'host all su "db-1.example.com" md5',
+        'host replication repl "db-1.example.com" md5',
+        'host all su "samenet" md5',
+        'host replication repl "samenet" md5',
+    ]
+
+
+@pytest.mark.parametrize("bad", ["\n", "\r", "\x00", "\x1b", "\x85", "\x7f"])
+def test_no_control_character_reaches_a_config_file(bad: str) -> None:
+    """Issue 10 item 9: hba entries, user names, parameter names and values, recovery
+    settings and conninfo parts are refused with a control character (a tab is fine)."""
+    with pytest.raises(ValueError, match="control character"):
+        _hba(user_entries=[f"host all all 0.0.0.0/0 md5{bad}"])
+    with pytest.raises(ValueError, match="control character"):
+        _hba(su_user=f"su{bad}")
+    with pytest.raises(ValueError, match="control character"):
+        render_pg_hba([f"local all all trust{bad}"])
+    with pytest.raises(ValueError, match="control character"):
+        render_postgresql_conf({"work_mem": f"4MB{bad}"})
+    with pytest.raises(ValueError):
+        render_postgresql_conf({f"work{bad}mem": "4MB"})
+    with pytest.raises(ValueError, match="control character"):
+        render_postgresql_conf({}, recovery_parameters={"restore_command": f"cp %f %p{bad}"})
+    with pytest.raises(ValueError, match="control character"):
+        ConnInfo(host=f"db{bad}", port="5432")
+    assert _hba(user_entries=["host\tall\tall\t0.0.0.0/0\tmd5"])[-1] == "host\tall\tall\t0.0.0.0/0\tmd5"
 
 
 # ----------------------------------------------------------------------------- recovery
@@ -601,3 +664,24 @@ def test_secret_file_is_private_and_removed(tmp_path: Path) -> None:
         assert stat.S_IMODE(st.st_mode) == 0o600
         assert p.read_text() == "hunter2\n"
     assert not p.exists()
+
+
+def test_anchored_patterns_do_not_accept_a_trailing_newline() -> None:
+    """Issue 10 item 11: ``re.match`` with ``$`` accepts ``'abc\\n'``; every rule is a full match."""
+    from stolon.model.gotime import parse_go_time
+    from stolon.model.uid import is_valid_keeper_uid
+    from stolon.postgres.slots import check_slot_name
+
+    assert is_valid_keeper_uid("abc") and not is_valid_keeper_uid("abc\n")
+    check_slot_name("stolon_abc")
+    with pytest.raises(ValueError):
+        check_slot_name("stolon_abc\n")
+    assert is_wal_file_name("000000010000000000000003")
+    assert not is_wal_file_name("000000010000000000000003\n")
+    with pytest.raises(ValueError):
+        parse_lsn("0/30000\n60")
+    assert parse_go_time("2024-01-02T03:04:05Z") is not None
+    with pytest.raises(ValueError):
+        parse_go_time("2024-01-02T03:04:05Z\n")
+    with pytest.raises(ValueError):
+        parse_go_time("\uff12\uff10\uff12\uff14-01-02T03:04:05Z")  # full-width digits

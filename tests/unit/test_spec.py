@@ -81,6 +81,49 @@ def test_defaults_keep_user_values() -> None:
             "is reserved",
         ),
         ({"pgHBA": ["host all\nall"]}, "pgHBA[0]", "newline"),
+        # issue 10 item 11: a trailing newline does not pass the slot name rule
+        ({"additionalMasterReplicationSlots": ["abc\n"]}, "additionalMasterReplicationSlots[0]", "wrong"),
+        # issue 10 item 9: no control character in anything that reaches a config file
+        ({"pgHBA": ["host all all 10.0.0.1/32 md5\r"]}, "pgHBA[0]", "control character"),
+        (
+            {"pgParameters": {"work_mem": "4MB\nshared_preload_libraries = 'x'"}},
+            "pgParameters.work_mem",
+            "newline",
+        ),
+        ({"pgParameters": {"a\x1bb": "1"}}, "pgParameters.a\x1bb", "not a valid parameter name"),
+        ({"pgParameters": {"work_mem": "4MB\x85"}}, "pgParameters.work_mem", "control character"),
+        (
+            {
+                "role": "standby",
+                "initMode": "pitr",
+                "pitrConfig": {"dataRestoreCommand": "x"},
+                "standbyConfig": {"standbySettings": {"primaryConninfo": "host=a\nport=5"}},
+            },
+            "standbyConfig.standbySettings.primaryConninfo",
+            "control character",
+        ),
+        (
+            {
+                "initMode": "pitr",
+                "pitrConfig": {
+                    "dataRestoreCommand": "x",
+                    "archiveRecoverySettings": {"restoreCommand": "cp a %p\x00"},
+                },
+            },
+            "pitrConfig.archiveRecoverySettings.restoreCommand",
+            "control character",
+        ),
+        (
+            {
+                "initMode": "pitr",
+                "pitrConfig": {
+                    "dataRestoreCommand": "x",
+                    "recoveryTargetSettings": {"recoveryTargetName": "p\n"},
+                },
+            },
+            "pitrConfig.recoveryTargetSettings.recoveryTargetName",
+            "control character",
+        ),
         ({"role": "primary"}, "role", "unknown role"),
         (
             {"role": "standby", "standbyConfig": {}},
@@ -335,3 +378,28 @@ def test_good_pg_parameters() -> None:
             },
         }
     ).validate()
+
+
+def test_control_characters_in_a_stored_spec() -> None:
+    """Issue 10 item 9 with part B's rule for stored data: a newline in a pgHBA entry is Go
+    Stolon's own error; other control characters (ours) are errors for new input and
+    warnings for a stored spec (its keepers refuse to render them)."""
+    stored = ClusterSpec.from_obj(
+        {
+            "initMode": "pitr",
+            "pitrConfig": {
+                "dataRestoreCommand": "x",
+                "recoveryTargetSettings": {"recoveryTargetName": "p\x1b"},
+            },
+            "pgHBA": ["host all all 10.0.0.1/32 md5\r"],
+        }
+    )
+    with pytest.raises(SpecError):
+        stored.validate()
+    warnings = stored.validate_stored()
+    assert sorted(w.path for w in warnings) == [
+        "pgHBA[0]",
+        "pitrConfig.recoveryTargetSettings.recoveryTargetName",
+    ]
+    with pytest.raises(SpecError, match="newline"):
+        ClusterSpec.from_obj({"initMode": "new", "pgHBA": ["a\nb"]}).validate_stored()

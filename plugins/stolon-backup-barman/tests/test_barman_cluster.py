@@ -11,7 +11,8 @@ import pytest
 
 from stolon.testing.backup_cluster import failover_scenario, pitr_scenario
 
-pytestmark = pytest.mark.integration
+# whole clusters: several minutes on a loaded machine (the default per-test bound is 300s)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_pitr_from_a_backup_to_a_time(barman_settings: dict[str, Any]) -> None:

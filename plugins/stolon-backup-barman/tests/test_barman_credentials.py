@@ -9,6 +9,7 @@ import pytest
 from stolon_backup_barman.credentials import aws_files, env_prefix, load_env_file
 
 from stolon.backup.base import BackupConfigError
+from stolon.postgres.runas import OSUser
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalr/K7MDENG+bPxRfi"}
 
@@ -70,16 +71,16 @@ def test_env_file_must_be_private(tmp_path: Path) -> None:
     f.write_text("export AWS_ACCESS_KEY_ID=AKIDEXAMPLE\nAWS_SECRET_ACCESS_KEY='wJalr/K7MDENG+bPxRfi'\n# c\n")
     os.chmod(f, 0o644)
     with pytest.raises(BackupConfigError) as e:
-        load_env_file(f)
+        load_env_file(f, OSUser.current())
     assert "chmod 600" in str(e.value) and "backup.settings.envFile" in str(e.value)
     os.chmod(f, 0o600)
-    files = load_env_file(f)
+    files = load_env_file(f, OSUser.current())
     assert "aws_secret_access_key = wJalr/K7MDENG+bPxRfi" in files.credentials.splitlines()
 
 
 def test_missing_env_file(tmp_path: Path) -> None:
     with pytest.raises(BackupConfigError) as e:
-        load_env_file(tmp_path / "nope.env")
+        load_env_file(tmp_path / "nope.env", OSUser.current())
     assert "backup.settings.envFile" in str(e.value) and "cannot read" in str(e.value)
 
 

@@ -15,7 +15,8 @@ from stolon_backup_pgbackrest.testing import pgbackrest_or_skip, repository
 from stolon.testing.backup_cluster import failover_scenario, pitr_scenario
 from stolon.testing.pgsandbox import pg_os_user_or_skip
 
-pytestmark = pytest.mark.integration
+# whole clusters: several minutes on a loaded machine (the default per-test bound is 300s)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture

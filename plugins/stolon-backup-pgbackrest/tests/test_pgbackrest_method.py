@@ -181,6 +181,7 @@ def test_encrypted_repository(kit_for: Any, pgbackrest_repository: Path) -> None
     env_file = pgbackrest_repository.parent / (pgbackrest_repository.name + ".env")
     env_file.write_text(f"# repository passphrase\nPGBACKREST_REPO1_CIPHER_PASS='{secret}'\n")
     os.chmod(env_file, 0o600)
+    pg_os_user_or_skip().chown(env_file)  # the tools' user's, as envFile requires
     try:
         settings = {
             "repoPath": str(pgbackrest_repository),

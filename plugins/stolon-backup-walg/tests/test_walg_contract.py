@@ -25,6 +25,7 @@ from stolon.backup.base import BackupConfigError, BackupError, StorageUnreachabl
 from stolon.backup.registry import open_method
 from stolon.plugins import load_plugins
 from stolon.testing.backup_contract import BackupMethodContract, KitEnv, sql, switch_and_wait_archived
+from stolon.testing.pgsandbox import pg_os_user_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,7 @@ class WalgContract(BackupMethodContract):
             "# credentials\nexport AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY='s3cr3t/value'\n"
         )
         os.chmod(env_file, 0o600)
+        pg_os_user_or_skip().chown(env_file)  # the tools' user's, as envFile requires
         env = self._kit_for(walg_settings(walg_binary, walg_repository, envFile=str(env_file)))
         try:
             ctx = env.context()

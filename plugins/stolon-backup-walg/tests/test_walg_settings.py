@@ -266,3 +266,12 @@ def test_rendered_commands(walg: str | None, work_dir: str, archive: str, restor
     ctx = _ctx(Path(work_dir))
     assert archive_command(method.archive_command(ctx)) == archive
     assert restore_command(method.restore_command(ctx)) == restore
+
+
+@pytest.mark.parametrize(
+    "name", ["STKEEPER_PG_SU_PASSWORD", "PGPASSWORD", "HOME", "STOLONCTL_STORE_ENDPOINTS"]
+)
+def test_env_from_keeper_names_only_storage_credentials(name: str) -> None:
+    """The spec (readable and writable by more people) can't copy the keeper's own secrets."""
+    with pytest.raises(BackupConfigError, match=f"{name} is not a storage credential"):
+        parse_settings({**FILE, "envFromKeeper": [name]})

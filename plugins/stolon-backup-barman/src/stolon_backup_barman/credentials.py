@@ -21,6 +21,7 @@ from pathlib import Path
 
 from stolon.backup.base import BackupConfigError
 from stolon.backup.files import read_env_file
+from stolon.postgres.runas import OSUser
 
 ACCESS_KEY = "AWS_ACCESS_KEY_ID"
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
@@ -66,8 +67,9 @@ class AwsFiles:
         return out
 
 
-def load_env_file(path: Path) -> AwsFiles:
-    return aws_files(read_env_file(str(path), _WHAT), str(path))
+def load_env_file(path: Path, owner: OSUser) -> AwsFiles:
+    """The AWS files for ``envFile`` (which must belong to ``owner``, the tools' OS user)."""
+    return aws_files(read_env_file(str(path), _WHAT, owner=owner), str(path))
 
 
 def aws_files(values: Mapping[str, str], source: str) -> AwsFiles:

@@ -98,7 +98,7 @@ class BarmanMethod:
         (to scrub from tool output)."""
         if self.settings.env_file is None:
             return []
-        files = load_env_file(self.settings.env_file)
+        files = load_env_file(self.settings.env_file, ctx.os_user)
         write_private(ctx.work_dir / CREDENTIALS_FILE, files.credentials, ctx.os_user)
         write_private(ctx.work_dir / CONFIG_FILE, files.config, ctx.os_user)
         return files.secrets

@@ -33,7 +33,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from stolon.netutil import free_port
-from stolon.postgres.runas import OSUser, run_command
+from stolon.postgres.runas import OSUser, resolve_pg_os_user, run_command
 
 #: names a directory holding barman-cloud-wal-archive & co. (a venv's ``bin``)
 TOOL_DIR_ENV = "STOLON_BARMAN_TOOL_DIR"
@@ -190,12 +190,14 @@ class MotoS3Server:
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> Path:
-    """A ``KEY=VALUE`` credentials file, mode 0600 (what ``envFile`` names)."""
+    """A ``KEY=VALUE`` credentials file, mode 0600, PostgreSQL's OS user's (what
+    ``envFile`` names: it must belong to the user the tools run as)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         for k, v in values.items():
             f.write(f"{k}={v}\n")
     os.chmod(path, 0o600)
+    resolve_pg_os_user().chown(path)
     return path
 
 

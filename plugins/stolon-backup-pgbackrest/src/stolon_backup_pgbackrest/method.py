@@ -111,13 +111,14 @@ class PgBackRestMethod:
         stanza = self.stanza(ctx)
         for name in (LOCK_DIR, LOG_DIR, SPOOL_DIR):
             ensure_private_dir(ctx.work_dir / name, ctx.os_user)
-        text = render_config(self.options, stanza, ctx.work_dir, _target(ctx), self._cipher_pass())
+        text = render_config(self.options, stanza, ctx.work_dir, _target(ctx), self._cipher_pass(ctx))
         write_private(self.config_path(ctx), text, ctx.os_user)
 
-    def _cipher_pass(self) -> str | None:
+    def _cipher_pass(self, ctx: BackupContext) -> str | None:
         if self.options.cipher_type == "none":
             return None
-        return read_env_file(self.options.env_file, "backup.settings.envFile").get(CIPHER_PASS_KEY)
+        values = read_env_file(self.options.env_file, "backup.settings.envFile", owner=ctx.os_user)
+        return values.get(CIPHER_PASS_KEY)
 
     def check(self, ctx: BackupContext) -> str:
         self.prepare(ctx)
@@ -288,8 +289,8 @@ class PgBackRestMethod:
         try:
             if connect:
                 with ctx.libpq_env() as env:
-                    return ctx.run(argv, env=env, timeout=timeout, secrets=[self._cipher_pass()])
-            return ctx.run(argv, timeout=timeout, secrets=[self._cipher_pass()])
+                    return ctx.run(argv, env=env, timeout=timeout, secrets=[self._cipher_pass(ctx)])
+            return ctx.run(argv, timeout=timeout, secrets=[self._cipher_pass(ctx)])
         except BinaryNotFoundError:
             raise BackupConfigError(NOT_INSTALLED) from None
         except CommandTimeoutError as e:

@@ -32,7 +32,7 @@ from stolon.backup.base import (
 )
 from stolon.backup.files import read_env_file, write_private
 from stolon.postgres.errors import BinaryNotFoundError, CommandError, CommandTimeoutError, PostgresError
-from stolon.postgres.runas import CommandResult
+from stolon.postgres.runas import CommandResult, OSUser
 from stolon_backup_walg.output import error_line, parse_backup_list, parse_version
 from stolon_backup_walg.settings import WalgSettings, config_document, parse_settings
 
@@ -50,13 +50,14 @@ class WalgMethod:
     def config_path(self, ctx: BackupContext) -> Path:
         return ctx.work_dir / CONFIG_NAME
 
-    def credentials(self) -> list[tuple[str, dict[str, str]]]:
-        """Credentials from this host: the envFile, then the named keeper variables."""
+    def credentials(self, owner: OSUser) -> list[tuple[str, dict[str, str]]]:
+        """Credentials from this host: the envFile (``owner``'s: the tools' OS user), then
+        the named keeper variables."""
         out: list[tuple[str, dict[str, str]]] = []
         s = self.settings
         if s.env_file is not None:
             where = "backup.settings.envFile"
-            out.append((f"{where} ({s.env_file})", read_env_file(str(s.env_file), where)))
+            out.append((f"{where} ({s.env_file})", read_env_file(str(s.env_file), where, owner=owner)))
         if s.env_from_keeper:
             values: dict[str, str] = {}
             for name in s.env_from_keeper:
@@ -72,7 +73,7 @@ class WalgMethod:
 
     def prepare(self, ctx: BackupContext) -> None:
         """Write ``walg.json`` into ``ctx.work_dir`` (0600, unchanged content not rewritten)."""
-        credentials = self.credentials()
+        credentials = self.credentials(ctx.os_user)
         doc = config_document(self.settings, ctx.pgdata, credentials)
         self._secrets = [v for _source, values in credentials for v in values.values() if len(v) >= 4]
         write_private(self.config_path(ctx), json.dumps(doc, indent=2) + "\n", ctx.os_user)

@@ -159,6 +159,10 @@ def parse_settings(raw: Mapping[str, Any] | None) -> WalgSettings:
     return replace(settings, config=dict(config))
 
 
+#: What ``envFromKeeper`` may name: storage credentials, never the keeper's own settings.
+KEEPER_ENV_PREFIXES = ("AWS_", "WALG_", "GOOGLE_", "GCS_", "AZURE_", "OS_", "SWIFT_", "SSH_")
+
+
 def _env_names(s: Settings, key: str) -> tuple[str, ...]:
     value = s.raw.get(key)
     if value is None:
@@ -167,6 +171,14 @@ def _env_names(s: Settings, key: str) -> tuple[str, ...]:
         raise BackupConfigError(
             f'{s.path}.{key}: must be a list of environment variable names, e.g. ["AWS_ACCESS_KEY_ID"]'
         )
+    for name in value:
+        if not name.startswith(KEEPER_ENV_PREFIXES):
+            # the spec is readable and writable by more people than the keeper's environment:
+            # it must not name the keeper's own secrets (STKEEPER_PG_SU_PASSWORD, PGPASSWORD...)
+            raise BackupConfigError(
+                f"{s.path}.{key}: {name} is not a storage credential: only variables starting with"
+                f" {', '.join(KEEPER_ENV_PREFIXES)} may be copied from the keeper's environment"
+            )
     return tuple(value)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from typing import Any, cast
@@ -90,7 +91,7 @@ class EtcdWatch(Watch):
             self._cond.notify_all()
             response = self._response
         if response is not None:
-            response.close()  # unblocks the reader
+            _abort(response)  # unblocks the reader
         self._thread.join(timeout=5)
 
     # -- the reader thread ----------------------------------------------------------------
@@ -223,3 +224,16 @@ class EtcdWatch(Watch):
             self._signal(kinds)
         if not result.get("events") and current > self._revision and not result.get("created"):
             self._revision = current  # a progress notification
+
+
+def _abort(response: requests.Response) -> None:
+    """Close a streaming response that another thread is blocked reading: shut the socket
+    down first (closing it alone does not wake a thread blocked in recv on Linux)."""
+    conn = getattr(response.raw, "connection", None) or getattr(response.raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    response.close()

@@ -1,0 +1,40 @@
+"""The local cluster's files (issue 10 items 2 and 3): private secrets and store, and a
+postmaster.pid the PostgreSQL user could write never makes root signal another process."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from stolon.keeper.config import parse_config
+from stolon.local.cluster import LocalCluster
+from stolon.store.embedded import EmbeddedStore
+
+
+def test_secrets_and_store_are_private_and_accepted_by_the_keeper(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1)
+        store = EmbeddedStore(cluster.layout.store_config())
+        store.close()
+    finally:
+        os.umask(old)
+    for who in ("su", "repl"):
+        assert stat.S_IMODE((tmp_path / "c" / "secrets" / who).stat().st_mode) == 0o600
+    for f in (tmp_path / "c" / "store").glob("store.db*"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    # the keeper's own argv, as `stolonctl local up` starts it, passes the keeper's checks
+    argv = cluster.processes["keeper0"].argv
+    cfg = parse_config(argv[argv.index("stolon.cli.keeper") + 1 :], env={})
+    assert cfg.pg_su_password.reveal() == cluster.password("su")
+
+
+def test_postmaster_pid_of_another_process_is_ignored(tmp_path: Path) -> None:
+    cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1)
+    pgdata = tmp_path / "c" / "keepers" / "keeper0" / "postgres"
+    pgdata.mkdir(parents=True)
+    (pgdata / "postmaster.pid").write_text("1\n/x\n")
+    assert cluster.postmaster_pid("keeper0") is None
+    (pgdata / "postmaster.pid").write_text(f"{os.getpid()}\n")  # ours, and PGDATA is ours
+    assert cluster.postmaster_pid("keeper0") == os.getpid()
