@@ -1,7 +1,7 @@
 """Go Stolon's TestUpdateCluster (cmd/sentinel/cmd/sentinel_test.go), story by story.
 
 Each story runs the whole cycle: the builder derives keeper infos and memory that make the
-health step reproduce the flags of Go's input (see builders.py), so a story checks health,
+health step reproduce the flags of Go's input (see stolon/testing/sentinel_builders.py), so a story checks health,
 update, spec propagation and generations together. Go's test bypasses the health step; where
 that matters (#13) the story says so. Expected outcomes are Go's unless a story says which
 quirk fix changes them (none of Go's 32 cases does: they use one candidate at xLogPos 0).
@@ -21,8 +21,7 @@ from stolon.model.duration import Duration
 from stolon.model.spec import ExistingConfig
 from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import Refusal
-
-from .builders import CD, FAKE, MASTER, WALL0, comparable, diff
+from stolon.testing.sentinel_builders import CD, FAKE, MASTER, WALL0, comparable, diff
 
 D_REQ = Duration.parse("10s")
 

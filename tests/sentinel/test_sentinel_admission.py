@@ -14,8 +14,7 @@ from stolon.model.infos import KeeperInfo, PostgresState
 from stolon.sentinel import Observations, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.admission import keeper_info_problem
-
-from .builders import CD, CLUSTER_UID, MASTER, NOW, pick_first, uids
+from stolon.testing.sentinel_builders import CD, CLUSTER_UID, MASTER, NOW, pick_first, uids
 
 
 def two() -> CD:

@@ -22,8 +22,7 @@ from stolon.model.cluster import (
 from stolon.model.infos import KeeperBackupState
 from stolon.sentinel import Decision, decide
 from stolon.sentinel import events as ev
-
-from .builders import CD, MASTER, NOW, WALL0
+from stolon.testing.sentinel_builders import CD, MASTER, NOW, WALL0
 
 BACKUP = {"method": "directory", "settings": {"path": "/b"}}
 

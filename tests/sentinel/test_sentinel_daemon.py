@@ -20,8 +20,7 @@ from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
-
-from .builders import CD, MASTER, STANDBY
+from stolon.testing.sentinel_builders import CD, MASTER, STANDBY
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from stolon.sentinel.eligibility import (
     refusals,
     switchover_refusals,
 )
+from stolon.testing.sentinel_builders import CD
 
-from .builders import CD
 from .test_sentinel_switchover import SW, run, stopping, three
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,8 +13,7 @@ from stolon.fencing.base import FencingAttempt, FencingOutcome
 from stolon.model.spec import FencingMethod, FencingSpec
 from stolon.sentinel import Decision, decide
 from stolon.sentinel import events as ev
-
-from .builders import CD, MASTER, NOW
+from stolon.testing.sentinel_builders import CD, MASTER, NOW
 
 FENCED = FencingOutcome("db1", True, (FencingAttempt("command", True, "exit status 0", 0.1),))
 FAILED = FencingOutcome("db1", False, (FencingAttempt("command", False, "exited with status 3", 0.1),))

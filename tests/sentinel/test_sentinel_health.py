@@ -8,8 +8,7 @@ from typing import Any
 from stolon.model.infos import KeeperInfo
 from stolon.sentinel import Decision, KeeperInfoSeen, Memory, Observations, decide
 from stolon.sentinel import events as ev
-
-from .builders import CD, CLUSTER_UID, MASTER, NOW, WALL0, pick_first, uids
+from stolon.testing.sentinel_builders import CD, CLUSTER_UID, MASTER, NOW, WALL0, pick_first, uids
 
 
 def two() -> CD:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from stolon.sentinel.daemon import SentinelMetrics
-
-from .builders import CD, MASTER
+from stolon.testing.sentinel_builders import CD, MASTER
 
 
 def sample(reg: CollectorRegistry, name: str, **labels: str) -> float | None:

@@ -23,8 +23,19 @@ from stolon.sentinel import Decision, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import is_different_timeline_branch
 from stolon.sentinel.predicates import wal_file_name_no_timeline
-
-from .builders import CD, EXTERNAL, FAKE, MASTER, NOW, STANDBY, WALL0, comparable, diff, pick_first, uids
+from stolon.testing.sentinel_builders import (
+    CD,
+    EXTERNAL,
+    FAKE,
+    MASTER,
+    NOW,
+    STANDBY,
+    WALL0,
+    comparable,
+    diff,
+    pick_first,
+    uids,
+)
 
 
 def two(**spec: Any) -> CD:

@@ -33,8 +33,7 @@ from stolon.model.infos import KeeperInfo, PostgresState, ProxyInfo
 from stolon.sentinel import Decision, Memory, Now, Observations, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import MASTER_TYPE, Refusal, db_type, known_in_sync
-
-from .builders import CD, CLUSTER_UID, MASTER, NOW, comparable, pick_first, uids
+from stolon.testing.sentinel_builders import CD, CLUSTER_UID, MASTER, NOW, comparable, pick_first, uids
 
 # Kept small so the suite runs in seconds; raise max_examples locally to hunt (300+ pass).
 SETTINGS = settings(

@@ -9,8 +9,7 @@ import pytest
 from stolon.model.infos import ProxyInfo
 from stolon.sentinel import Memory, Observations, ProxyInfoSeen, active_proxies, decide
 from stolon.sentinel import events as ev
-
-from .builders import CD, MASTER, NOW, pick_first, uids
+from stolon.testing.sentinel_builders import CD, MASTER, NOW, pick_first, uids
 
 T = 1000.0
 TIMEOUT_NS = 15 * 10**9

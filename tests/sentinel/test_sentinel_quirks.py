@@ -9,8 +9,7 @@ from stolon.model.cluster import DB_INIT_RESYNC
 from stolon.sentinel import Decision, Memory, Observations, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import Refusal
-
-from .builders import CD, MASTER, NOW, at, comparable, diff, pick_first
+from stolon.testing.sentinel_builders import CD, MASTER, NOW, at, comparable, diff, pick_first
 
 
 def three(**spec: Any) -> CD:

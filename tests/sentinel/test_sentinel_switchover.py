@@ -1,6 +1,6 @@
 """Planned switchover in decide(): each phase as a story, plus refusals and cancellations.
 
-The stories run the whole cycle from builder states (see builders.py); the switchover clock
+The stories run the whole cycle from builder states (see stolon/testing/sentinel_builders.py); the switchover clock
 lives in the memory, so timeouts are tested by handing an old clock, without sleeping.
 """
 
@@ -24,8 +24,7 @@ from stolon.sentinel import Decision, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.eligibility import EXPLANATIONS, Refusal, Terms, switchover_refusals
 from stolon.sentinel.memory import SwitchoverClock
-
-from .builders import CD, MASTER, NOW
+from stolon.testing.sentinel_builders import CD, MASTER, NOW
 
 SW = "sw1"
 

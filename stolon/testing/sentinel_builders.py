@@ -1,5 +1,6 @@
-"""Small builders for sentinel stories: a cluster as the stored cluster data, plus the
-observations and memory that make the health step agree with the flags written in it.
+"""Builders for sentinel stories (tests/sentinel, benchmarks/cost.py): a cluster as the stored
+cluster data, plus the observations and memory that make the health step agree with the
+flags written in it.
 
 ``cd().keeper("k1").db("db1", "k1", role=MASTER).master("db1")`` describes a cluster; the same
 builder yields:
