@@ -223,6 +223,34 @@ class LocalCluster:
         db = cd.master_db()
         return db.spec.keeper_uid if db is not None and db.spec is not None else None
 
+    def leader_sentinel(self) -> str | None:
+        """The name (``sentinel0``...) of the sentinel process holding the leadership, if known.
+
+        The store names the leader by its sentinel uid, which each sentinel announces in its
+        log at start ("sentinel uid <uid>: ..."); the last announcement in a log is the
+        current run's.
+        """
+        try:
+            with self.open_store() as st:
+                leader = st.get_leader()
+        except StoreError:
+            return None
+        if not leader:
+            return None
+        for name in self.layout.sentinels:
+            try:
+                text = (self.base / "logs" / f"{name}.log").read_text(errors="replace")
+            except OSError:
+                continue
+            announced = [
+                line.split("sentinel uid ", 1)[1].split(":", 1)[0]
+                for line in text.splitlines()
+                if "sentinel uid " in line
+            ]
+            if announced and announced[-1] == leader:
+                return name
+        return None
+
     def healthy(self) -> tuple[bool, str]:
         """Whether the master is up and every keeper has a converged, healthy DB."""
         cd = self.cluster_data()
