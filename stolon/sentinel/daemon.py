@@ -1,6 +1,9 @@
 """stolon-sentinel: watches every keeper, decides the cluster data and writes it.
 
-Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
+Each cycle (Go Stolon's ``clusterSentinelCheck``; every ``sleepInterval``, and for the leader
+also as soon as a change of the cluster data, a keeper info or a proxy info is worth a
+decision, and when a keeper's silence reaches ``failInterval``: :meth:`Sentinel.wait_next`,
+docs/failover.md "How the sentinel wakes"):
 
 1. publish this sentinel's info; read the cluster data; none → create it from
    ``--initial-cluster-spec`` (create-only), or wait; unreadable → nothing (logged once);
