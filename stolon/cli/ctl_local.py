@@ -5,12 +5,19 @@ default (or the store named by the global ``--store-backend``/``--store-endpoint
 keepers, sentinels and a proxy on free loopback ports. It shows progress until the cluster
 is healthy, prints how to connect through the proxy and a status table, then follows role
 changes and failovers until Ctrl-C, which stops everything in order: proxy, sentinels,
-keepers (each stops its PostgreSQL). ``status`` and ``down`` work from another terminal.
+keepers (each stops its PostgreSQL). ``status``, ``down``, ``start NAME`` and ``stop NAME``
+work from another terminal (``stop keeper0`` then ``start keeper0``: watch a master fail
+over and rejoin as a standby).
+
+The default base directory is per user (``/tmp/stolon-<user>-<name>``): /tmp is shared by
+every user of a machine, and a cluster directory belongs to whoever created it.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import shutil
 import signal
 import time
@@ -21,7 +28,7 @@ from stolon.cli.common import CliError, add_bool_flag, go_duration_seconds
 from stolon.cli.ctl_status import collect, render_text
 from stolon.cli.ctlcontext import CtlContext
 from stolon.local.cluster import LocalCluster
-from stolon.local.processes import pid_file_alive
+from stolon.local.processes import pid_file_alive, signal_pid_file
 from stolon.model import ClusterData
 
 DEFAULT_NAME = "local"
@@ -33,6 +40,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     up = lsub.add_parser("up", help="Create or start a local cluster and follow it until Ctrl-C")
     _base_args(up)
+    # stolonctl's global store flags, accepted after `local up` too (SUPPRESS: a value given
+    # before `local` is not overwritten by these defaults)
+    up.add_argument(
+        "--store-backend",
+        default=argparse.SUPPRESS,
+        help="store backend of a new cluster (default embedded; etcdv3, consul... with --store-endpoints)",
+    )
+    up.add_argument(
+        "--store-endpoints",
+        default=argparse.SUPPRESS,
+        help="store endpoints of a new cluster (comma separated)",
+    )
     up.add_argument(
         "--keepers", type=int, default=3, help="number of keepers (PostgreSQL instances, default 3)"
     )
@@ -59,14 +78,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_bool_flag(down, "--purge", "also delete the base directory (all data)")
     down.set_defaults(func=cmd_down)
 
+    start = lsub.add_parser(
+        "start", help="Start one stopped process of a running local cluster (e.g. keeper0)"
+    )
+    _base_args(start)
+    start.add_argument(
+        "process", metavar="NAME", help="keeper0, sentinel1, proxy... (see `stolonctl local status`)"
+    )
+    start.set_defaults(func=cmd_start)
+
+    stop = lsub.add_parser(
+        "stop", help="Stop one process of a running local cluster (e.g. the master's keeper)"
+    )
+    _base_args(stop)
+    stop.add_argument(
+        "process", metavar="NAME", help="keeper0, sentinel1, proxy... (see `stolonctl local status`)"
+    )
+    stop.set_defaults(func=cmd_stop)
+
 
 def _base_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="", help=f"cluster name (default {DEFAULT_NAME}, or --cluster-name)")
     p.add_argument(
         "--base-dir",
         default="",
-        help="directory holding the cluster (default /tmp/stolon-<name>); it must be reachable by the"
-        " postgres OS user when running as root",
+        help="directory holding the cluster (default /tmp/stolon-<user>-<name>); it must be reachable by"
+        " the postgres OS user when running as root",
     )
 
 
@@ -74,8 +111,38 @@ def _name(ctx: CtlContext) -> str:
     return str(ctx.args.name or ctx.args.cluster_name or DEFAULT_NAME)
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.geteuid())
+
+
 def _base(ctx: CtlContext) -> Path:
-    return Path(ctx.args.base_dir or f"/tmp/stolon-{_name(ctx)}").absolute()
+    base = Path(ctx.args.base_dir or f"/tmp/stolon-{_user()}-{_name(ctx)}").absolute()
+    _check_owner(base)
+    return base
+
+
+def _check_owner(base: Path) -> None:
+    """A base directory that exists must be ours: another user's cluster is not ours to
+    start, stop or read (and its files would fail one by one with a traceback)."""
+    try:
+        st = base.stat()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CliError(
+            f"cannot use base directory {base}: {e.strerror}; choose another with --base-dir"
+        ) from None
+    if st.st_uid != os.geteuid():
+        try:
+            import pwd
+
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except (KeyError, ImportError):
+            owner = str(st.st_uid)
+        raise CliError(f"base directory {base} belongs to user {owner}: choose another with --base-dir")
 
 
 def _load(ctx: CtlContext) -> LocalCluster:
@@ -83,6 +150,14 @@ def _load(ctx: CtlContext) -> LocalCluster:
         return LocalCluster.load(_base(ctx))
     except FileNotFoundError as e:
         raise CliError(f"{e}: start one with `stolonctl local up`") from None
+
+
+def _process(cluster: LocalCluster, name: str) -> str:
+    if name not in cluster.processes:
+        raise CliError(
+            f"no process {name!r} in this local cluster: use one of {', '.join(cluster.processes)}"
+        )
+    return name
 
 
 def _running(cluster: LocalCluster) -> list[str]:
@@ -241,10 +316,22 @@ def _follow(ctx: CtlContext, cluster: LocalCluster) -> None:
         for line in _changes(cd, last):
             ctx.out(f"{time.strftime('%H:%M:%S')} {line}")
         for name, proc in cluster.processes.items():
-            if proc.proc is not None and not proc.alive and last.get(f"proc:{name}") != "exited":
-                last[f"proc:{name}"] = "exited"
-                ctx.out(f"{time.strftime('%H:%M:%S')} {name} exited (status {proc.proc.returncode})")
+            key = f"proc:{name}"
+            alive = proc.alive or pid_file_alive(cluster.base / "pids" / f"{name}.pid")
+            if proc.proc is not None and not alive and last.get(key) != "exited":
+                last[key] = "exited"
+                code = proc.proc.returncode
+                ctx.out(
+                    f"{time.strftime('%H:%M:%S')} {name} exited"
+                    + (f" (status {code})" if code is not None else "")
+                )
+            elif alive and last.get(key) == "exited":
+                last[key] = "running"
+                ctx.out(f"{time.strftime('%H:%M:%S')} {name} is running again")
         ctx.stdout.flush()
+        if all(last.get(f"proc:{name}") == "exited" for name in cluster.processes):
+            ctx.out(f"{time.strftime('%H:%M:%S')} every process has exited (`stolonctl local down`?): done")
+            return
         time.sleep(1)
 
 
@@ -305,6 +392,29 @@ def cmd_status(ctx: CtlContext) -> int:
         ctx.out("not running: start it with `stolonctl local up`" + _base_hint(ctx))
         return 0
     _status_text(ctx, cluster)
+    return 0
+
+
+def cmd_start(ctx: CtlContext) -> int:
+    cluster = _load(ctx)
+    name = _process(cluster, ctx.args.process)
+    if not _running(cluster):
+        raise CliError(
+            "the local cluster is not running: start it with `stolonctl local up`" + _base_hint(ctx)
+        )
+    if name in _running(cluster):
+        raise CliError(f"{name} is already running")
+    proc = cluster.processes[name].start()
+    ctx.out(f"started {name} (pid {proc.pid}, log {proc.log_path})")
+    return 0
+
+
+def cmd_stop(ctx: CtlContext) -> int:
+    cluster = _load(ctx)
+    name = _process(cluster, ctx.args.process)
+    if not signal_pid_file(cluster.base / "pids" / f"{name}.pid", 15):
+        raise CliError(f"{name} is not running")
+    ctx.out(f"stopped {name}" + (" (and its PostgreSQL)" if name in cluster.layout.keepers else ""))
     return 0
 
 

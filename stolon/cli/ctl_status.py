@@ -58,6 +58,17 @@ class ClusterRow:
 
 
 @dataclass
+class SwitchoverRow:
+    """A switchover in progress (ours; ``stolonctl switchover``, docs/switchover.md)."""
+
+    id: str
+    phase: str
+    target_keeper: str
+    requested: str
+    message: str = ""
+
+
+@dataclass
 class ArchivingRow:
     keeper: str
     last_archived_wal: str = ""
@@ -95,6 +106,8 @@ class Status:
     backup: BackupSection | None = None
     #: ours: long work in progress on keepers (restores, base backups, resyncs)
     activities: list[ActivityRow] = field(default_factory=list)
+    #: ours: a switchover in progress
+    switchover: SwitchoverRow | None = None
     #: ours: see stolon.cli.status_warnings
     warnings: list[str] = field(default_factory=list)
 
@@ -136,6 +149,13 @@ def collect(ctx: CtlContext) -> tuple[Status, ClusterData | None]:
         status.keepers.append(row)
     if cd.cluster is not None and cd.dbs is not None:
         status.cluster.available = True
+        sw = cd.cluster.status.switchover
+        if sw is not None and sw.active:
+            target = sw.target_keeper
+            if not target and sw.target_db:
+                tdb = (cd.dbs or {}).get(sw.target_db)
+                target = tdb.spec.keeper_uid if tdb is not None and tdb.spec is not None else ""
+            status.switchover = SwitchoverRow(sw.id, sw.phase, target, _time(sw.request_time), sw.message)
         master = cd.master_db()
         if master is not None and master.spec is not None:
             status.cluster.master_db_uid = master.uid
@@ -284,6 +304,13 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("=== Cluster Info ===")
         out()
         out(f"Master Keeper: {printable(status.cluster.master_keeper_uid)}")
+    if status.switchover is not None:
+        sw = status.switchover
+        out()
+        out("=== Switchover ===")
+        out()
+        line = f"{sw.phase}: to keeper {sw.target_keeper or '(best standby)'}, requested {sw.requested} UTC"
+        out(printable(line + (f" ({sw.message})" if sw.message else "")))
     if cd is not None and status.cluster.master_db_uid:
         out()
         out("===== Keepers/DB tree =====")

@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         listeners = build_listeners(
             config.listeners,
             config.socket_options,
-            limits=ConnectionLimits(config.max_connections, config.handshake_timeout),
+            limits=ConnectionLimits(
+                config.max_connections, config.handshake_timeout, config.hold_connections_timeout
+            ),
         )
         store = open_store(config.store)
     except (PolicyError, PluginError, StoreError) as e:

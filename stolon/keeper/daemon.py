@@ -44,6 +44,7 @@ from stolon.keeper.localstate import (
     KeeperLocalState,
 )
 from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
+from stolon.keeper.selffence import SelfFence
 from stolon.metrics import Metrics, set_role
 from stolon.model import (
     DB,
@@ -137,6 +138,13 @@ class KeeperMetrics:
         )
         self.sleep_interval = g("stolon_keeper_sleep_interval", "Seconds to sleep between sync loops")
         self.shutdown = g("stolon_keeper_shutdown_seconds", "Shutdown time (received termination signal)")
+        self.self_fenced = g(
+            "stolon_keeper_self_fenced",
+            "1 while this master refuses writes because the store has not confirmed it",
+        )
+        self.self_fences = self.m.counter(
+            "stolon_keeper_self_fences", "Times this keeper made its master refuse writes (self-fencing)"
+        )
         self.archive_failed = g(
             "stolon_keeper_archive_failed_count", "WAL archiving failures (pg_stat_archiver.failed_count)"
         )
@@ -196,6 +204,7 @@ class Keeper:
         self.spec_check = StoredSpecCheck(log)
         #: the pgParameters of our DB spec (for the conditions we publish)
         self.spec_parameters: dict[str, str] = {}
+        self.self_fence: SelfFence | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -263,6 +272,17 @@ class Keeper:
         )
         self.executor = Executor(cfg, self.instance, self.data_dir, self.backups)
         self.jobs = BackupJobs(self.data_dir, ActivityTracker())
+        self.self_fence = SelfFence(
+            self.uid,
+            self.instance.set_write_fence,
+            lambda: open_store(self.cfg.store),
+            on_change=self._self_fence_changed,
+        )
+
+    def _self_fence_changed(self, fenced: bool, why: str) -> None:
+        self.metrics.self_fenced.set(1 if fenced else 0)
+        if fenced:
+            self.metrics.self_fences.inc()
 
     def identity(self) -> KeeperIdentity:
         cfg = self.cfg
@@ -431,7 +451,11 @@ class Keeper:
                 self._publish_now.clear()
                 if self.cluster_uid:
                     try:
-                        store.put_keeper_info(self.keeper_info(), ttl=self.sleep)
+                        info = self.keeper_info()
+                        started = time.monotonic()
+                        store.put_keeper_info(info, ttl=self.sleep)
+                        if self.self_fence is not None:
+                            self.self_fence.wrote(started)
                     except StoreError as e:
                         log.warning("failed to update keeper info: %s", e)
                     except (OSError, ValueError, PostgresError) as e:
@@ -504,6 +528,7 @@ class Keeper:
     def cycle(self, store: ClusterStore) -> None:
         ex = self.executor
         assert ex is not None
+        started = time.monotonic()
         try:
             cd, _ = store.get_cluster_data()
         except ClusterDataError:
@@ -518,6 +543,9 @@ class Keeper:
                 return  # logged once: postgres is left as it is
             d = cd.cluster.def_spec().d()
             self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
+            if self.self_fence is not None:
+                self.self_fence.configure(d.self_fencing_timeout.seconds, self.sleep)
+                self.self_fence.read(started, cd)
             self.request_timeout = d.request_timeout.seconds
             ex.timeouts.db_wait_ready = d.db_wait_ready_timeout.seconds
             ex.timeouts.sync = d.sync_timeout.seconds
@@ -543,6 +571,7 @@ class Keeper:
             ex.trace_context = db.trace_context if db is not None else None
             set_role(self.metrics.target_role, pl.target_role)
             set_role(self.metrics.local_role, facts.local_role)
+            self._note_local_master(facts)
             self._busy = True
             try:
                 done = ex.run(pl.steps)
@@ -555,7 +584,19 @@ class Keeper:
             self.metrics.needs_restart.set(1 if ex.state.needs_restart else 0)
             if not (done and pl.initializes):
                 break
+        self._note_local_master(None)
         self._consider_backups(cd)
+
+    def _note_local_master(self, facts: p.LocalFacts | None) -> None:
+        """Tell self-fencing whether the local server runs as a master (after a cycle's
+        steps, from a fresh look; before them, from the facts they were planned on)."""
+        if self.self_fence is None or self.instance is None:
+            return
+        if facts is not None:
+            running_master = facts.pg_running and facts.local_role == str(LocalRole.MASTER)
+        else:
+            running_master = self.instance.is_running() and self.instance.local_role() == LocalRole.MASTER
+        self.self_fence.local_master(running_master)
 
     def _apply_backup_spec(self, spec: ClusterSpec) -> None:
         """This cycle's backup method (built once per settings change)."""
@@ -618,6 +659,8 @@ class Keeper:
         ]
         for t in threads:
             t.start()
+        if self.self_fence is not None:
+            self.self_fence.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -633,6 +676,8 @@ class Keeper:
             pass
         finally:
             self._stop.set()
+            if self.self_fence is not None:
+                self.self_fence.stop()
             watch.close()
             self._shutdown(store)
         return 0

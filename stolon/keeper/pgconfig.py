@@ -52,6 +52,12 @@ POSTGRES_DEFAULTS = {
 #: Bounded WAL retention for replication slots unless the user sets it: a standby that
 #: stays away longer loses its slot (reported, and resynced) instead of filling the disk.
 DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = "8GB"
+#: How long a standby waits before it tries again to stream (or restore) WAL after a failed
+#: attempt, unless the user sets it (PostgreSQL's default: 5s). A standby re-pointed at a
+#: new master whose first connection fails (the master still finishing its promotion)
+#: would otherwise lose 5 s, on the commit path of a synchronous cluster. Written for every
+#: role (it only acts in recovery), so that a promotion does not change the configuration.
+DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL = "1s"
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ def db_parameters(
       rejected with the same value (``rejected``: name → value, found by the executor);
       the keeper reports both as conditions;
     - ``max_slot_wal_keep_size`` bounded by default;
+    - ``wal_retrieve_retry_interval`` shortened by default
+      (:data:`DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL`);
     - ``password_encryption = scram-sha-256`` when the keeper's users use SCRAM (so a
       password set later, or by an ``existing`` data dir's owner, is not md5 by accident);
     - on a standby, the parameters of :data:`STANDBY_MINIMUM_PARAMETERS` never below the
@@ -159,6 +167,8 @@ def db_parameters(
     )
     if pg_major >= 13 and "max_slot_wal_keep_size" not in user:
         params["max_slot_wal_keep_size"] = DEFAULT_MAX_SLOT_WAL_KEEP_SIZE
+    if "wal_retrieve_retry_interval" not in user:
+        params["wal_retrieve_retry_interval"] = DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL
     if "password_encryption" not in user and AuthMethod.SCRAM_SHA_256 in (me.su_auth, me.repl_auth):
         params["password_encryption"] = "scram-sha-256"
     if backup is not None:

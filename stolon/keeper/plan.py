@@ -28,6 +28,7 @@ from stolon.model.cluster import (
     DB_INIT_NONE,
     DB_INIT_PITR,
     DB_INIT_RESYNC,
+    FOLLOW_INTERNAL,
     ROLE_MASTER,
     ROLE_STANDBY,
 )
@@ -584,6 +585,9 @@ def _plan_standby(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts
         desired = _desired(db, cd, me, facts)
     except NotReadyToFollow as e:
         return Plan((Wait(str(e)),), target_role=LOCAL_STANDBY)
+    waiting = _new_primary_not_ready(db, cd, facts, desired)
+    if waiting is not None:
+        return Plan((Wait(waiting),), target_role=LOCAL_STANDBY)
     steps: list[Step] = []
     if facts.sync_guard:
         steps.append(SetSyncGuard(False))
@@ -594,6 +598,36 @@ def _plan_standby(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts
     ):
         steps.append(Restart(desired, "recovery parameters changed, restarting postgres instance"))
     return Plan(_common_tail(db, cd, facts, desired, steps), target_role=LOCAL_STANDBY)
+
+
+def _new_primary_not_ready(db: DB, cd: ClusterData, facts: LocalFacts, desired: DesiredConfig) -> str | None:
+    """Why a running standby must not switch to the primary its spec now names, if so.
+
+    After a failover or a switchover the sentinel points the standbys at the new master
+    and lists them as its followers in the same decision. The new master's keeper creates
+    their replication slots when it applies that generation; a standby that connects
+    before gets "replication slot does not exist" and PostgreSQL tries again only after
+    ``wal_retrieve_retry_interval``. So the standby keeps following its old primary (gone,
+    or stopped) until the new one reports that generation: one report of the master's
+    keeper, which it makes at once, and one sentinel decision, on change.
+    """
+    spec = db.spec
+    assert spec is not None
+    fc = spec.follow_config
+    if fc is None or fc.type != FOLLOW_INTERNAL or not facts.pg_running or facts.applied is None:
+        return None
+    key = "primary_conninfo"
+    if facts.applied.recovery.parameters.get(key) == desired.recovery.parameters.get(key):
+        return None  # not a move: nothing to wait for
+    primary = (cd.dbs or {}).get(fc.dbuid)
+    if primary is None or primary.spec is None or db.uid not in (primary.spec.followers or []):
+        return None
+    if primary.status.current_generation == primary.generation:
+        return None
+    return (
+        f"waiting for db {primary.uid} to create the replication slot of db {db.uid}"
+        f" before following it (generation {primary.generation} not applied yet)"
+    )
 
 
 def describe(steps: Sequence[Step]) -> str:

@@ -189,9 +189,12 @@ class LocalCluster:
             self.processes["proxy"].start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Proxy, sentinels, then keepers (each stops its PostgreSQL): no failover on the way."""
+        """Proxy, sentinels, then keepers (each stops its PostgreSQL): no failover on the way.
+        A process restarted from another terminal (``stolonctl local start``) is stopped
+        through its pid file."""
         for name in self._stop_order():
             self.processes[name].stop(timeout)
+            signal_pid_file(self.base / "pids" / f"{name}.pid", 15, timeout)
 
     def _stop_order(self) -> list[str]:
         return [n for n in ["proxy", *self.layout.sentinels, *self.layout.keepers] if n in self.processes]

@@ -97,7 +97,15 @@ class ManagedProcess:
         return text if tail is None else text[-tail:]
 
     def _clear_pid_file(self) -> None:
-        if self.pid_file is not None:
+        """Remove the pid file if it still names our child (``stolonctl local start`` in
+        another terminal may have started a new process under the same name)."""
+        if self.pid_file is None or self.proc is None:
+            return
+        try:
+            named = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if named == self.proc.pid:
             self.pid_file.unlink(missing_ok=True)
 
 

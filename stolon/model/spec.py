@@ -377,6 +377,9 @@ DURATION_BOUNDS: dict[str, DurationBounds] = {
     ),
     "proxy_check_interval": DurationBounds("proxyCheckInterval", Duration(100 * _MS), Duration(10 * MINUTE)),
     "proxy_timeout": DurationBounds("proxyTimeout", Duration(200 * _MS), Duration(1 * HOUR)),
+    "self_fencing_timeout": DurationBounds(
+        "selfFencingTimeout", Duration(200 * _MS), Duration(24 * HOUR), zero_means="self-fencing off"
+    ),
 }
 FENCING_TIMEOUT = DurationBounds(
     "fencing.timeout", Duration(100 * _MS), Duration(10 * MINUTE), stored_zero=DEFAULT_FENCING_TIMEOUT
@@ -421,6 +424,10 @@ class ClusterSpec(Document):
     fencing: FencingSpec | None = jf("fencing")
     #: ours: WAL archiving and base backups through a backup method (docs/backup.md)
     backup: BackupSpec | None = jf("backup")
+    #: ours: how long the master's keeper may go without the store confirming that it is
+    #: the master before its PostgreSQL refuses writes; unset: derived from failInterval,
+    #: 0s: off (Go Stolon's behaviour). docs/self-fencing.md
+    self_fencing_timeout: Duration | None = jf("selfFencingTimeout")
 
     # -- defaults ---------------------------------------------------------------------------
     def with_defaults(self) -> ClusterSpec:
@@ -597,6 +604,17 @@ class ClusterSpec(Document):
         if s.fencing is not None:
             for err in s.fencing.problems():
                 ours(err)
+        if self.self_fencing_timeout is not None and self.self_fencing_timeout.ns > 0:
+            d = DefaultedSpec(s)
+            if not d.sleep_interval < self.self_fencing_timeout < d.fail_interval:
+                ours(
+                    SpecError(
+                        "selfFencingTimeout",
+                        f"must be more than sleepInterval ({d.sleep_interval}) and less than failInterval"
+                        f" ({d.fail_interval}), or 0s to turn self-fencing off (got {self.self_fencing_timeout});"
+                        " leave it unset for the value derived from them",
+                    )
+                )
         if s.backup is not None:
             # Ours too, but still an error for stored data: the backup runtime expects a
             # valid section (see docs/security.md).
@@ -695,6 +713,23 @@ class DefaultedSpec:
     @property
     def proxy_timeout(self) -> Duration:
         return DURATION_BOUNDS["proxy_timeout"].effective(_req(self.spec.proxy_timeout))
+
+    @property
+    def self_fencing_timeout(self) -> Duration:
+        """The master keeper's self-fencing timeout in force; 0 when self-fencing is off.
+
+        Unset: ``failInterval - min(sleepInterval / 2, failInterval / 4)``, so that the master
+        refuses writes before the sentinel can have declared it failed (docs/self-fencing.md);
+        off when the value is not more than ``sleepInterval`` (the keeper confirms itself once
+        per ``sleepInterval``: such a timeout would fence a healthy master)."""
+        fail, sleep = self.fail_interval, self.sleep_interval
+        raw = self.spec.self_fencing_timeout
+        if raw is not None:
+            value = DURATION_BOUNDS["self_fencing_timeout"].effective(raw)
+        else:
+            value = Duration(fail.ns - min(sleep.ns // 2, fail.ns // 4))
+        # a stored value not above sleepInterval is reported as a warning and turns it off
+        return value if value > sleep else Duration(0)
 
     @property
     def max_standbys(self) -> int:

@@ -67,6 +67,8 @@ STOP_MODES = ("smart", "fast", "immediate")
 MAX_SOCKET_PATH = 107
 _POLL_INTERVAL = 0.1
 _PG_CTL_EXTRA = 15.0  # slack on top of pg_ctl's own -t timeout
+#: what a write-fenced server runs with (:meth:`Instance.set_write_fence`)
+WRITE_FENCE_PARAMETERS = {"default_transaction_read_only": "on"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,12 @@ class Instance:
         self._child: subprocess.Popen[bytes] | None = None
         self._config = InstanceConfig(hba=tuple(self.default_hba()))
         self._applied: InstanceConfig | None = None
+        #: parameters forced over the wanted ones while the server is write-fenced
+        #: (:meth:`set_write_fence`); not part of :attr:`config` nor :attr:`applied_config`
+        self._fence_params: dict[str, str] = {}
+        #: serializes rendering + writing the config files, so that a write fence set from
+        #: another thread is never overwritten by a render that started before it
+        self._write_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Instance({str(self.data_dir)!r}, port={self.port})"
@@ -186,15 +194,59 @@ class Instance:
 
     def write_config_files(self, *, tmp_merged: bool = False) -> None:
         """Write postgresql.conf (or the temporary merged one), pg_hba.conf, signal files."""
-        cfg = self._config
-        datadir.write_config_files(
-            self.data_dir,
-            self.os_user,
-            parameters=self._checked_parameters(cfg.parameters),
-            hba=cfg.hba,
-            recovery=cfg.recovery,
-            tmp_merged=tmp_merged,
-        )
+        with self._write_lock:
+            cfg = self._config
+            datadir.write_config_files(
+                self.data_dir,
+                self.os_user,
+                parameters={**self._checked_parameters(cfg.parameters), **self._fence_params},
+                hba=cfg.hba,
+                recovery=cfg.recovery,
+                tmp_merged=tmp_merged,
+            )
+
+    @property
+    def write_fenced(self) -> bool:
+        return bool(self._fence_params)
+
+    def set_write_fence(self, on: bool) -> None:
+        """Make the server refuse writes (``on``), or lift that; without the instance lock,
+        so that it can run while another thread waits in a long start, stop or reload.
+
+        On: ``default_transaction_read_only`` is forced in postgresql.conf, the server
+        reloads, and once a new session sees the setting every other client session is
+        terminated (one in the middle of a write transaction would otherwise commit it).
+        A client that explicitly asks for a read-write transaction can still write: this
+        fences applications, not an adversary (docs/self-fencing.md). Off: the wanted
+        configuration is written back and the server reloads. Raises
+        :class:`PostgresError` when the server can't be told.
+        """
+        with self._write_lock:
+            self._fence_params = dict(WRITE_FENCE_PARAMETERS) if on else {}
+        if not self.is_initialized():
+            return
+        self.write_config_files()
+        try:
+            self._pg_ctl("reload", timeout=self.request_timeout + _PG_CTL_EXTRA)
+        except CommandError as e:
+            raise PostgresError(f"reload failed: {e}") from None
+        if not on:
+            return
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            with self.connect_admin(timeout=self.request_timeout) as conn:
+                row = conn.execute("SHOW default_transaction_read_only").fetchone()
+                if row is not None and row[0] == "on":
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    )
+                    return
+            if time.monotonic() >= deadline:
+                raise PostgresError(
+                    f"the server did not reload its configuration within {self.request_timeout:g}s"
+                )
+            time.sleep(_POLL_INTERVAL)
 
     # ----------------------------------------------------------------- data directory
 

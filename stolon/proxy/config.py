@@ -44,6 +44,8 @@ _LISTENER_KEYS = ("name", "policy", "address", "port")
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 #: A shorter handshake timeout (other than 0) can't fit a dial and a TLS negotiation.
 MIN_HANDSHAKE_TIMEOUT = 0.1
+#: A shorter hold (other than 0) would not outlast a master change.
+MIN_HOLD_TIMEOUT = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class ProxyConfig:
     max_connections: int = 0
     #: seconds from accept until PostgreSQL's first bytes (0: no limit)
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    #: seconds a new connection is held while there is nowhere to route it (0: refused at
+    #: once, as Go)
+    hold_connections_timeout: float = 0.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="close a client connection PostgreSQL has sent nothing to within this time after"
         " accept (the dial plus the client's first message); 0 disables it (default 60s)",
+    )
+    g.add_argument(
+        "--hold-connections-timeout",
+        type=go_duration_seconds,
+        default=0.0,
+        metavar="DURATION",
+        help="hold a new client connection up to this long while there is no master to route it"
+        " to (a failover or switchover in progress), and forward it as soon as there is one;"
+        " 0 closes it at once, as Go Stolon (default 0)",
     )
     g.add_argument(
         "--metrics-listen-address",
@@ -204,6 +218,11 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
             f"--handshake-timeout {a.handshake_timeout:g}s: must be 0 (no limit) or at least 100ms",
             exit_code=2,
         )
+    if a.hold_connections_timeout < 0 or 0 < a.hold_connections_timeout < MIN_HOLD_TIMEOUT:
+        raise CliError(
+            f"--hold-connections-timeout {a.hold_connections_timeout:g}s: must be 0 (off) or at least 100ms",
+            exit_code=2,
+        )
     specs: list[str] = list(a.listener)
     if not specs:
         specs = [s for s in env.get(env_name(ENV_PREFIX, "--listener"), "").split(";") if s.strip()]
@@ -235,4 +254,5 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
         event_loop=a.event_loop,
         max_connections=a.max_connections,
         handshake_timeout=a.handshake_timeout,
+        hold_connections_timeout=a.hold_connections_timeout,
     )

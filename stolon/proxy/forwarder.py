@@ -26,6 +26,13 @@ connections of the whole proxy in flight (dials included); one more is closed at
 handshake timeout bounds the time from accept until PostgreSQL has sent its first bytes
 (it answers a client's first message, startup or SSL request): a client that connects and
 says nothing, or a dial that hangs, no longer holds a connection and a backend.
+
+Hold (ours, ``--hold-connections-timeout``, off by default): a connection accepted while the
+listener routes nowhere (between the sentinel's fencing and its pointing at the new master,
+during a failover or a switchover) is kept, not read from, and forwarded as soon as the
+listener has a destination again; when the hold timeout passes first it is closed, as it
+would have been at once without the flag. It counts in ``--max-connections``; the
+handshake timeout runs from accept as always.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class ConnectionLimits:
     max_connections: int = 0
     #: seconds from accept until PostgreSQL's first bytes (0: no limit)
     handshake_timeout: float = 0.0
+    #: seconds a new connection waits for a destination when there is none (0: refused)
+    hold_timeout: float = 0.0
     #: client connections in flight now (every listener)
     current: int = 0
     _last_warning: float = -DIAL_WARNING_INTERVAL
@@ -104,6 +113,10 @@ class ForwardingContext:
     over_limit: int = 0
     #: connections closed because PostgreSQL had sent nothing within the handshake timeout
     handshake_timeouts: int = 0
+    #: connections held because there was no destination when they came
+    held: int = 0
+    #: held connections closed because no destination came within the hold timeout
+    hold_timeouts: int = 0
     #: dials that failed or timed out
     dial_failures: int = 0
     _last_dial_warning: float = -DIAL_WARNING_INTERVAL
@@ -165,6 +178,7 @@ class Connection(asyncio.Protocol):
         "_ctx",
         "_dial",
         "_handshake",
+        "_hold",
         "_pending",
         "_upstream_eof",
         "client",
@@ -185,6 +199,8 @@ class Connection(asyncio.Protocol):
         self._counted = False
         #: fires when PostgreSQL has sent nothing within the handshake timeout
         self._handshake: asyncio.TimerHandle | None = None
+        #: fires when a held connection got no destination within the hold timeout
+        self._hold: asyncio.TimerHandle | None = None
 
     # -- client side ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -200,21 +216,57 @@ class Connection(asyncio.Protocol):
             transport.abort()
             return
         dest = ctx.table.pick()
-        if dest is None:
+        if dest is None and limits.hold_timeout <= 0:
             ctx.refused += 1
             self._closed = True
             transport.abort()
             return
         limits.current += 1
         self._counted = True
-        transport.pause_reading()
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        self.destination = dest
-        ctx.table.add(dest, self)
         loop = asyncio.get_running_loop()
         if limits.handshake_timeout > 0:
             self._handshake = loop.call_later(limits.handshake_timeout, self._handshake_expired)
-        self._dial = loop.create_task(self._connect(dest))
+        if dest is None:
+            # Held: still reading, so that a client that leaves is noticed; its first
+            # bytes are kept (and reading paused) until there is somewhere to send them.
+            ctx.held += 1
+            ctx.table.hold(self)
+            self._hold = loop.call_later(limits.hold_timeout, self._hold_expired)
+            return
+        transport.pause_reading()
+        self._route(dest)
+
+    def _route(self, dest: Destination) -> None:
+        self.destination = dest
+        self._ctx.table.add(dest, self)
+        self._dial = asyncio.get_running_loop().create_task(self._connect(dest))
+
+    def release(self) -> None:
+        """A held connection: the listener has a destination again."""
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+        if self._closed:
+            return
+        dest = self._ctx.table.pick()
+        if dest is None:  # not expected: released only when there are destinations
+            self.abort()
+            return
+        self._route(dest)
+
+    def _hold_expired(self) -> None:
+        self._hold = None
+        self._ctx.table.unhold(self)
+        if self._closed:
+            return
+        self._ctx.hold_timeouts += 1
+        log.debug(
+            "listener %s: no destination within the hold timeout (%gs): closing",
+            self._ctx.name,
+            self._ctx.limits.hold_timeout,
+        )
+        self.abort()
 
     def _handshake_expired(self) -> None:
         self._handshake = None
@@ -254,6 +306,9 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._client_eof = True
+        if self._hold is not None:  # held: the client gave up waiting
+            self._close_both()
+            return False
         up = self.upstream
         if up is None and not self._closed:
             return True  # still dialing: the EOF is passed on once connected
@@ -351,6 +406,10 @@ class Connection(asyncio.Protocol):
         if self._handshake is not None:
             self._handshake.cancel()
             self._handshake = None
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+            self._ctx.table.unhold(self)
 
 
 class _Upstream(asyncio.Protocol):

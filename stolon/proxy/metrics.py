@@ -65,6 +65,21 @@ class ProxyCollector(Collector):
             "Client connections closed because PostgreSQL sent nothing within --handshake-timeout",
             labels=["listener"],
         )
+        held_now = GaugeMetricFamily(
+            "stolon_proxy_held_connections",
+            "Client connections waiting for a destination (--hold-connections-timeout)",
+            labels=["listener"],
+        )
+        held = CounterMetricFamily(
+            "stolon_proxy_connections_held",
+            "Client connections held because there was no destination when they came",
+            labels=["listener"],
+        )
+        hold_timeouts = CounterMetricFamily(
+            "stolon_proxy_hold_timeouts",
+            "Held client connections closed because no destination came within --hold-connections-timeout",
+            labels=["listener"],
+        )
         for listener in self.listeners:
             ctx = listener.ctx
             labels = [listener.name]
@@ -77,6 +92,9 @@ class ProxyCollector(Collector):
             dial_failures.add_metric(labels, ctx.dial_failures)
             over_limit.add_metric(labels, ctx.over_limit)
             handshake.add_metric(labels, ctx.handshake_timeouts)
+            held_now.add_metric(labels, ctx.table.held_count)
+            held.add_metric(labels, ctx.held)
+            hold_timeouts.add_metric(labels, ctx.hold_timeouts)
         yield from (
             current,
             listening,
@@ -87,6 +105,9 @@ class ProxyCollector(Collector):
             dial_failures,
             over_limit,
             handshake,
+            held_now,
+            held,
+            hold_timeouts,
         )
         warnings = GaugeMetricFamily(
             "stolon_cluster_spec_warnings",

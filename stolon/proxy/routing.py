@@ -7,6 +7,11 @@ destination left it; for a single-destination policy such as ``master`` that is 
 Stolon's rule exactly: *any* change of destination, to or from nothing included, closes
 every connection in flight and cancels every dial in progress.
 
+With ``--hold-connections-timeout`` (ours) a listener that routes nowhere *holds* new
+connections instead of refusing them: the table keeps them, and the first change that gives
+it destinations releases every one of them (:meth:`Holdable.release`), in the order they
+came; the connection itself enforces the time bound.
+
 No I/O and no asyncio here: connections are anything with :meth:`Closable.abort`, so the
 table is unit-tested with plain objects.
 """
@@ -64,15 +69,22 @@ class Closable(Protocol):
         """Close now, discarding buffered data (a route change: fail closed)."""
 
 
+class Holdable(Closable, Protocol):
+    def release(self) -> None:
+        """The table has destinations again: pick one and connect."""
+
+
 class RoutingTable:
     """One listener's destinations and its connections in flight, by destination."""
 
-    __slots__ = ("_conns", "_destinations", "_next", "balance", "closed_by_route_change")
+    __slots__ = ("_conns", "_destinations", "_held", "_next", "balance", "closed_by_route_change")
 
     def __init__(self, balance: Balance = Balance.LEAST_CONNECTIONS) -> None:
         self.balance = balance
         self._destinations: tuple[Destination, ...] = ()
         self._conns: dict[Destination, set[Closable]] = {}
+        #: connections waiting for a destination, in arrival order (dict as ordered set)
+        self._held: dict[Holdable, None] = {}
         self._next = 0
         #: connections closed because their destination left the table (a metric)
         self.closed_by_route_change = 0
@@ -122,6 +134,17 @@ class RoutingTable:
         if conns is not None:
             conns.discard(conn)
 
+    def hold(self, conn: Holdable) -> None:
+        """Keep ``conn`` until the table has a destination for it."""
+        self._held[conn] = None
+
+    def unhold(self, conn: Holdable) -> None:
+        self._held.pop(conn, None)
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
+
     # -- changes from the checker ----------------------------------------------------------------
     def restrict(self, allowed: Iterable[Destination]) -> int:
         """Drop every destination not in ``allowed`` and close its connections.
@@ -158,11 +181,19 @@ class RoutingTable:
             closed += len(conns)
         self._next = 0
         self.closed_by_route_change += closed
+        if new and self._held:
+            waiting, self._held = list(self._held), {}
+            for conn in waiting:
+                conn.release()
         return closed
 
     def abort_all(self) -> int:
-        """Close every connection without changing the destinations (shutdown)."""
-        closed = 0
+        """Close every connection, held ones too, without changing the destinations
+        (shutdown)."""
+        held, self._held = list(self._held), {}
+        for waiting in held:
+            waiting.abort()
+        closed = len(held)
         for conns in self._conns.values():
             for conn in list(conns):
                 conn.abort()

@@ -52,6 +52,8 @@ class Cycle:
     switchover: SwitchoverClock | None = None
     #: old master DB UID → fencing outcome observed by the daemon since the last cycle
     fencing: dict[str, FencingOutcome] = field(default_factory=dict)
+    #: keeper UID → since when the daemon has seen no change of its info (monotonic)
+    silence_since: dict[str, float] = field(default_factory=dict)
     #: DB UID → where its WAL ends: cleanly shut down as its spec asks (``stopped``), this cycle
     stopped: dict[str, int] = field(default_factory=dict)
     #: keepers force-failed (``stolonctl failkeeper``) in this cycle
@@ -101,6 +103,11 @@ class Cycle:
 
     def since(self, mono: float) -> float:
         return self.now.mono - mono
+
+    def silent_since(self, keeper_uid: str) -> float:
+        """When the keeper's info last changed as the daemon saw it (never after ``now``);
+        ``now`` when the daemon did not say."""
+        return min(self.now.mono, self.silence_since.get(keeper_uid, self.now.mono))
 
 
 def fresh_db_uid(cd: ClusterData, cyc: Cycle) -> str:

@@ -1,6 +1,9 @@
 """stolon-sentinel: watches every keeper, decides the cluster data and writes it.
 
-Each cycle (every ``sleepInterval``, Go Stolon's ``clusterSentinelCheck``):
+Each cycle (Go Stolon's ``clusterSentinelCheck``; every ``sleepInterval``, and for the leader
+also as soon as a change of the cluster data, a keeper info or a proxy info is worth a
+decision, and when a keeper's silence reaches ``failInterval``: :meth:`Sentinel.wait_next`,
+docs/failover.md "How the sentinel wakes"):
 
 1. publish this sentinel's info; read the cluster data; none → create it from
    ``--initial-cluster-spec`` (create-only), or wait; unreadable → nothing (logged once);
@@ -62,11 +65,24 @@ from stolon.model.uid import new_uid
 from stolon.plugins import plugin_manager
 from stolon.sentinel import events as ev
 from stolon.sentinel.decide import Decision, decide
+from stolon.sentinel.health import failure_deadline
+from stolon.sentinel.infotracker import KEEPER_PROGRESS_FIELDS, InfoTracker
 from stolon.sentinel.memory import Memory
 from stolon.sentinel.observations import Now, Observations
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
-from stolon.store.base import ConflictError, Election, NotLeaderError, StoreConfig, StoreError
+from stolon.store.base import (
+    ChangeKind,
+    Changes,
+    ConflictError,
+    Election,
+    InfoKind,
+    NotLeaderError,
+    Revision,
+    StoreConfig,
+    StoreError,
+    Watch,
+)
 
 log = logging.getLogger("stolon.sentinel")
 
@@ -93,6 +109,17 @@ FENCING_KINDS = frozenset({ev.FencingRequested.kind, ev.FencingChecked.kind})
 MAX_REJECTIONS_REMEMBERED = 1000
 #: Events logged as warnings.
 WARNING_KINDS = frozenset({ev.NoEligibleMaster.kind, ev.UpdateError.kind, ev.SwitchoverCancelled.kind})
+
+
+#: What the leader watches: everything its decision reads.
+WATCHED = frozenset({ChangeKind.CLUSTER_DATA, ChangeKind.KEEPERS, ChangeKind.PROXIES})
+#: After a change worth a cycle, how long to gather the changes that come with it (a new
+#: cluster data makes every keeper and proxy react within a few milliseconds).
+DEBOUNCE = 0.03
+#: A failure deadline is acted on this long after it: "healthy" is "at most failInterval".
+DEADLINE_MARGIN = 0.005
+#: The longest a wait goes without checking for a stop request.
+STOP_POLL = 0.5
 
 
 #: First pause before fencing the same old master again after a failed attempt; it doubles
@@ -243,10 +270,24 @@ class Sentinel:
         self._run_now = False
         #: monotonic time the loop must wake up at (a fencing retry), if before the sleep ends
         self._wake_at: float | None = None
+        #: keepers' and proxies' last signs of life, and what of their infos changed
+        self.keeper_tracker = InfoTracker(KEEPER_PROGRESS_FIELDS)
+        self.proxy_tracker = InfoTracker()
+        #: whether this sentinel led in its last cycle (it then watches the store)
+        self._leading = False
+        self._watch: Watch | None = None
+        #: the revision of the cluster data this sentinel last wrote (its own change is no news)
+        self._written: Revision | None = None
+        #: the last cycle changed nothing but steady facts: heartbeats need no cycle
+        self._settled = False
+        #: the cluster data of the last decision and its failInterval (failure deadlines)
+        self._last_cd: ClusterData | None = None
+        self._fail_interval = 0.0
         self.fencing_backoff = FencingBackoff()
         #: published in this sentinel's info while fencing is pending (ours)
         self.fencing_state: FencingState | None = None
-        #: the clock of the fencing back-off (tests replace it)
+        #: the monotonic clock of the decisions, deadlines and fencing back-off (tests
+        #: replace it)
         self.clock = time.monotonic
         self.spec_check = StoredSpecCheck(log)
         #: (keeper uid, problem) of rejected keeper infos already logged
@@ -269,6 +310,7 @@ class Sentinel:
             )
         except StoreError as e:
             log.error("store error: %s", e)
+            self._lost_sight()
             return None
         try:
             cd, rev = store.get_cluster_data()
@@ -276,6 +318,7 @@ class Sentinel:
             return None  # unreadable: the store logged it (once); never overwritten from here
         except StoreError as e:
             log.error("cannot get cluster data: %s", e)
+            self._lost_sight()
             return None
         if cd is None:
             self._create_cluster(store)
@@ -287,30 +330,48 @@ class Sentinel:
         d = cd.cluster.def_spec().d()
         self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
         try:
-            keepers_info = store.keepers_info()
-            proxies_info = store.proxies_info()
+            raw_keepers = store.raw_infos(InfoKind.KEEPER)
+            raw_proxies = store.raw_infos(InfoKind.PROXY)
         except StoreError as e:
             log.error("store error: %s", e)
+            self._lost_sight()
             return None
+        read_at = self.clock()
+        self.keeper_tracker.observe(raw_keepers, read_at)
+        self.proxy_tracker.observe(raw_proxies, read_at)
+        keepers_info = store.keepers_info(raw_keepers)
+        proxies_info = store.proxies_info(raw_proxies)
         lead = election.leadership()
         self.metrics.is_leader.set(1 if lead is not None else 0)
         self.metrics.leader_count.set(election.times_elected)
         if lead is None:
             self.fencing_state = None  # only the leader fences
             self.metrics.observe(cd, None, switchover=False)
+            self._leading = False
             return None
+        self._leading = True
         first_run = lead.term != self._seen_terms
         if first_run:
             log.info("sentinel leadership acquired (term %d): first run, timers reset", lead.term)
             self._seen_terms = lead.term
             self.fencing_outcomes = {}
             self.fencing_backoff.reset()
-        now = Now(mono=time.monotonic(), wall=datetime.now(UTC))
+            # silences count from when this sentinel leads (as the first run's timers)
+            self.keeper_tracker.restart()
+            self.keeper_tracker.observe(raw_keepers, read_at)
+        now = Now(mono=self.clock(), wall=datetime.now(UTC))
         observations = Observations(
-            keepers_info, proxies_info, first_run, fencing=dict(self.fencing_outcomes)
+            keepers_info,
+            proxies_info,
+            first_run,
+            fencing=dict(self.fencing_outcomes),
+            keeper_silence_since=self.keeper_tracker.silence_since(),
         )
         decision = decide(cd, observations, self.memory, now, new_uid=new_uid, pick_index=secrets.randbelow)
         self.memory = decision.memory
+        self._settled = False
+        self._last_cd = decision.cluster_data or cd
+        self._fail_interval = d.fail_interval.seconds
         for rejected in decision.of(ev.KeeperInfoRejected):
             self._log_rejected(rejected)
         fencing_requests = decision.of(ev.FencingRequested)
@@ -326,7 +387,7 @@ class Sentinel:
             log.warning("leadership expired during the cycle: not writing the cluster data")
             return decision
         try:
-            store.cas_cluster_data(new_cd, rev, leadership=lead)
+            self._written = store.cas_cluster_data(new_cd, rev, leadership=lead)
         except NotLeaderError as e:
             log.warning("not writing the cluster data: %s", e)
             return decision
@@ -338,6 +399,7 @@ class Sentinel:
             return decision
         self.metrics.last_check.set(time.time())
         self.metrics.observe(cd, new_cd, switchover=bool(decision.of(ev.SwitchoverPromoted)))
+        self._settled = all(event.kind in STEADY_KINDS for event in decision.events)
         if fencing_requests and spec.fencing is not None:
             self._fence_when_due(fencing_requests[-1], spec.fencing)
         return decision
@@ -509,27 +571,124 @@ class Sentinel:
         self.election.start()
 
     def loop(self) -> None:
-        """A cycle every ``sleepInterval`` until :meth:`stop`."""
-        while not self._stop.is_set():
-            try:
-                self.cycle()
-            except Exception:
-                log.exception("unexpected error in the sentinel cycle")
-            if self._run_now:
-                self._run_now = False  # a fencing outcome is waiting for its decision
-                continue
-            self._stop.wait(self.next_wait())
+        """A cycle every ``sleepInterval``, and as soon as something worth a decision happens
+        (:meth:`wait_next`), until :meth:`stop`."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.cycle()
+                except Exception:
+                    log.exception("unexpected error in the sentinel cycle")
+                if self._run_now:
+                    self._run_now = False  # a fencing outcome is waiting for its decision
+                    continue
+                self.wait_next()
+        finally:
+            self._close_watch()
 
     def next_wait(self) -> float:
-        """Seconds until the next cycle: ``sleepInterval``, or less when a fencing retry
-        falls due before."""
-        wake, self._wake_at = self._wake_at, None
-        if wake is None:
-            return self.sleep
-        return max(0.0, min(self.sleep, wake - self.clock()))
+        """Seconds from now until the next cycle at the latest (:meth:`next_due`)."""
+        now = self.clock()
+        return max(0.0, min(self.sleep, self.next_due(now) - now))
+
+    def next_due(self, since: float) -> float:
+        """The monotonic time of the next cycle at the latest, for a wait that started at
+        ``since``: ``sleepInterval`` later, or sooner for a fencing retry or a failure
+        deadline."""
+        due = since + self.sleep
+        if self._wake_at is not None:
+            due = min(due, self._wake_at)
+        deadline = self.failure_deadline()
+        if deadline is not None:
+            due = min(due, deadline + DEADLINE_MARGIN)
+        return due
+
+    def failure_deadline(self) -> float | None:
+        """When the next keeper or DB that is healthy crosses ``failInterval`` of silence
+        (leader only; :func:`stolon.sentinel.health.failure_deadline`)."""
+        if not self._leading or self._last_cd is None:
+            return None
+        return failure_deadline(
+            self._last_cd, self.memory, self.keeper_tracker.silence_since(), self._fail_interval
+        )
+
+    def wait_next(self) -> None:
+        """Until the next cycle is due: ``sleepInterval`` after this one, a keeper's failure
+        deadline, a fencing retry, or (leader only) a change of the cluster data, a keeper
+        info or a proxy info that is worth a decision (:meth:`absorb`), then
+        :data:`DEBOUNCE` more so that a burst of changes costs one cycle."""
+        start = self.clock()
+        try:
+            while not self._stop.is_set():
+                left = self.next_due(start) - self.clock()
+                if left <= 0:
+                    return
+                watch = self._leader_watch()
+                if watch is None:
+                    self._stop.wait(min(left, STOP_POLL))
+                    continue
+                changes = watch.wait(min(left, STOP_POLL))
+                if changes and self.absorb(changes):
+                    more = watch.wait(DEBOUNCE)
+                    if more:
+                        self.absorb(more)
+                    return
+        finally:
+            self._wake_at = None
+
+    def absorb(self, changes: Changes) -> bool:
+        """Read what the watch says changed; whether it is worth a cycle now. A keeper or
+        proxy heartbeat only moves that daemon's last sign of life (and so the failure
+        deadline); the cluster data this sentinel wrote itself is no news."""
+        store = self.store
+        assert store is not None
+        if changes.resync:
+            self._lost_sight()
+            return True
+        now = self.clock()
+        run = False
+        try:
+            if changes.touches(ChangeKind.CLUSTER_DATA):
+                stored = store.backend.get_cluster_data()
+                run = run or stored is None or stored.revision != self._written
+            for kind, tracker in (
+                (ChangeKind.KEEPERS, self.keeper_tracker),
+                (ChangeKind.PROXIES, self.proxy_tracker),
+            ):
+                if changes.touches(kind):
+                    info_kind = InfoKind.KEEPER if kind == ChangeKind.KEEPERS else InfoKind.PROXY
+                    changed, material = tracker.observe(store.raw_infos(info_kind), now)
+                    # Until the cluster is settled (an election to retry, a first run), any
+                    # sign of life may be the one the decision waits for.
+                    run = run or material or (changed and not self._settled)
+        except StoreError:
+            self._lost_sight()
+            return True  # the cycle reports it
+        return run
+
+    def _lost_sight(self) -> None:
+        self.keeper_tracker.restart()
+        self.proxy_tracker.restart()
+
+    def _leader_watch(self) -> Watch | None:
+        """The watch on what the leader decides from, open while this sentinel leads."""
+        if not self._leading or self.store is None:
+            self._close_watch()
+            return None
+        if self._watch is None:
+            self._watch = self.store.watch(WATCHED)
+        return self._watch
+
+    def _close_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
 
     def stop(self) -> None:
         self._stop.set()
+        watch = self._watch
+        if watch is not None:
+            watch.close()  # a wait in progress returns
 
     def close(self) -> None:
         """Resign the leadership, close the store and leave the plugin manager."""

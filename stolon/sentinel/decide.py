@@ -83,6 +83,7 @@ def decide(
     assert cd.cluster is not None
     cyc = Cycle.start(base, now, cd.cluster.spec or ClusterSpec(), new_uid, pick_index)
     cyc.fencing = dict(observations.fencing)
+    cyc.silence_since = dict(observations.keeper_silence_since)
     if first_run:
         _follow_generations(cd, cyc)
 

@@ -1,16 +1,22 @@
 """Keeper and DB health detection (Go's ``updateKeepersStatus``).
 
 Freshness: a keeper info counts only if its InfoUID changed within the last
-``sleepInterval`` (as first seen by this sentinel). Infos recorded at a first run
+``sleepInterval`` (``failInterval`` if shorter), as first seen by this sentinel. Infos recorded at a first run
 (``seen=False``) never count until their InfoUID changes, so that infos published before a
 leadership change are not mistaken for live ones.
 
-Error timers start at the first failed check and are cleared by a good one; a keeper or DB
-is healthy while its error is at most ``failInterval`` old. ``forceFail`` makes a keeper
-unhealthy for exactly one cycle.
+Error timers are cleared by a good check. A keeper's timer (and its DB's, when the keeper
+is silent) starts at the keeper's last info change the daemon saw
+(``Observations.keeper_silence_since``; Go: at the first cycle that found the info stale),
+any other DB error at the cycle that found it; a keeper or DB is healthy while its error is
+at most ``failInterval`` old. :func:`failure_deadline` tells the daemon when the next one
+would cross that line, so that it decides then rather than at its next periodic cycle.
+``forceFail`` makes a keeper unhealthy for exactly one cycle.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from stolon.model.cluster import INITIAL_GENERATION, ClusterData, Keeper, KeeperSpec, KeeperStatus
 from stolon.model.infos import KeeperInfo
@@ -29,12 +35,16 @@ from stolon.sentinel.events import (
     KeeperInfoWrongCluster,
     KeeperUnhealthy,
 )
-from stolon.sentinel.memory import DBReport, KeeperInfoSeen
+from stolon.sentinel.memory import DBReport, KeeperInfoSeen, Memory
 
 
 def fresh_keeper_infos(cd: ClusterData, infos: dict[str, KeeperInfo], cyc: Cycle) -> dict[str, KeeperInfo]:
-    """The infos that count this cycle; updates the info history."""
-    sleep = seconds(cyc.d.sleep_interval)
+    """The infos that count this cycle; updates the info history.
+
+    An info is stale once unchanged for ``sleepInterval``, or for ``failInterval`` when that
+    is shorter (Go: ``sleepInterval`` only; with a longer ``sleepInterval`` a silent keeper
+    would look alive past its failure deadline)."""
+    sleep = min(seconds(cyc.d.sleep_interval), seconds(cyc.d.fail_interval))
     fresh: dict[str, KeeperInfo] = {}
     for uid in sorted(infos):
         ki = infos[uid]
@@ -43,7 +53,7 @@ def fresh_keeper_infos(cd: ClusterData, infos: dict[str, KeeperInfo], cyc: Cycle
             if not seen.seen or cyc.since(seen.changed_at) > sleep:
                 continue  # recorded at a first run, or not updated for too long: stale
         else:
-            cyc.keeper_infos[uid] = KeeperInfoSeen(ki.info_uid, True, cyc.now.mono)
+            cyc.keeper_infos[uid] = KeeperInfoSeen(ki.info_uid, True, cyc.silent_since(uid))
         fresh[uid] = ki
     return fresh
 
@@ -93,7 +103,7 @@ def _update_keepers(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -
         k = keepers(cd)[uid]
         info = fresh.get(uid)
         if info is None:
-            cyc.keeper_errors.setdefault(uid, now.mono)
+            cyc.keeper_errors.setdefault(uid, cyc.silent_since(uid))
         else:
             k.status.can_be_master = info.can_be_master
             k.status.can_be_synchronous_replica = info.can_be_synchronous_replica
@@ -163,7 +173,8 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
             else:
                 cause = DBError.POSTGRES_UNHEALTHY
         if cause is not None:
-            cyc.db_errors.setdefault(uid, now.mono)
+            start = cyc.silent_since(spec(db).keeper_uid) if cause == DBError.NO_KEEPER_INFO else now.mono
+            cyc.db_errors.setdefault(uid, start)
             cyc.db_error_causes[uid] = cause
 
     fail_interval = seconds(cyc.d.fail_interval)
@@ -209,3 +220,25 @@ def _record_replication_evidence(cd: ClusterData, cyc: Cycle) -> None:
             progress_at=progress_at,
             xlog_pos=xlog,
         )
+
+
+def failure_deadline(
+    cd: ClusterData, memory: Memory, silence_since: Mapping[str, float], fail_interval: float
+) -> float | None:
+    """The earliest monotonic time at which a keeper or DB that is healthy in ``cd`` (the
+    cluster data the last cycle wrote) crosses ``failInterval`` if nothing changes: a
+    keeper's silence (``silence_since``, else its running error timer) or a DB's running
+    error timer, plus ``failInterval``. ``None``: nothing to wait for. The daemon decides
+    again just after it (healthy means "error at most ``failInterval`` old")."""
+    times: list[float] = []
+    for uid, keeper in (cd.keepers or {}).items():
+        if not keeper.status.healthy:
+            continue
+        since = silence_since.get(uid, memory.keeper_errors.get(uid))
+        if since is not None:
+            times.append(since + fail_interval)
+    for uid, db in (cd.dbs or {}).items():
+        since = memory.db_errors.get(uid)
+        if db.status.healthy and since is not None:
+            times.append(since + fail_interval)
+    return min(times) if times else None

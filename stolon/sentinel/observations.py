@@ -37,9 +37,16 @@ class Observations:
     memory is then reset and the keeper infos are only recorded (as Go does).
     ``fencing``: old master DB UID → the outcome of the fencing the previous cycle requested
     (a ``FencingRequested`` event), run by the daemon between the two cycles.
+    ``keeper_silence_since``: keeper UID → the monotonic time since which the daemon has seen
+    no change of that keeper's info: when it first read the current ``infoUID`` (from a
+    watch, between cycles, or in this cycle's read), or when it last regained sight of the
+    store, whichever is later. A keeper's error timer starts there, so it is failed exactly
+    ``failInterval`` after its last sign of life, not after the cycle that sampled it
+    (docs/failover.md). A keeper missing here is treated as first seen ``now`` (Go's timing).
     """
 
     keepers_info: Mapping[str, KeeperInfo] = field(default_factory=dict)
     proxies_info: Mapping[str, ProxyInfo] = field(default_factory=dict)
     first_run: bool = False
     fencing: Mapping[str, FencingOutcome] = field(default_factory=dict)
+    keeper_silence_since: Mapping[str, float] = field(default_factory=dict)

@@ -128,22 +128,29 @@ class ClusterStore:
     def put_proxy_info(self, info: ProxyInfo, ttl: float) -> None:
         self.backend.put_info(InfoKind.PROXY, info.uid, info.to_bytes(), max(ttl, MIN_INFO_TTL))
 
-    def keepers_info(self) -> dict[str, KeeperInfo]:
-        return self._parse_infos(InfoKind.KEEPER, KeeperInfo)
+    def keepers_info(self, raw: dict[str, bytes] | None = None) -> dict[str, KeeperInfo]:
+        """Every keeper info that parses; from ``raw`` (a :meth:`raw_infos` read) if given."""
+        return self._parse_infos(InfoKind.KEEPER, KeeperInfo, raw)
 
     def sentinels_info(self) -> dict[str, SentinelInfo]:
         return self._parse_infos(InfoKind.SENTINEL, SentinelInfo)
 
-    def proxies_info(self) -> dict[str, ProxyInfo]:
-        return self._parse_infos(InfoKind.PROXY, ProxyInfo)
+    def proxies_info(self, raw: dict[str, bytes] | None = None) -> dict[str, ProxyInfo]:
+        """Every proxy info that parses; from ``raw`` (a :meth:`raw_infos` read) if given."""
+        return self._parse_infos(InfoKind.PROXY, ProxyInfo, raw)
 
-    def _parse_infos(self, kind: InfoKind, cls: type[D]) -> dict[str, D]:
+    def raw_infos(self, kind: InfoKind) -> dict[str, bytes]:
+        """The stored infos of ``kind`` as bytes (untrusted; parse them with the typed
+        readers)."""
+        return self.backend.get_infos(kind)
+
+    def _parse_infos(self, kind: InfoKind, cls: type[D], raw: dict[str, bytes] | None = None) -> dict[str, D]:
         """Every info of ``kind`` that parses; each one that does not is left out (logged once
         per change), whatever is wrong with it."""
         out: dict[str, D] = {}
         bad: set[str] = set()
         prefix = f"{kind.value}/"
-        for uid, data in self.backend.get_infos(kind).items():
+        for uid, data in (self.backend.get_infos(kind) if raw is None else raw).items():
             try:
                 out[uid] = cls.loads(data, max_bytes=MAX_INFO_BYTES)
             except (ModelError, ValueError, TypeError, RecursionError, MemoryError) as e:

@@ -104,6 +104,7 @@ def test_init_spec_update_status(ctl: Ctl) -> None:
         "cluster": {"available": True, "master_keeper_uid": "", "master_db_uid": ""},
         "backup": None,
         "activities": [],
+        "switchover": None,
         "warnings": [],
     }
     raw = ctl.raw()

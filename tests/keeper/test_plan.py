@@ -307,6 +307,58 @@ def test_followed_master_moved_reload_on_13_restart_before() -> None:
     assert "Restart" in kinds(pl)
 
 
+@pytest.mark.parametrize(
+    ("listed", "master_generation_applied", "moves", "waits"),
+    [
+        (True, False, True, True),  # re-pointed, the new master has not created our slot yet
+        (True, True, True, False),  # it applied the generation that lists us: slot there
+        (False, False, True, False),  # not listed: no generation to wait for
+        (True, False, False, False),  # not a move (same primary): nothing to wait for
+    ],
+)
+def test_a_re_pointed_standby_waits_for_its_slot_on_the_new_master(
+    listed: bool, master_generation_applied: bool, moves: bool, waits: bool
+) -> None:
+    """After a failover the standby follows the new master only once that master applied the
+    generation listing it as a follower (its replication slot exists then): no
+    "replication slot does not exist" and no wal_retrieve_retry_interval pause."""
+    c = cd()
+    old = add_db(c, "dbold", "k1", "master", address="10.0.0.9")
+    new = add_db(c, "db1", "k1", "master", followers=["db0"] if listed else [], address="10.0.0.2")
+    (c.keepers or {})["k1"].status.healthy = True
+    add_db(c, "db0", "k0", "standby", follows="db1")
+    f = facts(local_role="standby")
+    applied = applied_for(c, f)
+    if moves:
+        before = cd()
+        add_db(before, "dbold", "k1", "master", followers=["db0"], address="10.0.0.9")
+        add_db(before, "db0", "k0", "standby", follows="dbold")
+        applied = replace(applied, recovery=pgconfig.db_recovery((before.dbs or {})["db0"], before, ME))
+    assert old.uid != new.uid
+    if not master_generation_applied:
+        new.status.current_generation = new.generation - 1
+    pl = p.plan(c, ME, replace(f, applied=applied))
+    if waits:
+        assert kinds(pl) == ["Wait"]
+        assert "waiting for db db1 to create the replication slot of db db0" in pl.steps[0].message  # type: ignore[union-attr]
+    else:
+        assert "Wait" not in kinds(pl)
+        if moves:
+            reload = next(s for s in pl.steps if isinstance(s, p.Reload))
+            assert "host=10.0.0.2" in reload.config.recovery.parameters["primary_conninfo"]
+
+
+def test_wal_retrieve_retry_interval_is_short_unless_the_user_sets_it() -> None:
+    c = master_cluster()
+    db0 = c.db_of_keeper("k0")
+    assert db0 is not None and db0.spec is not None
+    params = pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
+    assert params["wal_retrieve_retry_interval"] == pgconfig.DEFAULT_WAL_RETRIEVE_RETRY_INTERVAL == "1s"
+    db0.spec.pg_parameters = {"wal_retrieve_retry_interval": "10s"}
+    params = pgconfig.db_parameters(db0, c, ME, pg_major=15, init_parameters=None)
+    assert params["wal_retrieve_retry_interval"] == "10s"
+
+
 def test_parameters_changed_on_a_running_master_reload() -> None:
     """Parameters changed on a running master: reload; automaticPgRestart flows to CheckRestart."""
     c = master_cluster(automaticPgRestart=True)

@@ -4,6 +4,7 @@ it writes, and ``--wait`` following the phases the sentinel writes."""
 from __future__ import annotations
 
 import io
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,3 +202,36 @@ def test_wait_follows_the_phases(ctl: Ctl, monkeypatch: pytest.MonkeyPatch) -> N
         "completed",
         f"switchover {request[1]} completed: keeper keeper2 runs the master",
     ]
+
+
+def test_status_shows_a_switchover_in_progress(ctl: Ctl) -> None:
+    """``stolonctl status`` (text and JSON) shows a switchover in progress, and nothing once
+    it has ended."""
+    cd = cluster()
+    assert cd.cluster is not None
+    cd.cluster.status.switchover = Switchover(
+        id="sw1", phase="catching_up", target_db="db2", message="waiting for db2 to replay up to 0/3000028"
+    )
+    with open_store(ctl.config) as st:
+        st.put_cluster_data(cd)
+    ctl.capsys.readouterr()
+    flags = [
+        "--cluster-name",
+        "c1",
+        "--store-backend",
+        "embedded",
+        "--store-endpoints",
+        ctl.config.endpoints[0],
+    ]
+    assert stolonctl.main([*flags, "status"]) == 0
+    text = ctl.capsys.readouterr().out
+    assert "=== Switchover ===\n\ncatching_up: to keeper keeper2, requested " in text
+    assert "(waiting for db2 to replay up to 0/3000028)" in text
+    assert stolonctl.main([*flags, "status", "-f", "json"]) == 0
+    sw = json.loads(ctl.capsys.readouterr().out)["switchover"]
+    assert sw["phase"] == "catching_up" and sw["target_keeper"] == "keeper2" and sw["id"] == "sw1"
+    cd.cluster.status.switchover = Switchover(id="sw1", phase="completed", target_db="db2")
+    with open_store(ctl.config) as st:
+        st.put_cluster_data(cd)
+    assert stolonctl.main([*flags, "status"]) == 0
+    assert "=== Switchover ===" not in ctl.capsys.readouterr().out

@@ -1,0 +1,191 @@
+"""The self-fencing rule (stolon.keeper.selffence): pure, table-driven, no store, no sleeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stolon.keeper.selffence import Action, Contact, SelfFence, deadline, reading, verdict
+from stolon.model import ClusterData, ClusterSpec
+from stolon.model.duration import Duration
+from stolon.model.spec import SpecError
+from stolon.store import ClusterStore
+
+T = 2.0  # the self-fencing timeout of the table
+
+#: (what, now, contact, master_since, fenced, expected action)
+CASES: list[Any] = [
+    pytest.param(5.0, Contact(4.0, 4.0), None, False, Action.NOTHING, id="not a master: nothing"),
+    pytest.param(5.0, Contact(), None, True, Action.FORGET, id="no longer a master while fenced: forget"),
+    pytest.param(5.0, Contact(4.0, 4.5), 1.0, False, Action.NOTHING, id="confirmed recently: nothing"),
+    pytest.param(5.0, Contact(2.9, 4.5), 1.0, False, Action.FENCE, id="info not written for > T: fence"),
+    pytest.param(5.0, Contact(4.5, 2.9), 1.0, False, Action.FENCE, id="not named master for > T: fence"),
+    pytest.param(5.0, Contact(3.0, 3.0), 1.0, False, Action.NOTHING, id="exactly T: not yet"),
+    pytest.param(5.0, Contact(None, None), 4.0, False, Action.NOTHING, id="a master for less than T: grace"),
+    pytest.param(
+        5.0, Contact(None, None), 2.5, False, Action.FENCE, id="a master for > T, never confirmed: fence"
+    ),
+    pytest.param(
+        5.0, Contact(1.0, 1.0), 4.0, False, Action.NOTHING, id="confirmations older than mastership"
+    ),
+    pytest.param(
+        5.0, Contact(4.9, 4.0, 4.5), 1.0, False, Action.FENCE, id="the store names another master: at once"
+    ),
+    pytest.param(5.0, Contact(4.9, 4.6, 4.5), 1.0, False, Action.NOTHING, id="named another, then us again"),
+    pytest.param(5.0, Contact(2.0, 2.0), 1.0, True, Action.NOTHING, id="fenced and still cut off: stay"),
+    pytest.param(5.0, Contact(4.8, 4.9), 1.0, True, Action.UNFENCE, id="fenced, then confirmed: lift"),
+    pytest.param(5.0, Contact(4.8, 2.0), 1.0, True, Action.NOTHING, id="fenced, info written but not named"),
+    pytest.param(5.0, Contact(4.8, 4.9, 4.95), 1.0, True, Action.NOTHING, id="fenced, named another: stay"),
+]
+
+
+@pytest.mark.parametrize(("now", "contact", "master_since", "fenced", "want"), CASES)
+def test_verdict(
+    now: float, contact: Contact, master_since: float | None, fenced: bool, want: Action
+) -> None:
+    assert verdict(now, contact, timeout=T, master_since=master_since, fenced=fenced) is want
+
+
+def test_off_never_fences_and_lifts_a_fence() -> None:
+    cut_off = Contact(0.0, 0.0)
+    assert verdict(100.0, cut_off, timeout=0, master_since=0.0, fenced=False) is Action.NOTHING
+    assert verdict(100.0, cut_off, timeout=0, master_since=0.0, fenced=True) is Action.UNFENCE
+    assert deadline(cut_off, timeout=0, master_since=0.0) is None
+
+
+def test_deadline_is_the_older_confirmation_plus_the_timeout() -> None:
+    assert deadline(Contact(3.0, 4.0), timeout=T, master_since=1.0) == 5.0
+    assert deadline(Contact(None, 4.0), timeout=T, master_since=1.0) == 3.0
+    assert deadline(Contact(3.0, 4.0), timeout=T, master_since=None) is None
+    assert deadline(Contact(3.0, 4.0, 4.5), timeout=T, master_since=1.0) is None  # fencing already
+
+
+def _cd(master: str, *, our_role: str = "master") -> ClusterData:
+    return ClusterData.from_obj(
+        {
+            "formatVersion": 1,
+            "cluster": {
+                "uid": "c",
+                "generation": 1,
+                "spec": {"initMode": "new"},
+                "status": {"phase": "normal", "master": master},
+            },
+            "keepers": {
+                "k0": {"uid": "k0", "spec": {}, "status": {}},
+                "k1": {"uid": "k1", "spec": {}, "status": {}},
+            },
+            "dbs": {
+                "db0": {
+                    "uid": "db0",
+                    "generation": 1,
+                    "spec": {"keeperUID": "k0", "role": our_role},
+                    "status": {},
+                },
+                "db1": {
+                    "uid": "db1",
+                    "generation": 1,
+                    "spec": {"keeperUID": "k1", "role": "standby"},
+                    "status": {},
+                },
+            },
+        }
+    )
+
+
+def test_reading_the_cluster_data() -> None:
+    assert reading(_cd("db0"), "k0") is True
+    assert reading(_cd("db1"), "k0") is False
+    assert reading(_cd(""), "k0") is None  # no master yet: says nothing
+    assert reading(None, "k0") is None
+    assert reading(_cd("db0"), "k9") is False  # we have no DB and db0 is the master
+    assert reading(_cd("db0", our_role="standby"), "k0") is False
+
+
+def is_fenced(sf: SelfFence) -> bool:
+    return sf.fenced
+
+
+def _no_store() -> ClusterStore:
+    raise AssertionError("check() never opens the store")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_runner_fences_and_lifts_through_its_callback() -> None:
+    """SelfFence.check(): the reports of the publisher, the main loop and the probe drive
+    the callback; a failing callback leaves the state unchanged."""
+    clock = _Clock()
+    calls: list[bool] = []
+    sf = SelfFence("k0", calls.append, _no_store, clock=clock)
+    sf.configure(T, 1.0)
+    sf.local_master(True)
+    sf.wrote(100.0)
+    sf.read(100.0, _cd("db0"))
+    clock.now = 101.9
+    assert sf.check() is Action.NOTHING and calls == []
+    clock.now = 102.1
+    assert sf.check() is Action.FENCE and calls == [True] and is_fenced(sf)
+    assert sf.check() is Action.NOTHING  # stays fenced, no second call
+    sf.wrote(102.2)
+    assert sf.check() is Action.NOTHING  # written, but not named master yet
+    sf.read(102.3, _cd("db0"))
+    assert sf.check() is Action.UNFENCE and calls == [True, False] and not is_fenced(sf)
+    sf.read(102.4, _cd("db1"))
+    assert sf.check() is Action.FENCE and calls == [True, False, True]
+    sf.local_master(False)
+    assert sf.check() is Action.FORGET and not is_fenced(sf) and calls == [True, False, True]
+
+
+def test_runner_keeps_state_when_the_server_cannot_be_told() -> None:
+    from stolon.postgres.errors import PostgresError
+
+    clock = _Clock()
+
+    def broken(on: bool) -> None:
+        raise PostgresError("connection refused")
+
+    sf = SelfFence("k0", broken, _no_store, clock=clock)
+    sf.configure(T, 1.0)
+    sf.local_master(True)
+    clock.now = 103.0
+    assert sf.check() is Action.NOTHING and not is_fenced(sf)  # retried at the next check
+
+
+def _spec(**kw: str) -> ClusterSpec:
+    return ClusterSpec.from_obj({"initMode": "new", **kw})
+
+
+@pytest.mark.parametrize(
+    ("fields", "want"),
+    [
+        ({}, "17.5s"),  # Go's defaults: sleepInterval 5s, failInterval 20s
+        ({"sleepInterval": "1s", "failInterval": "3s"}, "2.5s"),
+        ({"sleepInterval": "1s", "failInterval": "2s"}, "1.5s"),
+        ({"sleepInterval": "1s", "failInterval": "5s"}, "4.5s"),
+        ({"sleepInterval": "2s", "failInterval": "2s"}, "0s"),  # no room below failInterval: off
+        ({"sleepInterval": "1s", "failInterval": "3s", "selfFencingTimeout": "2s"}, "2s"),
+        ({"sleepInterval": "1s", "failInterval": "3s", "selfFencingTimeout": "0s"}, "0s"),
+    ],
+)
+def test_timeout_in_force(fields: dict[str, str], want: str) -> None:
+    got = _spec(**fields).d().self_fencing_timeout
+    assert got == Duration.parse(want), (got, want)
+
+
+@pytest.mark.parametrize("value", ["1s", "500ms", "3s", "10s"])
+def test_new_input_out_of_range_is_refused_stored_warns_and_turns_it_off(value: str) -> None:
+    spec = _spec(sleepInterval="1s", failInterval="3s", selfFencingTimeout=value)
+    with pytest.raises(SpecError) as e:
+        spec.validate()
+    assert str(e.value).startswith("selfFencingTimeout") and "0s to turn self-fencing off" in str(e.value)
+    warnings = spec.validate_stored()
+    assert [w.path for w in warnings] == ["selfFencingTimeout"]
+    in_force = spec.d().self_fencing_timeout
+    assert in_force == Duration(0) or in_force > Duration.parse("1s")
