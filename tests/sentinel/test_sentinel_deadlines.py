@@ -20,8 +20,7 @@ from stolon.sentinel import KeeperInfoSeen, Memory, Observations, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.health import failure_deadline
 from stolon.sentinel.infotracker import KEEPER_PROGRESS_FIELDS, InfoTracker, signature
-
-from .builders import CD, MASTER, NOW, pick_first, uids
+from stolon.testing.sentinel_builders import CD, MASTER, NOW, pick_first, uids
 
 FAIL = 20.0  # the default failInterval of the builders' spec
 

@@ -22,8 +22,7 @@ from stolon.model.infos import KeeperInfo
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
-
-from .builders import CD, MASTER, STANDBY
+from stolon.testing.sentinel_builders import CD, MASTER, STANDBY
 
 WAIT = 30.0  # < sleepInterval: reaching a condition in time proves the event path
 
