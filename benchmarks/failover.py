@@ -39,7 +39,9 @@ Patroni). Patroni always needs etcd: one is started for it when ``--patroni`` is
 
 ``--patroni auto`` (the default) runs Patroni when it is installed in its venv (see
 ``stolon.testing.patroni_cluster``) or can be installed; ``yes`` fails if it can't; ``no``
-skips it. ``--json FILE`` writes every round; ``--quick`` shortens the settle waits (CI smoke).
+skips it. ``--hold DURATION`` starts stolon's proxy with ``--hold-connections-timeout`` (it
+holds new connections while there is no master instead of refusing them; off by default, as
+in Go). ``--json FILE`` writes every round; ``--quick`` shortens the settle waits (CI smoke).
 """
 
 from __future__ import annotations
@@ -392,8 +394,10 @@ def writing(target: Target) -> Iterator[Writer]:
 
 
 def run_stolon(
-    *, spec_name: str, mode: str, scenarios: list[str], rounds: int, store: str, etcd: Any, quick: bool
-) -> list[Round]:
+    *,
+    spec_name: str, mode: str, scenarios: list[str], rounds: int, store: str, etcd: Any, quick: bool,
+    hold: str = "",
+) -> list[Round]:  # fmt: skip
     spec = SPECS[spec_name]
     base = Path(tempfile.mkdtemp(prefix="stolon-failover-", dir="/tmp"))
     os.chmod(base, 0o755)
@@ -406,7 +410,12 @@ def run_stolon(
             name=f"bench{os.getpid()}{spec_name}{mode}",
         )  # fmt: skip
         stack.callback(cluster.stop)
-        log(f"stolon: starting 3 keepers, 2 sentinels, 1 proxy ({store} store, {mode}, spec {spec_name})")
+        if hold:
+            cluster.processes["proxy"].env["STPROXY_HOLD_CONNECTIONS_TIMEOUT"] = hold
+        log(
+            f"stolon: starting 3 keepers, 2 sentinels, 1 proxy ({store} store, {mode}, spec {spec_name},"
+            f" proxy hold {hold or 'off'})"
+        )
         cluster.start()
         target = StolonTarget(cluster)
         target.wait_healthy(ROUND_TIMEOUT)
@@ -561,7 +570,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", choices=["embedded", "etcd"], default="embedded")
     ap.add_argument("--patroni", choices=["auto", "yes", "no"], default="auto")
     ap.add_argument("--setup-patroni", action="store_true", help="install Patroni and HAProxy, then exit")
+    ap.add_argument(
+        "--hold",
+        default="",
+        metavar="DURATION",
+        help="start stolon's proxy with --hold-connections-timeout DURATION (docs/proxy.md; default off)",
+    )
     ap.add_argument("--quick", action="store_true", help="short settle waits (CI smoke test)")
+    # the flags of the earlier version of this script
+    ap.add_argument("--only", dest="spec", help=argparse.SUPPRESS)
+    ap.add_argument("--sync", dest="mode", action="store_const", const="sync", help=argparse.SUPPRESS)
     ap.add_argument("--json", metavar="FILE", help="also write every round as JSON to FILE")
     a = ap.parse_args(argv)
     if a.setup_patroni:
@@ -591,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     results += run_stolon(
                         spec_name=spec, mode=mode, scenarios=scenarios, rounds=a.rounds, store=a.store,
-                        etcd=etcd, quick=a.quick,
+                        etcd=etcd, quick=a.quick, hold=a.hold,
                     )  # fmt: skip
                 except (RuntimeError, TimeoutError) as e:
                     log(f"stolon ({spec}, {mode}) failed: {e}")
