@@ -213,6 +213,7 @@ class Keeper:
             self.os_user = resolve_pg_os_user(cfg.pg_os_user)
             bins = PgBinaries.find(cfg.pg_bin_path or None)
             version = bins.check_supported()
+            bins.check_runnable_by(self.os_user)
         except PostgresError as e:
             raise FatalError(str(e)) from None
         self.pg_version = PostgresBinaryVersion(maj=version.major, min=version.minor)

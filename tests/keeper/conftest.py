@@ -13,6 +13,7 @@ from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
+from stolon.testing.pgversions import pg18_bin_dir
 from stolon.testing.requirements import tool_missing
 
 from .harness import FakeSentinel, Sandbox, TestCluster
@@ -26,9 +27,16 @@ def _have_postgres() -> bool:
         return False
 
 
+#: ``@pytest.mark.parametrize("cluster", PG_VERSIONS, indirect=True)``: the test runs on the
+#: default PostgreSQL (Debian's 15 here) and on PostgreSQL 18 (stolon.testing.pgversions)
+PG_VERSIONS = ["default", "pg18"]
+
+
 @pytest.fixture
-def cluster() -> Iterator[TestCluster]:
-    if not _have_postgres():
+def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
+    version = getattr(request, "param", "default")
+    bin_path = str(pg18_bin_dir()) if version == "pg18" else ""
+    if not bin_path and not _have_postgres():
         tool_missing(
             "postgres", "PostgreSQL binaries not found: install PostgreSQL 12+ to run the keeper tests"
         )
@@ -37,7 +45,7 @@ def cluster() -> Iterator[TestCluster]:
         backend="embedded", cluster_name=f"k-{new_uid()}", endpoints=(str(sandbox.path / "store.db"),)
     )
     store = open_store(cfg)
-    c = TestCluster(sandbox, cfg, store, FakeSentinel(store))
+    c = TestCluster(sandbox, cfg, store, FakeSentinel(store), pg_bin_path=bin_path)
     try:
         yield c
     finally:

@@ -324,15 +324,18 @@ class TestCluster:
     store: ClusterStore
     sentinel: FakeSentinel
     keepers: dict[str, KeeperProc] = field(default_factory=dict)
+    #: ``--pg-bin-path`` of every keeper ("": found as the keeper finds them)
+    pg_bin_path: str = ""
 
     def keeper(self, uid: str, *extra: str, port: int | None = None) -> KeeperProc:
+        bin_path = ["--pg-bin-path", self.pg_bin_path] if self.pg_bin_path else []
         k = KeeperProc(
             uid=uid,
             data_dir=self.sandbox.path / uid,
             port=port or free_port(),
             store=self.store_config,
             log_path=self.sandbox.path / f"{uid}.log",
-            extra=list(extra),
+            extra=[*bin_path, *extra],
         )
         self.keepers[uid] = k
         return k

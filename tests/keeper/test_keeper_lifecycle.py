@@ -9,6 +9,7 @@ import pytest
 
 from stolon.model import ClusterSpec
 
+from .conftest import PG_VERSIONS
 from .harness import KeeperProc, TestCluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure")]
@@ -20,6 +21,7 @@ def spec(**extra: object) -> ClusterSpec:
     return ClusterSpec.from_obj({**FAST, **extra})
 
 
+@pytest.mark.parametrize("cluster", PG_VERSIONS, indirect=True)
 def test_master_init_and_standby_resync(cluster: TestCluster) -> None:
     s = cluster.sentinel
     s.init(spec())
@@ -98,6 +100,7 @@ def _master_standby(cluster: TestCluster, **spec_extra: object) -> tuple[KeeperP
     return k0, k1
 
 
+@pytest.mark.parametrize("cluster", PG_VERSIONS, indirect=True)
 @pytest.mark.parametrize("use_pgrewind", [True, False], ids=["pg_rewind", "basebackup"])
 def test_promote_then_old_master_rejoins(cluster: TestCluster, use_pgrewind: bool) -> None:
     s = cluster.sentinel
@@ -162,6 +165,7 @@ def test_keeper_restart_keeps_its_db(cluster: TestCluster) -> None:
     assert "saved uid 'keeper0' differs from configuration uid: 'keeper0c'" in other2.output()
 
 
+@pytest.mark.parametrize("cluster", PG_VERSIONS, indirect=True)
 def test_parameters_hba_alter_system_and_slots(cluster: TestCluster) -> None:
     s = cluster.sentinel
     s.init(spec())
