@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from stolon.cli.proxy import parse_listener
 from stolon.plugins import plugin_manager
-from stolon.proxy.config import parse_listener
 from stolon.sentinel.daemon import load_initial_spec
 
 from . import cli_surface

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stolon.keeper.config import parse_config
+from stolon.cli.keeper import parse_config
 from stolon.keeper.daemon import FatalError, Keeper
 from stolon.model import ClusterSpec
 from stolon.model.spec import PITRConfig

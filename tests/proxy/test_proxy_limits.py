@@ -13,8 +13,8 @@ import asyncio
 import pytest
 
 from stolon.cli.common import CliError
+from stolon.cli.proxy import parse_config
 from stolon.netutil import free_port
-from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import build_listeners
 from stolon.proxy.forwarder import Connection, ConnectionLimits
 from stolon.proxy.listener import Listener

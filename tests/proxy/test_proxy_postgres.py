@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from stolon.cli.proxy import parse_config
 from stolon.model.uid import new_uid
 from stolon.netutil import free_port
 from stolon.postgres.instance import Instance
-from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import ProxyDaemon, build_listeners
 from stolon.store import open_store
 from stolon.telemetry import current_carrier

@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from stolon.keeper.config import parse_config
+from stolon.cli.keeper import parse_config
 from stolon.local.cluster import LocalCluster
 from stolon.store.embedded import EmbeddedStore
 

@@ -509,8 +509,8 @@ def test_client_configuration_sources(
 
 def test_every_binary_accepts_the_kubernetes_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from stolon.cli import sentinel
-    from stolon.keeper.config import parse_config as keeper_config
-    from stolon.proxy.config import parse_config as proxy_config
+    from stolon.cli.keeper import parse_config as keeper_config
+    from stolon.cli.proxy import parse_config as proxy_config
 
     monkeypatch.setenv("POD_NAME", "p-0")
     common = ["--cluster-name", "c1", "--store-backend", "kubernetes", "--kube-resource-kind", "configmap"]
