@@ -44,6 +44,7 @@ from stolon.keeper.localstate import (
     KeeperLocalState,
 )
 from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
+from stolon.keeper.pgstate import collect_state
 from stolon.metrics import Metrics, set_role
 from stolon.model import (
     DB,
@@ -66,7 +67,6 @@ from stolon.postgres.datadir import LocalRole
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
-from stolon.postgres.state import collect_state
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import ChangeKind, StoreError, Watch
