@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.testing.writer import Writer
 
 SPECS = {
@@ -62,7 +63,7 @@ def run(name: str, rounds: int, synchronous: bool) -> list[tuple[float, int]]:
     base = Path(tempfile.mkdtemp(prefix="stolon-failover-", dir="/tmp"))
     os.chmod(base, 0o755)
     cluster = LocalCluster.create(
-        base / "c", keepers=3, sentinels=2, synchronous=synchronous, spec=SPECS[name]
+        base / "c", backends=load_plugins(), keepers=3, sentinels=2, synchronous=synchronous, spec=SPECS[name]
     )
     results: list[tuple[float, int]] = []
     try:

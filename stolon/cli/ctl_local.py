@@ -80,7 +80,7 @@ def _base(ctx: CtlContext) -> Path:
 
 def _load(ctx: CtlContext) -> LocalCluster:
     try:
-        return LocalCluster.load(_base(ctx))
+        return LocalCluster.load(_base(ctx), backends=ctx.plugins)
     except FileNotFoundError as e:
         raise CliError(f"{e}: start one with `stolonctl local up`") from None
 
@@ -96,6 +96,7 @@ def _ctl_flags(cluster: LocalCluster) -> str:
 def _status_text(ctx: CtlContext, cluster: LocalCluster) -> None:
     sub = CtlContext(
         replace_args(ctx.args, cluster),
+        ctx.plugins,
         stdin=ctx.stdin,
         stdout=ctx.stdout,
         stderr=ctx.stderr,
@@ -120,7 +121,7 @@ def cmd_up(ctx: CtlContext) -> int:
     a = ctx.args
     base = _base(ctx)
     if (base / "cluster.json").exists():
-        cluster = LocalCluster.load(base)
+        cluster = LocalCluster.load(base, backends=ctx.plugins)
         running = _running(cluster)
         if running:
             raise CliError(
@@ -140,6 +141,7 @@ def cmd_up(ctx: CtlContext) -> int:
         try:
             cluster = LocalCluster.create(
                 base,
+                backends=ctx.plugins,
                 name=_name(ctx),
                 keepers=a.keepers,
                 sentinels=a.sentinels,

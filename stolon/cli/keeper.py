@@ -33,6 +33,7 @@ from stolon.keeper.config import AUTH_METHODS, DEFAULT_PG_OS_USER, KeeperConfig,
 from stolon.model.address import check_address
 from stolon.model.text import control_chars, printable
 from stolon.model.uid import is_valid_keeper_uid
+from stolon.plugins import StolonPluginManager, plugin_manager
 from stolon.postgres import safefs
 from stolon.postgres.errors import PostgresError
 
@@ -335,7 +336,8 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> K
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, plugins: StolonPluginManager | None = None) -> int:
+    """Run a keeper; ``plugins`` defaults to the process's plugin manager."""
     setup_logging("info")
     try:
         cfg = parse_config(sys.argv[1:] if argv is None else argv)
@@ -345,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(cfg.log_level.upper() if cfg.log_level != "warn" else "WARNING")
     from stolon.keeper.daemon import Keeper
 
-    return Keeper(cfg).run()
+    return Keeper(cfg, plugin_manager() if plugins is None else plugins).run()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from stolon.cli.common import (
     setup_logging,
     store_config_from_args,
 )
-from stolon.plugins import PluginError
+from stolon.plugins import PluginError, StolonPluginManager, plugin_manager
 from stolon.proxy.config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_LISTENER,
@@ -224,20 +224,23 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> P
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, plugins: StolonPluginManager | None = None) -> int:
+    """Run a proxy; ``plugins`` defaults to the process's plugin manager."""
     try:
         config = parse_config(sys.argv[1:] if argv is None else argv)
     except CliError as e:
         print(f"stolon-proxy: {e}", file=sys.stderr)
         return e.exit_code
     setup_logging(config.log_level)
+    pm = plugin_manager() if plugins is None else plugins
     try:
         listeners = build_listeners(
             config.listeners,
             config.socket_options,
+            pm,
             limits=ConnectionLimits(config.max_connections, config.handshake_timeout),
         )
-        store = open_store(config.store)
+        store = open_store(config.store, pm)
     except (PolicyError, PluginError, StoreError) as e:
         print(f"stolon-proxy: {e}", file=sys.stderr)
         return 1

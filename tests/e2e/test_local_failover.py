@@ -16,7 +16,11 @@ import pytest
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 from stolon.testing.writer import Writer
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +45,7 @@ def make_cluster(base: Path, request: pytest.FixtureRequest, backend: str, synch
         synchronous=synchronous,
         store_backend=backend,
         store_endpoints=endpoints,
+        backends=PLUGINS,
     )
 
 
