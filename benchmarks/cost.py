@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.sentinel import decide
 from stolon.testing import procstat
 from stolon.testing.sentinel_builders import CD, MASTER, NOW, pick_first
@@ -182,6 +183,7 @@ def bench_rest(seconds: float, warmup: float, store: str, log: Callable[[str], N
             backend, endpoints, etcd_pid = "etcdv3", list(server.endpoints), server.pid
         cluster = LocalCluster.create(
             base / "c",
+            backends=load_plugins(),
             keepers=3,
             sentinels=2,
             store_backend=backend,

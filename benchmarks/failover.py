@@ -66,6 +66,7 @@ from typing import Any, Protocol
 import psycopg
 
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.testing.writer import Writer
 
 SCENARIOS = ["node-loss", "postmaster-kill", "leader-kill", "switchover"]
@@ -405,7 +406,7 @@ def run_stolon(
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, base, True)
         cluster = LocalCluster.create(
-            base / "c", keepers=3, sentinels=2, synchronous=mode == "sync", spec=spec.stolon,
+            base / "c", backends=load_plugins(), keepers=3, sentinels=2, synchronous=mode == "sync", spec=spec.stolon,
             store_backend=backend, store_endpoints=endpoints, election_ttl=spec.election_ttl,
             name=f"bench{os.getpid()}{spec_name}{mode}",
         )  # fmt: skip

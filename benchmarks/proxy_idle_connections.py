@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from stolon.netutil import free_port
+from stolon.plugins import load_plugins
 from stolon.store import StoreConfig, open_store
 from stolon.testing.proxy_harness import (
     CDDef,
@@ -116,7 +117,7 @@ def main() -> int:
         if upstream.stdout.readline().strip() != "ready":
             raise RuntimeError("the upstream echo server did not start")
         cfg = StoreConfig(backend="embedded", cluster_name="idle", endpoints=(str(workdir / "store.db"),))
-        store = open_store(cfg)
+        store = open_store(cfg, load_plugins())
         d = CDDef(dbs=[master_db("01", upstream_port)], master="01", check_interval="2s", timeout="10s")
         store.put_cluster_data(make_cd(d))
         for _ in range(nproxies):

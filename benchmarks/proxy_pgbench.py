@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stolon.netutil import free_port
+from stolon.plugins import load_plugins
 from stolon.store import StoreConfig, open_store
 from stolon.testing.pgsandbox import SU_PASSWORD, SU_USER, open_sandbox
 from stolon.testing.proxy_harness import CDDef, ProxyProcess, make_cd, master_db, wait_until
@@ -167,7 +168,7 @@ def main() -> int:
             store_cfg = StoreConfig(
                 backend="embedded", cluster_name="bench", endpoints=(str(workdir / "store.db"),)
             )
-            store = open_store(store_cfg)
+            store = open_store(store_cfg, load_plugins())
             for name, loop in (("proxy", "auto"), ("proxy-asyncio", "asyncio")):
                 if name in targets:
                     ports[name] = free_port()

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.testing.writer import Writer
 
 TIGHT = {
@@ -80,7 +81,9 @@ def main() -> int:
     a = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="stolon-switchover-", dir="/tmp"))
     os.chmod(base, 0o755)
-    cluster = LocalCluster.create(base / "c", keepers=3, sentinels=2, synchronous=a.sync, spec=TIGHT)
+    cluster = LocalCluster.create(
+        base / "c", backends=load_plugins(), keepers=3, sentinels=2, synchronous=a.sync, spec=TIGHT
+    )
     if a.hold:
         cluster.processes["proxy"].env["STPROXY_HOLD_CONNECTIONS_TIMEOUT"] = a.hold
     mode = "synchronous" if a.sync else "asynchronous"

@@ -34,11 +34,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import pluggy
 
+# The store layer owns it (stolon/store/backends.py); the hook below returns it.
+from stolon.store.backends import StoreBackendSpec
+
 if TYPE_CHECKING:
     from stolon.backup.base import BackupMethod
     from stolon.fencing.base import Fencer, FencingOutcome, FencingTarget
     from stolon.proxy.policies import HealthPolicy
-    from stolon.store.base import Store, StoreConfig
 
 hookspec = pluggy.HookspecMarker("stolon")
 
@@ -86,23 +88,6 @@ KIND_GROUPS: dict[str, str] = {
     "backup": "stolon.backup",
     "proxy_health": "stolon.proxy_health",
 }
-
-
-@dataclass(frozen=True)
-class StoreBackendSpec:
-    """A store backend a plugin provides.
-
-    ``factory`` builds a connected :class:`stolon.store.base.Store` from the common store
-    flags; it raises :class:`stolon.store.base.StoreConfigError` for unusable settings.
-    """
-
-    name: str
-    factory: Callable[[StoreConfig], Store]
-    description: str
-    #: Used when ``--store-endpoints`` is empty (Go Stolon: etcd http://127.0.0.1:2379).
-    default_endpoints: tuple[str, ...] = ()
-    #: What ``--store-endpoints`` means for this backend, for help and error messages.
-    endpoints_help: str = "comma-separated URLs"
 
 
 @dataclass(frozen=True)

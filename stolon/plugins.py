@@ -39,8 +39,8 @@ from stolon.hookspecs import (
     BackupMethodSpec,
     FencingMethodSpec,
     ProxyHealthPolicySpec,
-    StoreBackendSpec,
 )
+from stolon.store.backends import StoreBackendSpec
 
 log = logging.getLogger(__name__)
 hook_log = logging.getLogger("stolon.hooks")
@@ -113,7 +113,11 @@ def _dist_index() -> dict[tuple[str, str, str], tuple[str, str]]:
 
 
 class StolonPluginManager(pluggy.PluginManager):
-    """The project's plugin manager; build it with :func:`load_plugins`."""
+    """The project's plugin manager; build it with :func:`load_plugins`.
+
+    A process builds one at its entry point and hands it to what needs plugins (the
+    daemons, :func:`stolon.store.open_store` as a :class:`stolon.store.StoreBackends`,
+    stolonctl's context), as pytest hands ``config.pluginmanager`` around."""
 
     def __init__(self) -> None:
         super().__init__("stolon")
@@ -252,7 +256,8 @@ _default: StolonPluginManager | None = None
 
 
 def plugin_manager() -> StolonPluginManager:
-    """The process-wide plugin manager, loaded on first use from ``os.environ``."""
+    """The process-wide plugin manager, loaded on first use from ``os.environ``: for the
+    entry points of :mod:`stolon.cli` only, which hand it down (nothing else calls this)."""
     global _default
     if _default is None:
         _default = load_plugins()

@@ -4,14 +4,12 @@ building it from its settings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stolon.backup.base import BackupConfigError, BackupError, BackupMethod
-from stolon.plugins import StolonPluginManager
 
-
-def installed_methods(pm: StolonPluginManager) -> list[str]:
-    return sorted(pm.backup_methods())
+if TYPE_CHECKING:  # handed in by the keeper and stolonctl; the services don't load plugins
+    from stolon.plugins import StolonPluginManager
 
 
 def open_method(pm: StolonPluginManager, name: str, settings: Mapping[str, Any] | None) -> BackupMethod:

@@ -49,7 +49,7 @@ from stolon.model.cluster import (
 from stolon.model.gotime import now_utc
 from stolon.model.spec import INIT_MODE_PITR, ClusterSpec
 from stolon.model.uid import new_uid
-from stolon.plugins import plugin_manager
+from stolon.plugins import StolonPluginManager
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.runas import resolve_pg_os_user
@@ -123,7 +123,7 @@ def local_context(cluster_name: str) -> Iterator[BackupContext]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _method(spec: ClusterSpec) -> tuple[str, BackupMethod]:
+def _method(pm: StolonPluginManager, spec: ClusterSpec) -> tuple[str, BackupMethod]:
     """The cluster's backup method (the ``backup`` section, else ``pitrConfig.fromBackup``)."""
     name, settings = "", None
     if spec.backup is not None:
@@ -136,7 +136,7 @@ def _method(spec: ClusterSpec) -> tuple[str, BackupMethod]:
             ' \'{"backup": {"method": "directory", "settings": {"path": "/backups"}}}\''
         )
     try:
-        return name, open_method(plugin_manager(), name, settings)
+        return name, open_method(pm, name, settings)
     except BackupError as e:
         raise CliError(str(e)) from None
 
@@ -150,10 +150,9 @@ def _listed(ctx: CtlContext, method: BackupMethod) -> list[BackupInfo]:
             raise CliError(f"cannot list the backups: {e}") from None
 
 
-def check_spec_backup(spec: ClusterSpec, cluster_name: str) -> None:
+def check_spec_backup(pm: StolonPluginManager, spec: ClusterSpec, cluster_name: str) -> None:
     """Check a spec's backup settings with the installed methods; for ``initMode: pitr``
     from a backup, check that the backup exists and can reach the recovery target."""
-    pm = plugin_manager()
     try:
         if spec.backup is not None:
             open_method(pm, spec.backup.method, spec.backup.settings)
@@ -182,9 +181,9 @@ def cmd_create(ctx: CtlContext) -> int:
     assert cd.cluster is not None and cd.cluster.spec is not None
     spec = cd.cluster.spec
     if spec.backup is None:
-        _method(ClusterSpec())  # raises the "no backup section" error
+        _method(ctx.plugins, ClusterSpec())  # raises the "no backup section" error
     assert spec.backup is not None
-    _method(spec)  # a clear error when the method can't be used here
+    _method(ctx.plugins, spec)  # a clear error when the method can't be used here
     request_id = new_uid()
     made: list[BackupRequest] = []
 
@@ -272,7 +271,7 @@ def _progress(ctx: CtlContext, keeper_uid: str) -> str:
 def cmd_list(ctx: CtlContext) -> int:
     cd, _ = ctx.cluster_data()
     assert cd.cluster is not None and cd.cluster.spec is not None
-    name, method = _method(cd.cluster.spec)
+    name, method = _method(ctx.plugins, cd.cluster.spec)
     backups = _listed(ctx, method)
     if ctx.args.format == "json":
         ctx.out(json.dumps([b.to_obj() for b in backups], indent=2))
@@ -305,7 +304,7 @@ def cmd_delete(ctx: CtlContext) -> int:
         raise CliError("--retain must be at least 1: the newest backup is never deleted")
     cd, _ = ctx.cluster_data()
     assert cd.cluster is not None and cd.cluster.spec is not None
-    _name, method = _method(cd.cluster.spec)
+    _name, method = _method(ctx.plugins, cd.cluster.spec)
     backups = _listed(ctx, method)
     doomed = backups[: -a.retain] if len(backups) > a.retain else []
     if not doomed:

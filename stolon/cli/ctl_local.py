@@ -147,7 +147,7 @@ def _check_owner(base: Path) -> None:
 
 def _load(ctx: CtlContext) -> LocalCluster:
     try:
-        return LocalCluster.load(_base(ctx))
+        return LocalCluster.load(_base(ctx), backends=ctx.plugins)
     except FileNotFoundError as e:
         raise CliError(f"{e}: start one with `stolonctl local up`") from None
 
@@ -171,6 +171,7 @@ def _ctl_flags(cluster: LocalCluster) -> str:
 def _status_text(ctx: CtlContext, cluster: LocalCluster) -> None:
     sub = CtlContext(
         replace_args(ctx.args, cluster),
+        ctx.plugins,
         stdin=ctx.stdin,
         stdout=ctx.stdout,
         stderr=ctx.stderr,
@@ -195,7 +196,7 @@ def cmd_up(ctx: CtlContext) -> int:
     a = ctx.args
     base = _base(ctx)
     if (base / "cluster.json").exists():
-        cluster = LocalCluster.load(base)
+        cluster = LocalCluster.load(base, backends=ctx.plugins)
         running = _running(cluster)
         if running:
             raise CliError(
@@ -215,6 +216,7 @@ def cmd_up(ctx: CtlContext) -> int:
         try:
             cluster = LocalCluster.create(
                 base,
+                backends=ctx.plugins,
                 name=_name(ctx),
                 keepers=a.keepers,
                 sentinels=a.sentinels,

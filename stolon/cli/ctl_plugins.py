@@ -9,7 +9,6 @@ from dataclasses import asdict
 from stolon.cli.common import CliError
 from stolon.cli.ctl_status import tabwrite
 from stolon.cli.ctlcontext import CtlContext
-from stolon.plugins import plugin_manager
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_plugins(ctx: CtlContext) -> int:
-    records = sorted(plugin_manager().records, key=lambda r: (r.kind, r.name))
+    records = sorted(ctx.plugins.records, key=lambda r: (r.kind, r.name))
     if ctx.args.format == "json":
         ctx.out(json.dumps([asdict(r) | {"state": r.state} for r in records], indent="\t"))
         return 0

@@ -57,7 +57,7 @@ def cmd_init(ctx: CtlContext) -> int:
     a = ctx.args
     data = ctx.read_input(a.spec, a.file, "cluster spec", required=False)
     spec = parse_spec(data) if data is not None else ClusterSpec(init_mode="new")
-    check_spec_backup(spec, a.cluster_name)
+    check_spec_backup(ctx.plugins, spec, a.cluster_name)
     if ctl_clusterdata.exists(ctx):
         ctx.out("WARNING: The current cluster data will be removed")
     ctx.out(
@@ -131,7 +131,7 @@ def cmd_update(ctx: CtlContext) -> int:
                 raise CliError(f"cannot update cluster spec: {e}") from None
             new = new_whole
         if new.backup is not None and new.backup != current.backup:
-            check_spec_backup(new, a.cluster_name)
+            check_spec_backup(ctx.plugins, new, a.cluster_name)
         cd.cluster.spec = new
 
     # Fails clearly when there is no cluster data; the stored spec may be invalid: this

@@ -9,13 +9,18 @@ from typing import IO, Any
 
 from stolon.cli.common import CliError, store_config_from_args
 from stolon.model import ClusterData, ModelError
+from stolon.plugins import StolonPluginManager
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import Revision
 
 
 @dataclass
 class CtlContext:
+    """``plugins`` is the plugin manager stolonctl's entry point built: the store backend,
+    the backup methods and ``stolonctl plugins`` come from it."""
+
     args: argparse.Namespace
+    plugins: StolonPluginManager
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
@@ -30,7 +35,7 @@ class CtlContext:
     @property
     def store(self) -> ClusterStore:
         if self._store is None:
-            self._store = open_store(store_config_from_args(self.args))
+            self._store = open_store(store_config_from_args(self.args), self.plugins)
             # A command reports what it can't read itself (one line), it does not log it.
             self._store.malformed.enabled = False
         return self._store

@@ -19,6 +19,7 @@ from stolon.cli.common import (
     store_config_from_args,
 )
 from stolon.model import ModelError
+from stolon.plugins import StolonPluginManager, plugin_manager
 
 ENV_PREFIX = "STSENTINEL"
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, plugins: StolonPluginManager | None = None) -> int:
+    """Run a sentinel; ``plugins`` defaults to the process's plugin manager."""
     setup_logging("info")
     parser = build_parser()
     apply_env_defaults(parser, ENV_PREFIX)
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics_listen_address=a.metrics_listen_address,
         election_ttl=a.election_ttl,
     )
-    return Sentinel(cfg).run()
+    return Sentinel(cfg, plugin_manager() if plugins is None else plugins).run()
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ from stolon.store.base import ConflictError, StoreError, UnreachableError
 ENV_PREFIX = "STOLONCTL"
 
 
-def build_parser(pm: StolonPluginManager | None = None) -> argparse.ArgumentParser:
-    """The command line: global flags, then every command added through the
+def build_parser(pm: StolonPluginManager) -> argparse.ArgumentParser:
+    """The command line: global flags, then every command added through ``pm``'s
     ``stolonctl_add_commands`` hook (the built-in ones by :mod:`stolon.cli.ctl_commands`)."""
-    pm = plugin_manager() if pm is None else pm
     if not pm.has_plugin(ctl_commands.NAME):
         pm.register(ctl_commands.plugin, name=ctl_commands.NAME)
     parser = argparse.ArgumentParser(
@@ -49,8 +48,10 @@ def build_parser(pm: StolonPluginManager | None = None) -> argparse.ArgumentPars
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, plugins: StolonPluginManager | None = None) -> int:
+    """Run one stolonctl command; ``plugins`` defaults to the process's plugin manager."""
+    pm = plugin_manager() if plugins is None else plugins
+    parser = build_parser(pm)
     try:
         args = parser.parse_args(normalize_bool_flags(sys.argv[1:] if argv is None else argv))
     except CliError as e:
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     setup_logging(args.log_level)
-    with CtlContext(args) as ctx:
+    with CtlContext(args, pm) as ctx:
         try:
             return int(args.func(ctx))
         # Messages may quote what the store holds: control characters are escaped.

@@ -44,6 +44,7 @@ from stolon.keeper.localstate import (
     KeeperLocalState,
 )
 from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
+from stolon.keeper.pgstate import collect_state
 from stolon.keeper.selffence import SelfFence
 from stolon.metrics import Metrics, set_role
 from stolon.model import (
@@ -58,7 +59,7 @@ from stolon.model.cluster import DB_INIT_PITR, ROLE_MASTER, PostgresBinaryVersio
 from stolon.model.infos import ArchiverState
 from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec
 from stolon.model.uid import new_uid, new_uuid
-from stolon.plugins import plugin_manager
+from stolon.plugins import StolonPluginManager
 from stolon.postgres import safefs
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.controldata import system_identifier
@@ -67,7 +68,6 @@ from stolon.postgres.datadir import LocalRole
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
-from stolon.postgres.state import collect_state
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import ChangeKind, StoreError, Watch
@@ -177,8 +177,11 @@ class KeeperMetrics:
 
 
 class Keeper:
-    def __init__(self, cfg: KeeperConfig) -> None:
+    """The keeper process: ``plugins`` gives it its store backend and backup methods."""
+
+    def __init__(self, cfg: KeeperConfig, plugins: StolonPluginManager) -> None:
         self.cfg = cfg
+        self.plugins = plugins
         self.data_dir = cfg.data_dir
         self.boot_uuid = new_uuid()
         self.uid = cfg.uid
@@ -269,14 +272,14 @@ class Keeper:
         )
         self.instance.stop_stale_postmaster()
         self.backups = KeeperBackups(
-            plugin_manager(), self.data_dir, self.instance, cfg.store.cluster_name, version.major
+            self.plugins, self.data_dir, self.instance, cfg.store.cluster_name, version.major
         )
         self.executor = Executor(cfg, self.instance, self.data_dir, self.backups)
         self.jobs = BackupJobs(self.data_dir, ActivityTracker())
         self.self_fence = SelfFence(
             self.uid,
             self.instance.set_write_fence,
-            lambda: open_store(self.cfg.store),
+            lambda: open_store(self.cfg.store, self.plugins),
             on_change=self._self_fence_changed,
         )
 
@@ -446,7 +449,7 @@ class Keeper:
         )
 
     def _publisher(self) -> None:
-        store = open_store(self.cfg.store)
+        store = open_store(self.cfg.store, self.plugins)
         try:
             while not self._stop.is_set():
                 self._publish_now.clear()
@@ -652,7 +655,7 @@ class Keeper:
             return 1
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        store = open_store(self.cfg.store)
+        store = open_store(self.cfg.store, self.plugins)
         watch = store.watch(frozenset({ChangeKind.CLUSTER_DATA}))
         threads = [
             threading.Thread(target=self._collector, name="collector", daemon=True),

@@ -15,8 +15,10 @@ from stolon.model import DB, ClusterData
 from stolon.model.address import check_address, check_port
 from stolon.model.cluster import FOLLOW_EXTERNAL, FOLLOW_INTERNAL, ROLE_MASTER, ROLE_STANDBY
 from stolon.model.pgparams import invalid_parameters
+from stolon.model.spec import ArchiveRecoverySettings as SpecArchive
 from stolon.model.spec import BackupSpec, FromBackup
 from stolon.model.spec import RecoveryTargetSettings as SpecRecoveryTargets
+from stolon.model.spec import StandbySettings as SpecStandby
 from stolon.model.text import printable
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.hba import SUReplAccessMode, build_hba
@@ -31,6 +33,7 @@ from stolon.postgres.recovery import (
     build_recovery_config,
     internal_standby_config,
 )
+from stolon.postgres.slots import wanted_slots as _wanted
 
 #: Parameters a hot standby must have at least as high as its primary: with a lower value
 #: PostgreSQL refuses to start the standby or pauses its recovery.
@@ -307,13 +310,8 @@ def db_recovery(
     )
 
 
-def external_recovery(standby: object, archive: object) -> RecoveryConfig:
+def external_recovery(ss: SpecStandby | None, ars: SpecArchive | None) -> RecoveryConfig:
     """Standby-cluster settings from the spec (``standbySettings``, ``archiveRecoverySettings``)."""
-    from stolon.model.spec import ArchiveRecoverySettings as SpecArchive
-    from stolon.model.spec import StandbySettings as SpecStandby
-
-    ss = standby if isinstance(standby, SpecStandby) else None
-    ars = archive if isinstance(archive, SpecArchive) else None
     return build_recovery_config(
         RecoveryMode.STANDBY,
         StandbySettings(
@@ -386,8 +384,6 @@ def recovery_target_of(rts: SpecRecoveryTargets | None) -> tuple[str, str]:
 
 
 def wanted_slots(db: DB) -> set[str]:
-    from stolon.postgres.slots import wanted_slots as _wanted
-
     spec = db.spec
     assert spec is not None
     return _wanted(db.uid, spec.followers, spec.additional_replication_slots)

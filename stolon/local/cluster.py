@@ -32,7 +32,7 @@ from stolon.model import ClusterData
 from stolon.netutil import free_port
 from stolon.postgres.datadir import read_postmaster_pid
 from stolon.postgres.errors import PostgresError
-from stolon.store import ClusterStore, open_store
+from stolon.store import ClusterStore, StoreBackends, open_store
 from stolon.store.base import StoreConfig, StoreError
 
 SU_USER = "postgres"
@@ -72,9 +72,15 @@ class Layout:
 
 
 class LocalCluster:
-    def __init__(self, base_dir: Path, layout: Layout, python: str = sys.executable) -> None:
+    """A cluster of processes on this machine; ``backends`` opens its store to observe it
+    (the processes themselves load their plugins)."""
+
+    def __init__(
+        self, base_dir: Path, layout: Layout, *, backends: StoreBackends, python: str = sys.executable
+    ) -> None:
         self.base = base_dir.absolute()
         self.layout = layout
+        self.backends = backends
         self.python = python
         self.processes: dict[str, ManagedProcess] = {}
         self._build_processes()
@@ -85,6 +91,7 @@ class LocalCluster:
         cls,
         base_dir: Path,
         *,
+        backends: StoreBackends,
         name: str = "local",
         keepers: int = 3,
         sentinels: int = 2,
@@ -129,15 +136,15 @@ class LocalCluster:
             proxy=proxy,
         )
         (base / "cluster.json").write_text(json.dumps(asdict(layout), indent=2) + "\n")
-        return cls(base, layout)
+        return cls(base, layout, backends=backends)
 
     @classmethod
-    def load(cls, base_dir: Path) -> LocalCluster:
+    def load(cls, base_dir: Path, *, backends: StoreBackends) -> LocalCluster:
         try:
             raw = json.loads((base_dir / "cluster.json").read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"no local cluster in {base_dir} (cluster.json missing)") from None
-        return cls(base_dir, Layout(**raw))
+        return cls(base_dir, Layout(**raw), backends=backends)
 
     # -- processes ----------------------------------------------------------------------------
     def store_args(self) -> list[str]:
@@ -209,7 +216,7 @@ class LocalCluster:
 
     # -- observing ----------------------------------------------------------------------------
     def open_store(self) -> ClusterStore:
-        return open_store(self.layout.store_config())
+        return open_store(self.layout.store_config(), self.backends)
 
     def cluster_data(self) -> ClusterData | None:
         try:

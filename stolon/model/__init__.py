@@ -19,8 +19,9 @@ from stolon.model.cluster import (
     Switchover,
     TimelineHistory,
 )
-from stolon.model.codec import Document, ModelError
+from stolon.model.codec import Document
 from stolon.model.duration import Duration
+from stolon.model.errors import ModelError
 from stolon.model.infos import (
     FencingState,
     KeeperInfo,

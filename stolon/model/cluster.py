@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from stolon.model.codec import I64, U16, U64, Document, ModelError, jf
+from stolon.model.codec import I64, U16, U64, Document, jf
 from stolon.model.duration import SECOND, Duration
+from stolon.model.errors import ModelError
 from stolon.model.gotime import now_utc
 from stolon.model.limits import parse_json
 from stolon.model.spec import (

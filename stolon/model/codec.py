@@ -27,16 +27,9 @@ from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar, get_args, get_origin
 
 from stolon.model.duration import Duration, DurationError
+from stolon.model.errors import ModelError
 from stolon.model.gotime import format_go_time, parse_go_time
-
-
-class ModelError(ValueError):
-    """A document that does not fit the model; ``path`` names the offending field."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+from stolon.model.limits import MAX_DOCUMENT_BYTES, parse_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +143,6 @@ class Document:
     def loads(cls, text: str | bytes, *, strict: bool = False, max_bytes: int | None = None) -> Self:
         """Parse a JSON document within the size and depth limits of
         :mod:`stolon.model.limits` (``max_bytes`` overrides the size limit)."""
-        from stolon.model.limits import MAX_DOCUMENT_BYTES, parse_json
-
         obj = parse_json(text, "the document", max_bytes=max_bytes or MAX_DOCUMENT_BYTES)
         return cls.from_obj(obj, strict=strict)
 
@@ -342,8 +333,6 @@ def _container_args(tp: Any, kind: type) -> tuple[Any, ...]:
 def load_json_object(text: str | bytes, what: str) -> dict[str, Any]:
     """Parse user-supplied JSON that must be an object (within the limits of
     :mod:`stolon.model.limits`); errors name ``what``."""
-    from stolon.model.limits import parse_json
-
     obj = parse_json(text, what)
     if not isinstance(obj, dict):
         raise ModelError("", f"{what} must be a JSON object, got {_describe(obj)}")

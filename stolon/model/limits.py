@@ -5,7 +5,7 @@ Python's JSON decoder recurses once per nesting level, so a few kilobytes of ``[
 ``RecursionError`` (not a ``ValueError``), and a document of hundreds of megabytes takes
 seconds and gigabytes to parse on every cycle of every component. :func:`parse_json` checks
 both before anything else looks at a document and turns every way a document can be bad into
-one :class:`~stolon.model.codec.ModelError` naming the problem.
+one :class:`~stolon.model.errors.ModelError` naming the problem.
 
 The limits (docs/security.md, "Bad input and malformed documents"):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stolon.model.codec import ModelError
+from stolon.model.errors import ModelError
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_INFO_BYTES = 256 * 1024

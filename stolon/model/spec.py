@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
-from stolon.model.codec import U16, U32, Document, ModelError, jf
+from stolon.model.codec import U16, U32, Document, jf
 from stolon.model.cron import CronError, CronSchedule
 from stolon.model.duration import HOUR, MILLISECOND, MINUTE, SECOND, Duration
+from stolon.model.errors import ModelError
 from stolon.model.pgparams import invalid_parameters
 from stolon.model.text import control_chars
 

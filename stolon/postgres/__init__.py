@@ -1,5 +1,5 @@
 """PostgreSQL control layer driven by the keeper: binaries, data directory, process,
-generated configuration, state collection, replication tooling.
+generated configuration, state queries, replication tooling.
 
 See ``stolon/postgres/README.md`` for the design choices that differ from Go Stolon.
 """
@@ -34,14 +34,12 @@ from stolon.postgres.recovery import (
 )
 from stolon.postgres.replication import SourceServer, basebackup, rewind
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
-from stolon.postgres.state import CollectedState, collect_state
 
 __all__ = [
     "MANAGED_PARAMETERS",
     "NO_RECOVERY",
     "ArchiveRecoverySettings",
     "AuthMethod",
-    "CollectedState",
     "CommandError",
     "CommandTimeoutError",
     "Credentials",
@@ -70,7 +68,6 @@ __all__ = [
     "build_hba",
     "build_parameters",
     "build_recovery_config",
-    "collect_state",
     "internal_standby_config",
     "resolve_pg_os_user",
     "rewind",

@@ -16,12 +16,13 @@ from opentelemetry import trace
 
 from stolon.metrics import Metrics
 from stolon.model.uid import new_uid
+from stolon.plugins import StolonPluginManager
 from stolon.proxy.checker import ClusterChecker, ProxyStore
 from stolon.proxy.config import ListenerConfig, ProxyConfig
 from stolon.proxy.forwarder import ConnectionLimits, SocketOptions
 from stolon.proxy.listener import Listener
 from stolon.proxy.metrics import proxy_metrics
-from stolon.proxy.policies import HealthPolicy, load_policy
+from stolon.proxy.policies import plugin_policy
 from stolon.store.base import ChangeKind, StoreError, Watch
 
 log = logging.getLogger("stolon.proxy")
@@ -30,14 +31,21 @@ log = logging.getLogger("stolon.proxy")
 def build_listeners(
     configs: Sequence[ListenerConfig],
     options: SocketOptions,
-    policy_loader: Callable[[str, dict[str, str]], HealthPolicy] = load_policy,
+    plugins: StolonPluginManager,
     limits: ConnectionLimits | None = None,
 ) -> list[Listener]:
-    """One :class:`Listener` per config, all sharing ``limits``; unknown policies or bad
-    settings raise PolicyError."""
+    """One :class:`Listener` per config, all sharing ``limits``, with its policy from
+    ``plugins``; unknown policies or bad settings raise PolicyError."""
     shared = limits or ConnectionLimits()
     return [
-        Listener(lc.name, lc.address, lc.port, policy_loader(lc.policy, lc.settings), options, limits=shared)
+        Listener(
+            lc.name,
+            lc.address,
+            lc.port,
+            plugin_policy(plugins, lc.policy, lc.settings),
+            options,
+            limits=shared,
+        )
         for lc in configs
     ]
 

@@ -35,6 +35,7 @@ import stolon
 from stolon.hookspecs import MethodSpec, ProxyHealthPolicySpec
 from stolon.model.cluster import DB, ROLE_STANDBY, ClusterData
 from stolon.model.spec import ClusterSpec
+from stolon.plugins import StolonPluginManager
 from stolon.proxy.routing import Balance, Destination
 
 
@@ -269,27 +270,23 @@ master_plugin = _MasterPlugin()
 readonly_plugin = _ReadOnlyPlugin()
 
 
-def load_policy(
-    name: str, settings: Mapping[str, Any], registry: Mapping[str, ProxyHealthPolicySpec] | None = None
-) -> HealthPolicy:
-    """Build the policy ``name`` from the plugin registry (the first plugin providing a name
-    wins), with ``settings``; :class:`PolicyError` says what is wrong."""
-    if registry is None:
-        from stolon.plugins import plugin_manager
+def plugin_policy(plugins: StolonPluginManager, name: str, settings: Mapping[str, Any]) -> HealthPolicy:
+    """Build the policy ``name`` from the installed plugins (:func:`load_policy`); a policy
+    whose plugin is blocked or failed to load is named with its distribution."""
+    registry = plugins.proxy_health_policies()
+    if name not in registry:
+        for rec in plugins.records:
+            if rec.kind == "proxy_health" and rec.name == name and (rec.error or rec.blocked):
+                why = "is blocked by STOLON_BLOCK_PLUGINS" if rec.blocked else f"failed to load: {rec.error}"
+                raise PolicyError(f"proxy health policy {name!r} ({rec.distribution} {rec.version}) {why}")
+    return load_policy(name, settings, registry)
 
-        pm = plugin_manager()
-        registry = pm.proxy_health_policies()
-        if name not in registry:
-            for rec in pm.records:
-                if rec.kind == "proxy_health" and rec.name == name and (rec.error or rec.blocked):
-                    why = (
-                        "is blocked by STOLON_BLOCK_PLUGINS"
-                        if rec.blocked
-                        else f"failed to load: {rec.error}"
-                    )
-                    raise PolicyError(
-                        f"proxy health policy {name!r} ({rec.distribution} {rec.version}) {why}"
-                    )
+
+def load_policy(
+    name: str, settings: Mapping[str, Any], registry: Mapping[str, ProxyHealthPolicySpec]
+) -> HealthPolicy:
+    """Build the policy ``name`` from ``registry`` (the first plugin providing a name wins),
+    with ``settings``; :class:`PolicyError` says what is wrong."""
     spec = registry.get(name)
     if spec is None:
         installed = ", ".join(sorted(registry)) or "none"

@@ -33,8 +33,16 @@ from stolon.model.cluster import (
 from stolon.model.cron import CronError, CronSchedule
 from stolon.model.infos import KeeperInfo
 from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT
-from stolon.sentinel import events as ev
 from stolon.sentinel.cycle import Cycle, dbs, status
+from stolon.sentinel.events import (
+    BackupCompleted,
+    BackupFailed,
+    BackupFailure,
+    BackupRequested,
+    BackupSlotSkip,
+    BackupSlotSkipped,
+    BackupStarted,
+)
 
 #: Extra time beyond ``backup.timeout`` before a request without outcome is failed.
 GRACE_S = 60.0
@@ -51,11 +59,11 @@ def update_backups(cd: ClusterData, infos: Mapping[str, KeeperInfo], cyc: Cycle)
         _schedule(cd, section.schedule, cyc)
 
 
-def _fail(req: BackupRequest, cause: ev.BackupFailure, detail: str, cyc: Cycle) -> None:
+def _fail(req: BackupRequest, cause: BackupFailure, detail: str, cyc: Cycle) -> None:
     req.phase = BACKUP_FAILED
     req.message = detail
     req.end_time = cyc.now.wall
-    cyc.emit(ev.BackupFailed(req.id, cause, detail))
+    cyc.emit(BackupFailed(req.id, cause, detail))
 
 
 def _follow(
@@ -64,7 +72,7 @@ def _follow(
     if req.db_uid != master:
         _fail(
             req,
-            ev.BackupFailure.MASTER_CHANGED,
+            BackupFailure.MASTER_CHANGED,
             "the master changed before the backup was taken: request a new one",
             cyc,
         )
@@ -75,22 +83,22 @@ def _follow(
         if ks.phase in (BACKUP_RUNNING, BACKUP_COMPLETED, BACKUP_FAILED) and req.phase == BACKUP_REQUESTED:
             req.phase = BACKUP_RUNNING
             req.start_time = ks.start_time or cyc.now.wall
-            cyc.emit(ev.BackupStarted(req.id, req.keeper_uid))
+            cyc.emit(BackupStarted(req.id, req.keeper_uid))
         if ks.phase == BACKUP_COMPLETED:
             req.phase = BACKUP_COMPLETED
             req.backup_id = ks.backup_id
             req.size = ks.size
             req.end_time = ks.end_time or cyc.now.wall
             req.message = ""
-            cyc.emit(ev.BackupCompleted(req.id, ks.backup_id, ks.size))
+            cyc.emit(BackupCompleted(req.id, ks.backup_id, ks.size))
             return
         if ks.phase == BACKUP_FAILED:
-            _fail(req, ev.BackupFailure.KEEPER_FAILED, ks.message or "the keeper reported a failure", cyc)
+            _fail(req, BackupFailure.KEEPER_FAILED, ks.message or "the keeper reported a failure", cyc)
             return
     if req.request_time is not None and cyc.now.wall - req.request_time > timedelta(
         seconds=timeout_s + GRACE_S
     ):
-        _fail(req, ev.BackupFailure.TIMED_OUT, f"no outcome within backup.timeout ({timeout_s:g}s)", cyc)
+        _fail(req, BackupFailure.TIMED_OUT, f"no outcome within backup.timeout ({timeout_s:g}s)", cyc)
 
 
 def _schedule(cd: ClusterData, expression: str, cyc: Cycle) -> None:
@@ -112,11 +120,11 @@ def _schedule(cd: ClusterData, expression: str, cyc: Cycle) -> None:
         return  # first sight of the schedule: start with the next slot
     req = st.backup.request
     if req is not None and req.active:
-        cyc.emit(ev.BackupSlotSkipped(slot, ev.BackupSlotSkip.BUSY))
+        cyc.emit(BackupSlotSkipped(slot, BackupSlotSkip.BUSY))
         return
     master = dbs(cd).get(st.master)
     if master is None or master.spec is None:
-        cyc.emit(ev.BackupSlotSkipped(slot, ev.BackupSlotSkip.NO_MASTER))
+        cyc.emit(BackupSlotSkipped(slot, BackupSlotSkip.NO_MASTER))
         return
     new = BackupRequest(
         id=cyc.new_uid(),
@@ -127,4 +135,4 @@ def _schedule(cd: ClusterData, expression: str, cyc: Cycle) -> None:
         keeper_uid=master.spec.keeper_uid,
     )
     st.backup.request = new
-    cyc.emit(ev.BackupRequested(new.id, new.requested_by, new.db_uid, new.keeper_uid, slot))
+    cyc.emit(BackupRequested(new.id, new.requested_by, new.db_uid, new.keeper_uid, slot))

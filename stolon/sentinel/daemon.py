@@ -62,7 +62,7 @@ from stolon.model import (
 from stolon.model.spec import FencingSpec
 from stolon.model.text import printable
 from stolon.model.uid import new_uid
-from stolon.plugins import plugin_manager
+from stolon.plugins import StolonPluginManager
 from stolon.sentinel import events as ev
 from stolon.sentinel.decide import Decision, decide
 from stolon.sentinel.health import failure_deadline
@@ -251,8 +251,12 @@ class FencingOutcomeCounter:
 
 
 class Sentinel:
-    def __init__(self, cfg: SentinelConfig) -> None:
+    """The sentinel process: ``plugins`` gives it its store backend and fencing methods, and
+    hears its ``stolon_fencing_done`` events."""
+
+    def __init__(self, cfg: SentinelConfig, plugins: StolonPluginManager) -> None:
         self.cfg = cfg
+        self.plugins = plugins
         self.uid = cfg.uid or new_uid()
         self.sleep = DEFAULT_SLEEP
         self.memory = Memory.empty()
@@ -293,9 +297,9 @@ class Sentinel:
         #: (keeper uid, problem) of rejected keeper infos already logged
         self._rejected_logged: set[tuple[str, str]] = set()
         self.fencing_runner = FencingRunner(
-            lambda: plugin_manager().fencing_methods(),
+            plugins.fencing_methods,
             self.tracer,
-            lambda target, outcome: plugin_manager().hook.stolon_fencing_done(target=target, outcome=outcome),
+            lambda target, outcome: plugins.hook.stolon_fencing_done(target=target, outcome=outcome),
         )
 
     # -- one cycle ----------------------------------------------------------------------------
@@ -562,10 +566,10 @@ class Sentinel:
     def start(self) -> None:
         """Open the store and start campaigning (:meth:`run` does it; tests call it to run a
         sentinel on a thread of their own)."""
-        pm = plugin_manager()
+        pm = self.plugins
         if not pm.is_registered(self.fencing_counter):
             pm.register(self.fencing_counter, name=f"sentinel:{self.uid}:fencing-metrics")
-        self.store = open_store(self.cfg.store)
+        self.store = open_store(self.cfg.store, pm)
         self.election = self.store.election(self.uid, self.cfg.election_ttl)
         log.info("sentinel uid %s: trying to acquire sentinels leadership", self.uid)
         self.election.start()
@@ -692,7 +696,7 @@ class Sentinel:
 
     def close(self) -> None:
         """Resign the leadership, close the store and leave the plugin manager."""
-        pm = plugin_manager()
+        pm = self.plugins
         if pm.is_registered(self.fencing_counter):
             pm.unregister(self.fencing_counter)
         if self.election is not None:

@@ -28,7 +28,6 @@ from stolon.model.cluster import (
     FollowConfig,
 )
 from stolon.model.spec import ROLE_MASTER as CLUSTER_ROLE_MASTER
-from stolon.sentinel import switchover, syncrepl
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, fresh_db_uid, keepers, seconds, spec, status
 from stolon.sentinel.eligibility import (
     FORKED_TIMELINE,
@@ -59,6 +58,10 @@ from stolon.sentinel.predicates import (
 )
 from stolon.sentinel.promotion_fencing import allows_promotion
 from stolon.sentinel.proxies import point_proxies
+from stolon.sentinel.switchover import Step as SwitchoverStep
+from stolon.sentinel.switchover import step as switchover_step
+from stolon.sentinel.syncrepl import disable as disable_sync_repl
+from stolon.sentinel.syncrepl import manage as manage_sync_repl
 
 
 def normal(cd: ClusterData, cyc: Cycle) -> None:
@@ -68,10 +71,10 @@ def normal(cd: ClusterData, cyc: Cycle) -> None:
     cur = dbs(cd).get(cur_uid)
     if cur is None:
         raise UpdateFailed(f"master db {cur_uid!r} not available")
-    planned = switchover.step(cd, cyc)
-    if planned is switchover.Step.HOLD:
+    planned = switchover_step(cd, cyc)
+    if planned is SwitchoverStep.HOLD:
         return  # a switchover owns the master: no failure detection, no standby changes
-    if planned is switchover.Step.PROMOTED:
+    if planned is SwitchoverStep.PROMOTED:
         _update_followers(cd, cur_uid, status(cd).master)
         return
     wanted_uid = cur_uid
@@ -171,9 +174,9 @@ def _settled(cd: ClusterData, master: DB, cyc: Cycle) -> None:
         spec(db).init_mode = DB_INIT_NONE
 
     if sync_repl(cyc.spec):
-        syncrepl.manage(cd, master, good, cyc)
+        manage_sync_repl(cd, master, good, cyc)
     else:
-        syncrepl.disable(master, cyc)
+        disable_sync_repl(master, cyc)
 
     _keep_standby_count(cd, master, good, converging, cyc)
 

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import stolon
-from stolon.hookspecs import StoreBackendSpec
 from stolon.logonce import OncePerChange
+from stolon.store.backends import StoreBackendSpec
 from stolon.store.base import (
     ALL_CHANGES,
     DEFAULT_ELECTION_TTL,

@@ -38,6 +38,7 @@ import psycopg
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 
 T = TypeVar("T")
 
@@ -78,7 +79,13 @@ class Cluster:
     ) -> None:
         self.name = f"bk-{new_uid()}"
         self.lc = LocalCluster.create(
-            base, name=self.name, keepers=keepers, sentinels=1, spec={**FAST, **spec}, proxy=False
+            base,
+            backends=load_plugins(),
+            name=self.name,
+            keepers=keepers,
+            sentinels=1,
+            spec={**FAST, **spec},
+            proxy=False,
         )
         for p in self.lc.processes.values():
             p.env.update(env or {})

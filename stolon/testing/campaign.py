@@ -11,6 +11,7 @@ import json
 import sys
 import time
 
+from stolon.plugins import load_plugins
 from stolon.store import open_backend
 from stolon.store.base import StoreConfig
 
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
     raw = json.loads(argv[0])
     raw["endpoints"] = tuple(raw.get("endpoints") or ())
     config = StoreConfig(**raw)
-    store = open_backend(config)
+    store = open_backend(config, load_plugins())
     election = store.election(argv[1], float(argv[2]))
     election.start()
     if election.wait_leadership(60) is None:

@@ -36,7 +36,7 @@ from stolon.model.cluster import (
 )
 from stolon.model.duration import Duration
 from stolon.model.spec import ClusterSpec
-from stolon.store import ClusterStore, StoreConfig, open_store
+from stolon.store import StoreConfig
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> float:
@@ -249,10 +249,6 @@ def etcd_store_config(endpoints: Sequence[str], cluster_name: str, timeout: floa
     return StoreConfig(
         backend="etcdv3", cluster_name=cluster_name, endpoints=tuple(endpoints), timeout=timeout
     )
-
-
-def open_cluster_store(config: StoreConfig) -> ClusterStore:
-    return open_store(config)
 
 
 class EchoServer:

@@ -31,13 +31,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Protocol
 
 import pytest
 
 from stolon.model.uid import new_uid
-from stolon.store import open_backend
+from stolon.plugins import load_plugins
+from stolon.store import StoreBackends, open_backend
 from stolon.store.base import (
     ChangeKind,
     ConflictError,
@@ -98,11 +99,18 @@ class StoreContract:
         return store_config
 
     @pytest.fixture
-    def open_store(self, store_config: StoreConfig) -> Iterator[Callable[[], Store]]:
+    def store_backends(self) -> StoreBackends:
+        """Where the backend is found: the installed plugins, as a process finds it."""
+        return load_plugins()
+
+    @pytest.fixture
+    def open_store(
+        self, store_config: StoreConfig, store_backends: StoreBackends
+    ) -> Iterator[Callable[[], Store]]:
         opened: list[Store] = []
 
         def factory() -> Store:
-            st = open_backend(store_config)
+            st = open_backend(store_config, store_backends)
             opened.append(st)
             return st
 
@@ -164,11 +172,9 @@ class StoreContract:
         store.delete_cluster_data()  # deleting a missing key is not an error
         assert store.get_cluster_data() is None
 
-    def test_clusters_are_isolated(self, store_config: StoreConfig) -> None:
-        from dataclasses import replace
-
-        a = open_backend(store_config)
-        b = open_backend(replace(store_config, cluster_name=unique_cluster_name()))
+    def test_clusters_are_isolated(self, store_config: StoreConfig, store_backends: StoreBackends) -> None:
+        a = open_backend(store_config, store_backends)
+        b = open_backend(replace(store_config, cluster_name=unique_cluster_name()), store_backends)
         try:
             a.put_cluster_data(b"a")
             a.put_info(InfoKind.KEEPER, "k1", b"{}", self.info_ttl * 10)
@@ -460,12 +466,15 @@ class StoreContract:
         assert done.wait(10), "close() did not end a wait in progress"
 
     def test_watch_survives_a_server_restart(
-        self, stoppable_store_config: StoreConfig, server_control: ServerControl | None
+        self,
+        stoppable_store_config: StoreConfig,
+        server_control: ServerControl | None,
+        store_backends: StoreBackends,
     ) -> None:
         if server_control is None:
             pytest.skip("this backend has no server to lose")
-        watcher = open_backend(stoppable_store_config)
-        writer = open_backend(stoppable_store_config)
+        watcher = open_backend(stoppable_store_config, store_backends)
+        writer = open_backend(stoppable_store_config, store_backends)
         try:
             with watcher.watch() as w:
                 server_control.stop()
@@ -486,12 +495,15 @@ class StoreContract:
 
     # -- reachability ---------------------------------------------------------------------
     def test_unreachable_store_is_reported(
-        self, stoppable_store_config: StoreConfig, server_control: ServerControl | None
+        self,
+        stoppable_store_config: StoreConfig,
+        server_control: ServerControl | None,
+        store_backends: StoreBackends,
     ) -> None:
         if server_control is None:
             pytest.skip("this backend has no server to lose")
         store_config = stoppable_store_config
-        st = open_backend(store_config)
+        st = open_backend(store_config, store_backends)
         try:
             st.put_cluster_data(b"before")
             server_control.stop()

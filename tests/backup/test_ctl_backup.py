@@ -20,9 +20,13 @@ from stolon.cli import ctl_backup, stolonctl
 from stolon.model import ClusterData, ClusterSpec
 from stolon.model.cluster import BACKUP_REQUESTED, BACKUP_RUNNING, PHASE_NORMAL, BackupRequest, BackupStatus
 from stolon.model.uid import new_uid
+from stolon.plugins import StolonPluginManager, load_plugins
 from stolon.store import open_backend, open_store
 from stolon.store.base import StoreConfig
 from stolon.testing.pgsandbox import pg_os_user_or_skip
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 @dataclass
@@ -40,16 +44,16 @@ class Ctl:
         return code, out, err
 
     def raw(self) -> bytes | None:
-        with open_backend(self.config) as st:
+        with open_backend(self.config, PLUGINS) as st:
             got = st.get_cluster_data()
         return None if got is None else got.data
 
     def put(self, cd: ClusterData) -> None:
-        with open_store(self.config) as st:
+        with open_store(self.config, PLUGINS) as st:
             st.put_cluster_data(cd)
 
     def cd(self) -> ClusterData:
-        with open_store(self.config) as st:
+        with open_store(self.config, PLUGINS) as st:
             cd, _ = st.get_cluster_data()
         assert cd is not None
         return cd
@@ -155,9 +159,9 @@ def test_create_survives_a_sentinel_write_during_its_checks(ctl: Ctl, repository
     running_cluster(ctl, spec_with(repository))
     check = ctl_backup._method
 
-    def check_while_the_sentinel_writes(spec: ClusterSpec) -> Any:
+    def check_while_the_sentinel_writes(pm: StolonPluginManager, spec: ClusterSpec) -> Any:
         ctl.put(ctl.cd())  # a sentinel cycle: same document, new revision
-        return check(spec)
+        return check(pm, spec)
 
     ctl.monkeypatch.setattr(ctl_backup, "_method", check_while_the_sentinel_writes)
     code, out, err = ctl("backup", "create", "--wait=false")

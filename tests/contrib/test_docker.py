@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stolon.plugins import plugin_manager
-from stolon.proxy.config import parse_listener
+from stolon.cli.proxy import parse_listener
+from stolon.plugins import load_plugins
 from stolon.sentinel.daemon import load_initial_spec
 
 from . import cli_surface
@@ -222,6 +222,6 @@ def test_compose_proxy_listeners_and_ports() -> None:
     env = proxy["environment"]
     listener = parse_listener(env["STPROXY_LISTENER"], env["STPROXY_LISTEN_ADDRESS"])
     assert listener.policy == "readonly"
-    assert "readonly" in plugin_manager().proxy_health_policies()
+    assert "readonly" in load_plugins().proxy_health_policies()
     published = {int(p.rsplit(":", 1)[1]) for p in proxy["ports"]}
     assert published == {int(env["STPROXY_PORT"]), listener.port}

@@ -21,9 +21,13 @@ from stolon_store_etcd.testing import EtcdServer
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
 from stolon.netutil import free_port
+from stolon.plugins import load_plugins
 
 from . import cli_surface
 from .test_docker import DOCKER, compose_model, services_running
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +84,7 @@ def test_compose_topology_on_a_local_cluster(base_dir: Path, etcd_server: EtcdSe
         store_endpoints=list(etcd_server.endpoints),
         spec=spec,
         extra_keeper_args=extra,
+        backends=PLUGINS,
     )
     # the compose proxy's read-only listener, on a free port of this machine
     listener = proxy_svc["environment"]["STPROXY_LISTENER"]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stolon.proxy.config import parse_listener
+from stolon.cli.proxy import parse_listener
 from stolon.sentinel.daemon import load_initial_spec
 from stolon.testing.requirements import tool_missing
 

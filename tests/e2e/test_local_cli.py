@@ -18,6 +18,7 @@ import pytest
 
 from stolon.cli import stolonctl
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -80,7 +81,7 @@ def test_stop_and_start_one_process(base_dir: Path) -> None:
     up = run("local", "up", "--detach", "--keepers", "2", "--sentinels", "1", "--base-dir", str(base))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        cluster = LocalCluster.load(base)
+        cluster = LocalCluster.load(base, backends=load_plugins())
         master = cluster.master_keeper()
         standby = next(k for k in cluster.keeper_uids() if k != master)
         res = run("local", "stop", standby, "--base-dir", str(base))

@@ -16,8 +16,12 @@ import pytest
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 from stolon.testing.pgversions import pg18_bin_dir
 from stolon.testing.writer import Writer
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +49,7 @@ def make_cluster(
         store_backend=backend,
         store_endpoints=endpoints,
         pg_bin_path=pg_bin_path,
+        backends=PLUGINS,
     )
 
 

@@ -26,6 +26,10 @@ import psycopg
 from stolon.local.cluster import LocalCluster
 from stolon.model import ClusterData
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 T = TypeVar("T")
 
@@ -92,6 +96,7 @@ class HA:
             spec=full,
             proxy=False,
             election_ttl=ELECTION_TTL,
+            backends=PLUGINS,
         )
         self.extra: list[subprocess.Popen[bytes]] = []
 

@@ -29,7 +29,12 @@ from stolon.sentinel.daemon import Sentinel, SentinelConfig
 if TYPE_CHECKING:
     from stolon_store_etcd.testing import EtcdServer
 
+from stolon.plugins import load_plugins
+
 from .ha_harness import HA, Writer, stays, wait_for
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -288,7 +293,10 @@ def test_fencing_gates_the_promotion_and_the_failover_is_one_trace(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     initial = ClusterSpec.loads((ha.cluster.base / "spec.json").read_text())
     sentinel = Sentinel(
-        SentinelConfig(store=ha.cluster.layout.store_config(), initial_cluster_spec=initial, election_ttl=3.0)
+        SentinelConfig(
+            store=ha.cluster.layout.store_config(), initial_cluster_spec=initial, election_ttl=3.0
+        ),
+        PLUGINS,
     )
     sentinel.tracer = provider.get_tracer("stolon.sentinel")
     ha.cluster.start()

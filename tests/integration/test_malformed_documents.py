@@ -29,10 +29,14 @@ import pytest
 
 from stolon.model import KeeperInfo
 from stolon.model.limits import MAX_DOCUMENT_BYTES, MAX_INFO_BYTES
+from stolon.plugins import load_plugins
 from stolon.store import open_backend
 from stolon.store.base import InfoKind, Store
 
 from .ha_harness import HA, wait_for
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -102,7 +106,7 @@ def test_malformed_documents_never_stop_a_failover_and_are_never_overwritten(ha:
     ha.sql(master, "CREATE TABLE t (id bigint PRIMARY KEY)")
     ha.sql(master, "INSERT INTO t VALUES (1)")
     backend: Store
-    with open_backend(ha.cluster.layout.store_config()) as backend:
+    with open_backend(ha.cluster.layout.store_config(), PLUGINS) as backend:
         # 1. malformed infos of every class, for every kind of info
         for (kind, uid), data in BAD_INFOS.items():
             backend.put_info(kind, uid, data if data is not None else GOOD_INFO, 3600)

@@ -17,9 +17,13 @@ import pytest
 from stolon.cli import stolonctl
 from stolon.model import ClusterData, KeeperInfo, ProxyInfo, SentinelInfo
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 from stolon.store import open_backend, open_store
 from stolon.store.base import InfoKind, Store, StoreConfig
 from stolon.testing.requirements import tool_missing
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "go_clusterdata.json"
 
@@ -46,12 +50,12 @@ class Ctl:
         return out
 
     def raw(self) -> bytes | None:
-        with open_backend(self.config) as st:
+        with open_backend(self.config, PLUGINS) as st:
             got = st.get_cluster_data()
         return None if got is None else got.data
 
     def backend(self) -> Store:
-        return open_backend(self.config)
+        return open_backend(self.config, PLUGINS)
 
 
 @pytest.fixture(params=["embedded", pytest.param("etcdv3", marks=pytest.mark.integration)])
@@ -238,7 +242,7 @@ def test_status_escapes_what_the_store_publishes(ctl: Ctl) -> None:
     text = text.replace('"10.0.0.2"', json.dumps("10.0.0.2\r\x9b31m"))
     with ctl.backend() as st:
         st.put_cluster_data(ClusterData.parse(text).to_bytes())
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         st.put_sentinel_info(SentinelInfo(uid="s\x1b[31mred"), 60)
         st.put_proxy_info(ProxyInfo(uid="p\u202eevil", generation=3), 60)
         out = ctl.ok("status")
@@ -256,7 +260,7 @@ def test_status_escapes_what_the_store_publishes(ctl: Ctl) -> None:
 
 def test_status_shows_cluster(ctl: Ctl) -> None:
     _write_fixture(ctl)
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         st.put_sentinel_info(SentinelInfo(uid="79a71967"), 60)
         st.put_sentinel_info(SentinelInfo(uid="718f47de"), 60)
         st.put_proxy_info(ProxyInfo(uid="p1", generation=3), 60)
@@ -477,7 +481,7 @@ def test_unreachable_etcd_is_reported(
 
 
 def test_keeper_info_visible_in_store(ctl: Ctl) -> None:
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         st.put_keeper_info(KeeperInfo(uid="k9", info_uid="i"), 30)
         assert set(st.keepers_info()) == {"k9"}
         assert st.backend.get_infos(InfoKind.KEEPER)["k9"].startswith(b"{")
@@ -601,7 +605,7 @@ def test_wrong_sql_column_type_in_the_embedded_store(
         capsys,
         monkeypatch,
     )
-    with open_backend(config) as st:
+    with open_backend(config, PLUGINS) as st:
         st.put_cluster_data(FIXTURE.read_bytes())
     conn = sqlite3.connect(db)
     with conn:
@@ -624,7 +628,7 @@ def test_status_shows_keeper_conditions_and_fencing(ctl: Ctl) -> None:
 
     _write_fixture(ctl)
     now = datetime.now(UTC)
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         state = PostgresState(
             healthy=True,
             conditions=[

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError
 from stolon.store import open_store
@@ -17,6 +18,9 @@ from stolon.testing.pgversions import pg18_bin_dir
 from stolon.testing.requirements import tool_missing
 
 from .harness import FakeSentinel, Sandbox, TestCluster
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 def _have_postgres() -> bool:
@@ -44,7 +48,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     cfg = StoreConfig(
         backend="embedded", cluster_name=f"k-{new_uid()}", endpoints=(str(sandbox.path / "store.db"),)
     )
-    store = open_store(cfg)
+    store = open_store(cfg, PLUGINS)
     c = TestCluster(sandbox, cfg, store, FakeSentinel(store), pg_bin_path=bin_path)
     try:
         yield c

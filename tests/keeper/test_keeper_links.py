@@ -15,13 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from stolon.keeper.config import parse_config
+from stolon.cli.keeper import parse_config
 from stolon.keeper.daemon import FatalError, Keeper
 from stolon.model import ClusterSpec
 from stolon.model.spec import PITRConfig
+from stolon.plugins import load_plugins
 from stolon.postgres.runas import OSUser, run_command
 
 from .harness import TestCluster, wait_for
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacker must be another OS user: needs root")
 
@@ -107,7 +111,7 @@ def test_data_dir_turned_into_a_link_is_not_chowned_through(tmp_path: Path) -> N
             env={},
         )
         with pytest.raises(FatalError, match="symbolic link"):
-            Keeper(cfg)._prepare()
+            Keeper(cfg, PLUGINS)._prepare()
         assert snapshot(victim) == before
     finally:
         import shutil

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from stolon.keeper.pgstate import collect_state
 from stolon.postgres import datadir, slots, state
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.datadir import LocalRole
@@ -195,7 +196,7 @@ def test_config_values_round_trip_and_reported_parameters(pg: PgEnv) -> None:
 
 def test_collect_state_on_primary(pg: PgEnv) -> None:
     inst = pg.new_primary("a")
-    st = state.collect_state(inst)
+    st = collect_state(inst)
     assert st.healthy, st.errors
     assert st.system_id.isdigit()
     assert st.timeline_id == 1
@@ -208,7 +209,7 @@ def test_collect_state_on_primary(pg: PgEnv) -> None:
         assert state.is_in_recovery(conn) is False
     # stopped: initialized but not healthy, and no exception
     inst.stop()
-    st = state.collect_state(inst, timeout=2)
+    st = collect_state(inst, timeout=2)
     assert st.initialized and not st.healthy and st.errors
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from stolon.keeper.pgstate import collect_state
 from stolon.postgres import slots, state
 from stolon.postgres.datadir import LocalRole
 from stolon.postgres.errors import CommandError
@@ -93,7 +94,7 @@ def test_basebackup_standby_streaming_and_sync(pg: PgEnv) -> None:
 
     with b.connect_admin() as c:
         assert state.is_in_recovery(c)
-    st_b = state.collect_state(b)
+    st_b = collect_state(b)
     assert st_b.healthy, st_b.errors
     assert st_b.system_id == ia.system_id
 
@@ -113,7 +114,7 @@ def test_basebackup_standby_streaming_and_sync(pg: PgEnv) -> None:
             return state.sync_standbys(c) == ["bbbb"]
 
     _eventually(in_sync, what="standby in sync state")
-    st_a = state.collect_state(a)
+    st_a = collect_state(a)
     assert st_a.synchronous_standbys == ["bbbb"]
     _exec(a, "INSERT INTO t VALUES (3)")  # commits: the sync standby acknowledges
     # flushed on the standby at commit (remote_flush), visible once replayed
@@ -146,7 +147,7 @@ def test_promote_then_rewind_old_primary(pg: PgEnv) -> None:
     assert history[0].timeline_id == 1
     assert 0 < history[0].switch_point <= ident.xlog_pos
     assert history[0].reason  # "no recovery target specified"
-    st_b = state.collect_state(b)
+    st_b = collect_state(b)
     assert st_b.timeline_id == 2 and st_b.timelines_history == history
 
     # both sides diverge
@@ -188,4 +189,4 @@ def test_promote_then_rewind_old_primary(pg: PgEnv) -> None:
     assert full[0] == history[0]
     assert full[0].switch_point <= full[1].switch_point
     assert last_one == full[-1:]
-    assert state.collect_state(a).timelines_history == full
+    assert collect_state(a).timelines_history == full

@@ -14,6 +14,7 @@ from stolon.proxy.policies import (
     ReadOnlyPolicy,
     load_policy,
     parse_size,
+    plugin_policy,
 )
 from stolon.proxy.routing import Balance, Destination
 from stolon.testing.proxy_harness import CDDef, DBDef, make_cd, master_db
@@ -172,7 +173,7 @@ def test_builtin_policies_come_from_the_plugin_registry() -> None:
     assert {"master", "readonly"} <= set(registry)
     recs = {r.name: r for r in pm.records if r.kind == "proxy_health"}
     assert recs["master"].loaded and recs["readonly"].loaded
-    assert isinstance(load_policy("master", {}), MasterPolicy)
+    assert isinstance(plugin_policy(pm, "master", {}), MasterPolicy)
     ro = load_policy("readonly", {"max-lag": "10"}, registry)
     assert isinstance(ro, ReadOnlyPolicy) and ro.max_lag == 10
     assert isinstance(ro, HealthPolicy)
@@ -180,7 +181,7 @@ def test_builtin_policies_come_from_the_plugin_registry() -> None:
 
 def test_unknown_policy_names_the_installed_ones() -> None:
     with pytest.raises(PolicyError, match=r"unknown proxy health policy 'nearest'.*master, readonly"):
-        load_policy("nearest", {})
+        plugin_policy(load_plugins(env={}), "nearest", {})
 
 
 def test_a_third_party_policy_is_used_through_the_registry() -> None:

@@ -14,8 +14,8 @@ import asyncio
 import pytest
 
 from stolon.cli.common import CliError
+from stolon.cli.proxy import parse_config
 from stolon.netutil import free_port
-from stolon.proxy.config import parse_config
 from stolon.proxy.forwarder import ConnectionLimits
 from stolon.proxy.listener import Listener
 from stolon.proxy.metrics import proxy_metrics

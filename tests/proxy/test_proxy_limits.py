@@ -13,8 +13,9 @@ import asyncio
 import pytest
 
 from stolon.cli.common import CliError
+from stolon.cli.proxy import parse_config
 from stolon.netutil import free_port
-from stolon.proxy.config import parse_config
+from stolon.plugins import load_plugins
 from stolon.proxy.daemon import build_listeners
 from stolon.proxy.forwarder import Connection, ConnectionLimits
 from stolon.proxy.listener import Listener
@@ -22,6 +23,9 @@ from stolon.proxy.metrics import proxy_metrics
 from stolon.proxy.policies import MasterPolicy
 
 from .test_checker import FakeStore, Runner, cd_for, closed_by_peer, echo_server, eventually, proxy, run
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 __all__ = ["run"]  # the fixture, used by name
 
@@ -154,7 +158,7 @@ def test_flags_and_environment() -> None:
     cfg = parse_config(BASE, env={"STPROXY_MAX_CONNECTIONS": "7", "STPROXY_HANDSHAKE_TIMEOUT": "0s"})
     assert cfg.max_connections == 7 and cfg.handshake_timeout == 0.0
     listeners = build_listeners(
-        [*cfg.listeners], cfg.socket_options, limits=ConnectionLimits(cfg.max_connections, 1.0)
+        [*cfg.listeners], cfg.socket_options, PLUGINS, limits=ConnectionLimits(cfg.max_connections, 1.0)
     )
     assert listeners[0].ctx.limits.max_connections == 7
     for argv, message in [

@@ -21,6 +21,7 @@ from stolon.store import open_store
 if TYPE_CHECKING:
     from stolon_store_etcd.testing import EtcdServer
 
+from stolon.plugins import load_plugins
 from stolon.testing.proxy_harness import (
     CDDef,
     EchoClient,
@@ -32,6 +33,9 @@ from stolon.testing.proxy_harness import (
     master_db,
     wait_until,
 )
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +61,7 @@ def test_proxy_listening(etcd_server_control: EtcdServer, tmp_path: Path) -> Non
 
         # 2. store up with a hand-written cd (enabledProxies empty, as in Go's test): listens
         etcd.start()
-        store = open_store(cfg)
+        store = open_store(cfg, PLUGINS)
         d = CDDef(
             dbs=[master_db("01", echo.port)],
             master="01",
@@ -151,7 +155,7 @@ def test_stop_listening_false_keeps_the_listener(etcd_server_control: EtcdServer
     echo = EchoServer()
     proxy = ProxyProcess(cfg, port, ["--stop-listening=false"], log_dir=tmp_path)
     try:
-        store = open_store(cfg)
+        store = open_store(cfg, PLUGINS)
         d = CDDef(dbs=[master_db("01", echo.port)], master="01", check_interval="1s", timeout="2s")
         store.put_cluster_data(make_cd(d))
         proxy.start()

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from stolon.cli.proxy import parse_config
 from stolon.model.uid import new_uid
 from stolon.netutil import free_port
 from stolon.postgres.instance import Instance
-from stolon.proxy.config import parse_config
 from stolon.proxy.daemon import ProxyDaemon, build_listeners
 from stolon.store import open_store
 from stolon.telemetry import current_carrier
@@ -32,6 +32,7 @@ from stolon.testing.requirements import tool_missing
 if TYPE_CHECKING:
     from stolon_store_etcd.testing import EtcdServer
 
+from stolon.plugins import load_plugins
 from stolon.testing.proxy_harness import (
     CDDef,
     DBDef,
@@ -43,6 +44,9 @@ from stolon.testing.proxy_harness import (
 )
 
 from .pgenv import SU_PASSWORD, SU_USER, PgEnv, make_standby, pg_sandbox, pg_unavailable
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 MB = 1024 * 1024
@@ -116,7 +120,7 @@ def _alive(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
 
 def test_master_traffic_switch_and_metrics(servers: Servers, etcd_server: EtcdServer, tmp_path: Path) -> None:
     cfg = etcd_store_config(etcd_server.endpoints, f"proxypg-{new_uid()}")
-    store = open_store(cfg)
+    store = open_store(cfg, PLUGINS)
     port, mport = free_port(), free_port()
     d = CDDef(
         dbs=[master_db("aa", servers.a.port), master_db("bb", servers.b.port)],
@@ -191,7 +195,7 @@ def test_master_traffic_switch_and_metrics(servers: Servers, etcd_server: EtcdSe
 
 def test_proxy_not_enabled_refuses(servers: Servers, etcd_server: EtcdServer, tmp_path: Path) -> None:
     cfg = etcd_store_config(etcd_server.endpoints, f"proxypg-{new_uid()}")
-    store = open_store(cfg)
+    store = open_store(cfg, PLUGINS)
     port = free_port()
     d = CDDef(
         dbs=[master_db("aa", servers.a.port)],
@@ -215,7 +219,7 @@ def test_readonly_listener_routes_to_standbys_within_the_lag_bound(
     servers: Servers, etcd_server: EtcdServer, tmp_path: Path
 ) -> None:
     cfg = etcd_store_config(etcd_server.endpoints, f"proxypg-{new_uid()}")
-    store = open_store(cfg)
+    store = open_store(cfg, PLUGINS)
     port, ro_port = free_port(), free_port()
     x = 100 * MB
     d = CDDef(
@@ -284,9 +288,9 @@ def test_route_change_spans_of_a_running_proxy(servers: Servers, etcd_server: Et
         ],
         env={},
     )
-    store = open_store(config.store)
+    store = open_store(config.store, PLUGINS)
     daemon = ProxyDaemon(
-        config, store, build_listeners(config.listeners, config.socket_options), tracer=tracer
+        config, store, build_listeners(config.listeners, config.socket_options, PLUGINS), tracer=tracer
     )
     with tracer.start_as_current_span("sentinel.decision") as decision:
         carrier = current_carrier()

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from stolon.model.infos import KeeperInfo, PostgresState
+from stolon.plugins import load_plugins
 from stolon.sentinel import Observations, decide
 from stolon.sentinel import events as ev
 from stolon.sentinel.admission import keeper_info_problem
 from stolon.testing.sentinel_builders import CD, CLUSTER_UID, MASTER, NOW, pick_first, uids
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 def two() -> CD:
@@ -117,10 +121,11 @@ def test_the_daemon_logs_a_rejected_info_once(tmp_path: Path, caplog: pytest.Log
     sentinel = Sentinel(
         SentinelConfig(
             store=cfg, initial_cluster_spec=ClusterSpec.from_obj({"initMode": "new"}), election_ttl=3.0
-        )
+        ),
+        PLUGINS,
     )
     sentinel.start()
-    store = open_store(cfg)
+    store = open_store(cfg, PLUGINS)
     try:
         deadline = time.monotonic() + 30
         assert sentinel.election is not None

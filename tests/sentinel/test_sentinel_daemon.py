@@ -16,11 +16,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from stolon.plugins import load_plugins
 from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
 from stolon.testing.sentinel_builders import CD, MASTER, STANDBY
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 @pytest.fixture
@@ -30,7 +34,7 @@ def store_config(tmp_path: Path) -> StoreConfig:
 
 @pytest.fixture
 def store(store_config: StoreConfig) -> Iterator[ClusterStore]:
-    s = open_store(store_config)
+    s = open_store(store_config, PLUGINS)
     yield s
     s.close()
 
@@ -39,9 +43,9 @@ def leader(store_config: StoreConfig, exporter: InMemorySpanExporter) -> Sentine
     """A sentinel on the store that holds the leadership (acquired in this thread)."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    s = Sentinel(SentinelConfig(store=store_config, initial_cluster_spec=None, uid="sentinel1"))
+    s = Sentinel(SentinelConfig(store=store_config, initial_cluster_spec=None, uid="sentinel1"), PLUGINS)
     s.tracer = provider.get_tracer("test")
-    s.store = open_store(store_config)
+    s.store = open_store(store_config, PLUGINS)
     s.election = s.store.election(s.uid, 20.0)
     assert s.election.step() is not None
     return s

@@ -19,10 +19,14 @@ import pytest
 from stolon.model.cluster import ClusterData
 from stolon.model.duration import SECOND, Duration
 from stolon.model.infos import KeeperInfo
+from stolon.plugins import load_plugins
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
 from stolon.testing.sentinel_builders import CD, MASTER, STANDBY
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 WAIT = 30.0  # < sleepInterval: reaching a condition in time proves the event path
 
@@ -94,12 +98,12 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float = WAIT) -> None
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[ClusterStore, Sentinel, Keepers]]:
     config = StoreConfig(backend="embedded", cluster_name="events", endpoints=(str(tmp_path / "store.db"),))
-    store = open_store(config)
+    store = open_store(config, PLUGINS)
     b = cluster()
     store.put_cluster_data(b.build())
     keepers = Keepers(store, dict(b.observations().keepers_info))
     keepers.start()
-    sentinel = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=20.0))
+    sentinel = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=20.0), PLUGINS)
     sentinel.start()
     thread = threading.Thread(target=sentinel.loop, daemon=True)
     thread.start()

@@ -28,9 +28,13 @@ from stolon.model import (
     PostgresState,
 )
 from stolon.model.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_INFO_BYTES, parse_json
+from stolon.plugins import load_plugins
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import InfoKind, StoreConfig
 from stolon.store.embedded import EmbeddedStore
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 GOOD_INFO = KeeperInfo(uid="good", info_uid="i1", postgres_state=PostgresState(healthy=True)).to_bytes()
 
@@ -97,7 +101,7 @@ def test_a_cluster_data_of_100_keepers_fits_easily() -> None:
 def test_a_malformed_info_is_ignored_alone(
     config: StoreConfig, name: str, data: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.backend.put_info(InfoKind.KEEPER, "good", GOOD_INFO, 60)
         st.backend.put_info(InfoKind.KEEPER, "bad", data, 60)
         caplog.set_level(logging.ERROR, "stolon.store.client")
@@ -114,7 +118,7 @@ def test_a_changed_bad_info_is_logged_again_and_a_fixed_one_is_forgotten(
     config: StoreConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, "stolon.store.client")
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.backend.put_info(InfoKind.KEEPER, "k", b"{", 60)
         st.keepers_info()
         st.keepers_info()
@@ -132,7 +136,7 @@ def test_malformed_cluster_data_raises_cluster_data_error_logged_once(
 ) -> None:
     caplog.set_level(logging.ERROR, "stolon.store.client")
     good = ClusterData.new(Cluster.new(ClusterSpec(init_mode="new"))).to_bytes()
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         for data in [
             b"[" * 20_000,
             _deep_json(MAX_DEPTH + 5),

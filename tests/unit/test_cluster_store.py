@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 
 from stolon.model import Cluster, ClusterData, ClusterDataError, ClusterSpec, KeeperInfo
+from stolon.plugins import load_plugins
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import MIN_INFO_TTL, ConflictError, InfoKind, StoreConfig, StoreError
 from stolon.store.embedded import EmbeddedStore
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 @pytest.fixture
@@ -18,7 +22,7 @@ def config(tmp_path: Path) -> StoreConfig:
 
 
 def test_update_retries_on_conflict(config: StoreConfig) -> None:
-    with open_store(config) as st, open_store(config) as other:
+    with open_store(config, PLUGINS) as st, open_store(config, PLUGINS) as other:
         st.create_cluster_data(ClusterData.new(Cluster.new(ClusterSpec(init_mode="new"))))
         calls = 0
 
@@ -42,7 +46,7 @@ def test_update_retries_on_conflict(config: StoreConfig) -> None:
 
 
 def test_update_gives_up_after_retries(config: StoreConfig) -> None:
-    with open_store(config) as st, open_store(config) as other:
+    with open_store(config, PLUGINS) as st, open_store(config, PLUGINS) as other:
         st.create_cluster_data(ClusterData.new(Cluster.new(ClusterSpec(init_mode="new"))))
 
         def change(cd: ClusterData) -> None:
@@ -55,12 +59,12 @@ def test_update_gives_up_after_retries(config: StoreConfig) -> None:
 
 
 def test_update_needs_cluster_data(config: StoreConfig) -> None:
-    with open_store(config) as st, pytest.raises(StoreError, match="stolonctl init"):
+    with open_store(config, PLUGINS) as st, pytest.raises(StoreError, match="stolonctl init"):
         st.update_cluster_data(lambda cd: None)
 
 
 def test_null_cluster_data_means_none(config: StoreConfig) -> None:
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.backend.put_cluster_data(b"null")
         assert st.get_cluster_data()[0] is None
         st.backend.put_cluster_data(b'{"formatVersion": 9}')

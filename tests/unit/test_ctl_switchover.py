@@ -26,8 +26,12 @@ from stolon.model import (
     Switchover,
 )
 from stolon.model.cluster import PHASE_NORMAL
+from stolon.plugins import load_plugins
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 def cluster(sync: bool = False) -> ClusterData:
@@ -73,7 +77,7 @@ class Ctl:
 
     def __call__(self, cd: ClusterData | None, *args: str, stdin: str = "") -> tuple[int, str, str]:
         if cd is not None:
-            with open_store(self.config) as st:
+            with open_store(self.config, PLUGINS) as st:
                 st.put_cluster_data(cd)
         self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         self.capsys.readouterr()
@@ -97,7 +101,7 @@ def ctl(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 
 
 def stored(config: StoreConfig) -> ClusterData:
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         cd, _ = st.get_cluster_data()
     assert cd is not None
     return cd
@@ -181,7 +185,7 @@ def test_wait_follows_the_phases(ctl: Ctl, monkeypatch: pytest.MonkeyPatch) -> N
         if not following or not text.startswith(following[0][0]):
             return
         _, phase, message = following.pop(0)
-        with open_store(ctl.config) as st:
+        with open_store(ctl.config, PLUGINS) as st:
             cd, rev = st.get_cluster_data()
             assert cd is not None and cd.cluster is not None and cd.cluster.status.switchover is not None
             cd.cluster.status.switchover.phase = phase
@@ -212,7 +216,7 @@ def test_status_shows_a_switchover_in_progress(ctl: Ctl) -> None:
     cd.cluster.status.switchover = Switchover(
         id="sw1", phase="catching_up", target_db="db2", message="waiting for db2 to replay up to 0/3000028"
     )
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         st.put_cluster_data(cd)
     ctl.capsys.readouterr()
     flags = [
@@ -231,7 +235,7 @@ def test_status_shows_a_switchover_in_progress(ctl: Ctl) -> None:
     sw = json.loads(ctl.capsys.readouterr().out)["switchover"]
     assert sw["phase"] == "catching_up" and sw["target_keeper"] == "keeper2" and sw["id"] == "sw1"
     cd.cluster.status.switchover = Switchover(id="sw1", phase="completed", target_db="db2")
-    with open_store(ctl.config) as st:
+    with open_store(ctl.config, PLUGINS) as st:
         st.put_cluster_data(cd)
     assert stolonctl.main([*flags, "status"]) == 0
     assert "=== Switchover ===" not in ctl.capsys.readouterr().out

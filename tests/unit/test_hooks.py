@@ -22,11 +22,14 @@ from stolon.cli.stolonctl import build_parser, main
 from stolon.fencing.base import FencingOutcome, FencingTarget
 from stolon.hookspecs import hook_facts
 from stolon.model.spec import FencingSpec
-from stolon.plugins import load_plugins, plugin_manager
-from stolon.proxy.policies import HealthPolicy, load_policy
+from stolon.plugins import load_plugins
+from stolon.proxy.policies import HealthPolicy, plugin_policy
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.store import open_store
 from stolon.store.base import Store, StoreConfig
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 HOOKS = [f.__name__ for f in hookdoc.hookspec_functions()]
 TARGET = FencingTarget("c", "keeper1", "db1", "127.0.0.1", "5432")
@@ -78,7 +81,7 @@ def test_every_hookspec_has_a_builtin_implementation(hook: str) -> None:
 
 def test_hook_stolon_store_backends(tmp_path: Path) -> None:
     # the call site: open_store() looks the backend up by name
-    store = open_store(StoreConfig("embedded", "hooks", (str(tmp_path / "store.db"),)))
+    store = open_store(StoreConfig("embedded", "hooks", (str(tmp_path / "store.db"),)), PLUGINS)
     try:
         assert isinstance(store.backend, Store)
         assert store.get_cluster_data() == (None, None)
@@ -90,7 +93,7 @@ def test_hook_stolon_store_backends(tmp_path: Path) -> None:
 
 def _sentinel(tmp_path: Path) -> Sentinel:
     cfg = StoreConfig("embedded", "hooks", (str(tmp_path / "store.db"),))
-    return Sentinel(SentinelConfig(store=cfg, initial_cluster_spec=None, uid="hooks"))
+    return Sentinel(SentinelConfig(store=cfg, initial_cluster_spec=None, uid="hooks"), PLUGINS)
 
 
 def _fencing(*commands: str) -> FencingSpec:
@@ -107,14 +110,14 @@ def test_hook_stolon_fencing_methods(tmp_path: Path) -> None:
 
 def test_hook_stolon_backup_methods(tmp_path: Path) -> None:
     # the call site of the keeper and stolonctl: open_method()
-    method = open_method(plugin_manager(), "directory", {"path": str(tmp_path / "repo")})
+    method = open_method(PLUGINS, "directory", {"path": str(tmp_path / "repo")})
     assert isinstance(method, BackupMethod)
 
 
 def test_hook_stolon_proxy_health_policies() -> None:
     # the call site: a proxy listener loads its policy by name from the registry
     for name in ("master", "readonly"):
-        assert isinstance(load_policy(name, {}), HealthPolicy)
+        assert isinstance(plugin_policy(PLUGINS, name, {}), HealthPolicy)
 
 
 class _Recorder:
@@ -129,9 +132,9 @@ class _Recorder:
 @pytest.fixture
 def recorder() -> Iterator[_Recorder]:
     rec = _Recorder()
-    plugin_manager().register(rec, name="test:recorder")
+    PLUGINS.register(rec, name="test:recorder")
     yield rec
-    plugin_manager().unregister(rec)
+    PLUGINS.unregister(rec)
 
 
 def test_hook_stolon_fencing_done(tmp_path: Path, recorder: _Recorder) -> None:
@@ -148,7 +151,7 @@ def test_hook_stolon_fencing_done(tmp_path: Path, recorder: _Recorder) -> None:
     for result in ("fenced", "failed"):
         value = registry.get_sample_value("stolon_sentinel_fencing_total", {"result": result})
         assert value == 1.0, result
-    assert not plugin_manager().is_registered(sentinel.fencing_counter)
+    assert not PLUGINS.is_registered(sentinel.fencing_counter)
 
 
 class _HelloCommand:
@@ -166,22 +169,22 @@ class _HelloCommand:
 
 def test_hook_stolonctl_add_commands(capsys: pytest.CaptureFixture[str]) -> None:
     plugin = _HelloCommand()
-    pm = plugin_manager()
+    pm = PLUGINS
     pm.register(plugin, name="test:hello")
     try:
-        assert main(["hello", "--to", "plugins"]) == 3
+        assert main(["hello", "--to", "plugins"], pm) == 3
         assert capsys.readouterr().out == "hello plugins\n"
         # the built-in commands come through the same hook, first
         impls = [i.plugin_name for i in pm.hook.stolonctl_add_commands.get_hookimpls()]
         assert ctl_commands.NAME in impls and "test:hello" in impls
-        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        sub = next(a for a in build_parser(PLUGINS)._actions if isinstance(a, argparse._SubParsersAction))
         names = list(sub.choices)
         builtin = _builtin_command_names()
         assert names[: len(builtin)] == builtin and "hello" in names[len(builtin) :]
         assert {"init", "status", "switchover", "plugins", "version"} <= set(builtin)
     finally:
         pm.unregister(plugin)
-    assert main(["version"]) == 0
+    assert main(["version"], pm) == 0
     assert capsys.readouterr().out.startswith("stolonctl version ")
 
 

@@ -7,15 +7,19 @@ import os
 import stat
 from pathlib import Path
 
-from stolon.keeper.config import parse_config
+from stolon.cli.keeper import parse_config
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.store.embedded import EmbeddedStore
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 def test_secrets_and_store_are_private_and_accepted_by_the_keeper(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1)
+        cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1, backends=PLUGINS)
         store = EmbeddedStore(cluster.layout.store_config())
         store.close()
     finally:
@@ -31,7 +35,7 @@ def test_secrets_and_store_are_private_and_accepted_by_the_keeper(tmp_path: Path
 
 
 def test_postmaster_pid_of_another_process_is_ignored(tmp_path: Path) -> None:
-    cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1)
+    cluster = LocalCluster.create(tmp_path / "c", keepers=1, sentinels=1, backends=PLUGINS)
     pgdata = tmp_path / "c" / "keepers" / "keeper0" / "postgres"
     pgdata.mkdir(parents=True)
     (pgdata / "postmaster.pid").write_text("1\n/x\n")

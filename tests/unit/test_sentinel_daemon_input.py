@@ -15,10 +15,14 @@ import pytest
 
 from stolon.model import Cluster, ClusterData, ClusterSpec, KeeperInfo, PostgresState
 from stolon.model.cluster import PostgresBinaryVersion
+from stolon.plugins import load_plugins
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
 from stolon.sentinel.decide import Decision
 from stolon.store import open_store
 from stolon.store.base import InfoKind, StoreConfig
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 #: Go Stolon accepts it; our validation of new input does not.
 GO_VALID = {
@@ -37,7 +41,7 @@ def config(tmp_path: Path) -> StoreConfig:
 
 @pytest.fixture
 def sentinel(config: StoreConfig) -> Iterator[Sentinel]:
-    s = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=2.0))
+    s = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=2.0), PLUGINS)
     s.start()
     assert s.election is not None and s.election.wait_leadership(10) is not None
     try:
@@ -58,7 +62,7 @@ def keeper_info(uid: str, n: int = 0) -> KeeperInfo:
 
 
 def write_cluster(config: StoreConfig, spec: dict[str, object]) -> None:
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.put_cluster_data(ClusterData.new(Cluster.new(ClusterSpec.from_obj(spec), uid="cl1")))
 
 
@@ -66,7 +70,7 @@ def cycles(config: StoreConfig, sentinel: Sentinel, n: int = 4) -> Decision:
     """``n`` cycles, keeper0 publishing a new info before each (the first one after gaining
     the leadership only records infos); the last ones must decide and write."""
     decision = None
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         for i in range(n):
             st.put_keeper_info(keeper_info("keeper0", i), 60)
             decision = sentinel.cycle()
@@ -84,7 +88,7 @@ def test_a_go_valid_stored_spec_does_not_stop_the_sentinel(
     caplog.set_level(logging.WARNING, "stolon.sentinel")
     write_cluster(config, GO_VALID)
     cycles(config, sentinel)
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         cd, _ = st.get_cluster_data()
     assert cd is not None and cd.cluster is not None
     assert "keeper0" in (cd.keepers or {}) and cd.cluster.status.master, "the initial master was chosen"
@@ -99,7 +103,7 @@ def test_malformed_keeper_infos_do_not_stop_the_sentinel(
 ) -> None:
     caplog.set_level(logging.ERROR)
     write_cluster(config, {"initMode": "new", "sleepInterval": "1s"})
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.backend.put_info(InfoKind.KEEPER, "nested", b"[" * 20_000, 60)
         st.backend.put_info(InfoKind.KEEPER, "wrongtype", b'{"uid": "wrongtype", "postgresState": []}', 60)
         st.backend.put_info(InfoKind.KEEPER, "huge", b'{"uid":"' + b"h" * 300_000 + b'"}', 60)
@@ -121,11 +125,11 @@ def test_malformed_cluster_data_is_never_overwritten(
     )
     for data in (b"[" * 20_000, b'{"formatVersion": 1, "cluster": 5}', b'{"formatVersion": 3}', b'{"formatV'):
         caplog.clear()
-        with open_store(config) as st:
+        with open_store(config, PLUGINS) as st:
             st.backend.put_cluster_data(data)
         for _ in range(3):
             assert sentinel.cycle() is None
-        with open_store(config) as st:
+        with open_store(config, PLUGINS) as st:
             stored = st.backend.get_cluster_data()
         assert stored is not None and stored.data == data
         assert len([r for r in caplog.records if "ignoring the stored cluster data" in r.getMessage()]) == 1

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from stolon.model import Cluster, ClusterData, ClusterSpec
+from stolon.plugins import load_plugins
 from stolon.sentinel import daemon as sentinel_daemon
 from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import FENCING_BACKOFF_START, Sentinel, SentinelConfig
@@ -27,6 +28,9 @@ from stolon.sentinel.decide import Decision
 from stolon.sentinel.memory import Memory
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 @pytest.fixture
@@ -60,7 +64,7 @@ def fencing_sentinel(
             "fencing": {"methods": [{"name": "command", "config": {"command": [str(counter.script)]}}]},
         }
     )
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.put_cluster_data(ClusterData.new(Cluster.new(spec)))
     decisions: list[int] = []
 
@@ -74,7 +78,7 @@ def fencing_sentinel(
         return Decision(cd.copy(), memory, (request,))
 
     monkeypatch.setattr(sentinel_daemon, "decide", fake_decide)
-    s = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=2.0))
+    s = Sentinel(SentinelConfig(store=config, initial_cluster_spec=None, election_ttl=2.0), PLUGINS)
     s.start()
     assert s.election is not None and s.election.wait_leadership(10) is not None
     try:
@@ -112,7 +116,7 @@ def test_failed_fencing_is_retried_with_an_exponential_back_off(
     assert state.old_master_db == "db0" and state.new_master_db == "db1"
     assert "command: failed" in state.detail
     # the leader publishes it; stolonctl status reads it from there
-    with open_store(s.cfg.store) as st:
+    with open_store(s.cfg.store, PLUGINS) as st:
         s.cycle()
         info = st.sentinels_info()[s.uid]
     assert info.fencing is not None and info.fencing.failures == 6

@@ -18,10 +18,14 @@ import pytest
 from consul_emulator import ConsulEmulator
 
 from stolon.local.cluster import LocalCluster
+from stolon.plugins import load_plugins
 from stolon.postgres.binaries import PgBinaries
 from stolon.postgres.errors import BinaryNotFoundError
 from stolon.testing.requirements import tool_missing
 from stolon.testing.store_contract import unique_cluster_name
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +74,7 @@ def cluster(consul_emulator: ConsulEmulator, request: pytest.FixtureRequest) -> 
         store_endpoints=list(consul_emulator.endpoints),
         spec=SPEC,
         election_ttl="3s",
+        backends=PLUGINS,
     )
     try:
         yield c

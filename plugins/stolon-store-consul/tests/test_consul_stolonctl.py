@@ -23,9 +23,13 @@ from stolon_store_consul.register import (
 )
 
 from stolon.model import ClusterData
+from stolon.plugins import load_plugins
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
 from stolon.testing.store_contract import unique_cluster_name, wait_until
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 
 def _db(uid: str, keeper: str, port: str, healthy: bool = True, address: str = "127.0.0.1") -> dict[str, Any]:
@@ -141,7 +145,7 @@ def test_stolonctl_register_loop(consul_emulator: ConsulEmulator) -> None:
     until SIGTERM and exits 0."""
     name = unique_cluster_name()
     config = StoreConfig(backend="consul", cluster_name=name, endpoints=consul_emulator.endpoints)
-    with open_store(config) as st:
+    with open_store(config, PLUGINS) as st:
         st.put_cluster_data(_cd("db0", [_db("db0", "k0", "5432"), _db("db1", "k1", "5433")]))
     argv = [
         sys.executable, "-m", "stolon.cli.stolonctl", "--cluster-name", name, "--store-backend", "consul",
@@ -154,7 +158,7 @@ def test_stolonctl_register_loop(consul_emulator: ConsulEmulator) -> None:
         svc = consul_emulator.service("db1")
         assert svc is not None and svc.name == name and svc.tags == ["replica", "ro"]
         assert consul_emulator.service("db0") is None  # the master, without --register-master
-        with open_store(config) as st:
+        with open_store(config, PLUGINS) as st:
             st.put_cluster_data(
                 _cd("db0", [_db("db0", "k0", "5432"), _db("db1", "k1", "5433", healthy=False)])
             )

@@ -21,6 +21,7 @@ from stolon_store_consul.watch import ConsulWatch, target_of
 
 from stolon.model import ClusterData
 from stolon.model.duration import Duration
+from stolon.plugins import load_plugins
 from stolon.store import ClusterStore, open_backend
 from stolon.store.base import (
     ALL_CHANGES,
@@ -37,6 +38,9 @@ from stolon.store.base import (
 )
 from stolon.testing.store_contract import unique_cluster_name, wait_until
 
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
+
 TTL = 2.0
 
 
@@ -45,7 +49,7 @@ def _config(*endpoints: str, **kw: object) -> StoreConfig:
 
 
 def _open(config: StoreConfig) -> ConsulStore:
-    st = open_backend(config)
+    st = open_backend(config, PLUGINS)
     assert isinstance(st, ConsulStore)
     return st
 
@@ -406,7 +410,7 @@ def test_endpoint_parsing() -> None:
 
 
 def test_default_endpoint_is_consuls() -> None:
-    st = open_backend(StoreConfig(backend="consul", cluster_name="c"))
+    st = open_backend(StoreConfig(backend="consul", cluster_name="c"), PLUGINS)
     try:
         assert isinstance(st, ConsulStore)
         assert st.client.current_endpoint == "http://127.0.0.1:8500"

@@ -27,6 +27,7 @@ import yaml
 from kube_emulator import KubeEmulator
 from stolon_store_kubernetes.store import COMPONENTS
 
+from stolon.plugins import load_plugins
 from stolon.store import open_backend
 from stolon.store.base import (
     ALL_CHANGES,
@@ -41,6 +42,9 @@ from stolon.store.base import (
     Versioned,
     Watch,
 )
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 RBAC_MANIFEST = PLUGIN_DIR / "manifests" / "rbac.yaml"
@@ -209,7 +213,7 @@ class PodPerDaemonStore(Store):
 
     def __init__(self, config: StoreConfig, pods: PodMaker) -> None:
         super().__init__(config)
-        self.base = open_backend(config)
+        self.base = open_backend(config, PLUGINS)
         self._pods = pods
         self._publishers: dict[tuple[InfoKind, str], Store] = {}
 
@@ -219,7 +223,7 @@ class PodPerDaemonStore(Store):
             name = pod_name(self.config.cluster_name, kind, uid)
             self._pods.add_pod(name, COMPONENTS[kind], self.config.cluster_name)
             options = {**self.config.options, "pod_name": name}
-            self._publishers[key] = open_backend(replace(self.config, options=options))
+            self._publishers[key] = open_backend(replace(self.config, options=options), PLUGINS)
         return self._publishers[key]
 
     def put_info(self, kind: InfoKind, uid: str, data: bytes, ttl: float) -> None:

@@ -18,6 +18,10 @@ from kube_testing import NAMESPACE, EmulatorEnv, wait_until
 
 from stolon.local.cluster import LocalCluster
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
+
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +55,7 @@ def kube_cluster(base: Path, env: EmulatorEnv) -> LocalCluster:
         store_backend="kubernetes",
         spec=SPEC,
         election_ttl="3s",
+        backends=PLUGINS,
     )
     for process_name, proc in cluster.processes.items():
         component = COMPONENT[process_name.rstrip("0123456789")]

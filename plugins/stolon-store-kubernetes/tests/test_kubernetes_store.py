@@ -23,6 +23,7 @@ from stolon_store_kubernetes.store import FOREIGN_INFO_TTL, InfoTracker, Kuberne
 from stolon.cli import stolonctl
 from stolon.model import ClusterData
 from stolon.model.uid import new_uid
+from stolon.plugins import load_plugins
 from stolon.store import ClusterStore, open_backend
 from stolon.store.base import (
     InfoKind,
@@ -34,11 +35,14 @@ from stolon.store.base import (
 )
 from stolon.testing.store_contract import unique_cluster_name
 
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
+
 GO_FIXTURE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "go_clusterdata.json"
 
 
 def kube_store(env: EmulatorEnv, cluster: str, **options: str) -> KubernetesStore:
-    st = open_backend(env.store_config(cluster, **options))
+    st = open_backend(env.store_config(cluster, **options), PLUGINS)
     assert isinstance(st, KubernetesStore)
     return st
 
@@ -295,9 +299,9 @@ def test_a_daemon_needs_pod_name(
 ) -> None:
     monkeypatch.delenv("POD_NAME", raising=False)
     with pytest.raises(StoreConfigError, match="POD_NAME is not set: stolon-keeper"):
-        open_backend(kube_emulator.store_config(cluster, component="keeper"))
+        open_backend(kube_emulator.store_config(cluster, component="keeper"), PLUGINS)
     monkeypatch.setenv("POD_NAME", "keeper-0")
-    with open_backend(kube_emulator.store_config(cluster, component="keeper")) as st:
+    with open_backend(kube_emulator.store_config(cluster, component="keeper"), PLUGINS) as st:
         assert isinstance(st, KubernetesStore) and st.pod_name == "keeper-0"
 
 
@@ -466,7 +470,7 @@ def test_hung_api_server_is_unreachable_within_the_timeout(tmp_path: Path, silen
     config = StoreConfig(
         backend="kubernetes", cluster_name="c", timeout=1.0, options={"kubeconfig": str(path)}
     )
-    with open_backend(config) as st:
+    with open_backend(config, PLUGINS) as st:
         started = time.monotonic()
         with pytest.raises(UnreachableError):
             st.get_cluster_data()
@@ -485,7 +489,7 @@ def test_unusable_configuration(
     kube_emulator: EmulatorEnv, cluster_name: str, options: dict[str, str], match: str
 ) -> None:
     with pytest.raises(StoreConfigError, match=match):
-        open_backend(kube_emulator.store_config(cluster_name, **options))
+        open_backend(kube_emulator.store_config(cluster_name, **options), PLUGINS)
 
 
 def test_client_configuration_sources(
@@ -509,8 +513,8 @@ def test_client_configuration_sources(
 
 def test_every_binary_accepts_the_kubernetes_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from stolon.cli import sentinel
-    from stolon.keeper.config import parse_config as keeper_config
-    from stolon.proxy.config import parse_config as proxy_config
+    from stolon.cli.keeper import parse_config as keeper_config
+    from stolon.cli.proxy import parse_config as proxy_config
 
     monkeypatch.setenv("POD_NAME", "p-0")
     common = ["--cluster-name", "c1", "--store-backend", "kubernetes", "--kube-resource-kind", "configmap"]
@@ -528,7 +532,7 @@ def test_every_binary_accepts_the_kubernetes_flags(monkeypatch: pytest.MonkeyPat
         env={},
     )  # fmt: skip
     assert keeper.store.options["component"] == "keeper"
-    ctl_args = stolonctl.build_parser().parse_args(
+    ctl_args = stolonctl.build_parser(PLUGINS).parse_args(
         [*common, "--kubeconfig", "/k", "--kube-context", "ctx", "--kube-namespace", "ns", "status"]
     )
     assert store_config_from_args(ctl_args).options == {
@@ -538,7 +542,7 @@ def test_every_binary_accepts_the_kubernetes_flags(monkeypatch: pytest.MonkeyPat
         "kube_namespace": "ns",
     }
     monkeypatch.setenv("STOLONCTL_KUBE_NAMESPACE", "from-env")
-    assert stolonctl.build_parser().parse_args(["status"]).kube_namespace == "from-env"
+    assert stolonctl.build_parser(PLUGINS).parse_args(["status"]).kube_namespace == "from-env"
 
 
 def test_lease_times_are_micro_times() -> None:

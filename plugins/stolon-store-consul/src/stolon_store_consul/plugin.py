@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import stolon
-from stolon.hookspecs import StoreBackendSpec
+from stolon.store.backends import StoreBackendSpec
 from stolon_store_consul import BACKEND_NAME, DEFAULT_ENDPOINT
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import stolon
-from stolon.hookspecs import StoreBackendSpec
+from stolon.store.backends import StoreBackendSpec
 from stolon_store_etcd import BACKEND_NAME
 
 if TYPE_CHECKING:

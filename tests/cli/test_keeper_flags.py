@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from stolon.cli.common import CliError
-from stolon.keeper.config import Secret, parse_config
+from stolon.cli.keeper import parse_config
+from stolon.keeper.config import Secret
 
 BASE = [
     "--cluster-name",

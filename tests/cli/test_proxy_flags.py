@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from stolon.cli.common import CliError
-from stolon.proxy.config import ListenerConfig, parse_config
+from stolon.cli.proxy import parse_config
+from stolon.proxy.config import ListenerConfig
 from stolon.proxy.forwarder import SocketOptions
 
 BASE = ["--cluster-name", "c1", "--store-backend", "etcdv3"]
