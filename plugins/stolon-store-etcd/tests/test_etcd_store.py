@@ -32,6 +32,9 @@ from stolon.store.base import (
 from stolon.testing.requirements import tool_missing
 from stolon.testing.store_contract import unique_cluster_name, wait_until
 
+#: The installed plugins, as a process's entry point loads them.
+PLUGINS = load_plugins()
+
 pytestmark = pytest.mark.integration
 
 TTL = 2.0
@@ -47,7 +50,7 @@ def _config(*endpoints: str, **kw: object) -> StoreConfig:
 
 
 def _open(config: StoreConfig) -> EtcdStore:
-    st = open_backend(config)
+    st = open_backend(config, PLUGINS)
     assert isinstance(st, EtcdStore)
     return st
 
@@ -76,7 +79,7 @@ def test_plugin_is_discovered() -> None:
 
 def test_default_endpoint_without_io() -> None:
     """Opening does no I/O; with no endpoints, Go Stolon's default is used."""
-    st = open_backend(StoreConfig(backend="etcdv3", cluster_name="c"))
+    st = open_backend(StoreConfig(backend="etcdv3", cluster_name="c"), PLUGINS)
     assert isinstance(st, EtcdStore)
     assert st.client.describe() == "http://127.0.0.1:2379"
     st.close()
@@ -250,7 +253,7 @@ def test_resigned_candidate_leaves_the_queue(etcd_server: EtcdServer, store: Etc
 )
 def test_bad_endpoints_are_config_errors(endpoints: tuple[str, ...], message: str) -> None:
     with pytest.raises(StoreConfigError, match=message):
-        open_backend(StoreConfig(backend="etcdv3", cluster_name="c", endpoints=endpoints))
+        open_backend(StoreConfig(backend="etcdv3", cluster_name="c", endpoints=endpoints), PLUGINS)
 
 
 def test_schemeless_endpoint_means_http(etcd_server: EtcdServer) -> None:
@@ -397,7 +400,7 @@ def test_tls_config_errors(tmp_path: Path) -> None:
     ]
     for options, message in cases:
         with pytest.raises(StoreConfigError, match=message):
-            open_backend(_config(*https, **options))
+            open_backend(_config(*https, **options), PLUGINS)
 
 
 def test_tls_options_with_http_endpoints_are_ignored(etcd_server: EtcdServer) -> None:
