@@ -277,7 +277,11 @@ def test_status_shows_cluster(ctl: Ctl) -> None:
     assert "=== Active sentinels ===\n\nID\t\tLEADER\n718f47de\tfalse\n79a71967\ttrue\n" in text
     assert "=== Active proxies ===\n\nID\np1\n" in text
     assert "UID\tHEALTHY\tPG LISTENADDRESS\tPG HEALTHY\tPG WANTEDGENERATION\tPG CURRENTGENERATION\n" in text
-    assert "keeper0\ttrue\t10.0.0.1:5432\t\ttrue\t\t5\t\t\t5\n" in text
+    # Go's keeper rows end with a tab ("%s\t%t\t%s\t%t\t%d\t%d\t\n"), each flushed alone
+    assert (
+        "keeper0\ttrue\t10.0.0.1:5432\t\ttrue\t\t5\t\t\t5\t\nkeeper1\ttrue\t10.0.0.2:5432\ttrue\t3\t3\t\n"
+        in text
+    )
     assert "=== Cluster Info ===\n\nMaster Keeper: keeper0\n" in text
     assert "===== Keepers/DB tree =====\n\nkeeper0 (master)\n└─keeper1\n" in text
     assert js["sentinels"] == [
