@@ -7,14 +7,14 @@ Stolon, it also works when there is no cluster data yet, printing what the store
 
 Every string from the store (UIDs, addresses) is printed through
 :func:`stolon.model.text.printable`: anyone who can publish an info must not be able to
-move the cursor, recolour or retitle the terminal, or forge lines. The JSON form is escaped
-by the JSON encoder (ASCII only).
+move the cursor, recolour or retitle the terminal, or forge lines. The JSON form is escaped as
+Go's encoder escapes it, and characters that could drive a terminal as well
+(:mod:`stolon.model.gojson`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +25,7 @@ from stolon.cli.common import CliError
 from stolon.cli.ctlcontext import CtlContext
 from stolon.cli.tabwriter import TabWriter, table
 from stolon.keeper.activity import describe, human_bytes
-from stolon.model import ClusterData, KeeperInfo, ModelError
+from stolon.model import ClusterData, KeeperInfo, ModelError, gojson
 from stolon.model.cron import CronError, CronSchedule
 from stolon.model.text import printable
 
@@ -361,7 +361,7 @@ def cmd_status(ctx: CtlContext) -> int:
         raise CliError(f"unrecognised output format {fmt!r}: use text or json")
     status, cd = collect(ctx)
     if fmt == "json":
-        ctx.out(json.dumps(asdict(status), indent="\t"))
+        ctx.out(gojson.dumps(asdict(status), indent="\t", terminal_safe=True))
     else:
         render_text(ctx, status, cd)
     return 0

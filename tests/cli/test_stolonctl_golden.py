@@ -9,6 +9,7 @@ real embedded store.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,3 +198,148 @@ def test_tabwriter_follows_gos_column_blocks() -> None:
     tw.write("a\tbbb\tc\nxx\ty\t\n")
     tw.flush()
     assert buf.getvalue() == "a  bbb c\nxx y   \n"
+
+
+# -- spec -------------------------------------------------------------------------------------
+GO_DEFAULTS_OF_INIT_NEW = (
+    "{\n"
+    '\t"sleepInterval": "5s",\n'
+    '\t"requestTimeout": "10s",\n'
+    '\t"convergenceTimeout": "30s",\n'
+    '\t"initTimeout": "5m0s",\n'
+    '\t"syncTimeout": "0s",\n'
+    '\t"dbWaitReadyTimeout": "1m0s",\n'
+    '\t"failInterval": "20s",\n'
+    '\t"deadKeeperRemovalInterval": "48h0m0s",\n'
+    '\t"proxyCheckInterval": "5s",\n'
+    '\t"proxyTimeout": "15s",\n'
+    '\t"maxStandbys": 20,\n'
+    '\t"maxStandbysPerSender": 3,\n'
+    '\t"maxStandbyLag": 1232896,\n'
+    '\t"synchronousReplication": false,\n'
+    '\t"minSynchronousStandbys": 1,\n'
+    '\t"maxSynchronousStandbys": 1,\n'
+    '\t"additionalWalSenders": 5,\n'
+    '\t"additionalMasterReplicationSlots": null,\n'
+    '\t"usePgrewind": false,\n'
+    '\t"initMode": "new",\n'
+    '\t"mergePgParameters": true,\n'
+    '\t"role": "master",\n'
+    '\t"newConfig": null,\n'
+    '\t"pitrConfig": null,\n'
+    '\t"existingConfig": null,\n'
+    '\t"standbyConfig": null,\n'
+    '\t"defaultSUReplAccessMode": "all",\n'
+    '\t"pgParameters": null,\n'
+    '\t"pgHBA": null,\n'
+    '\t"automaticPgRestart": false\n'
+    "}\n"
+)
+
+
+def test_spec_defaults_is_gos_cluster_spec_defaults(run: Run) -> None:
+    """Go: cmd/stolonctl/cmd/spec.go: ``--defaults`` marshals ``(*ClusterSpecDefaults)(
+    cd.Cluster.DefSpec())`` with ``json.MarshalIndent(cs, "", "\\t")``: the 30 fields of
+    ClusterSpecDefaults in declaration order, none omitempty, so unset pointers and nil
+    slices/maps are ``null``; defaults from internal/cluster/cluster.go WithDefaults
+    (``DefaultMaxStandbyLag = 1024 * 1204``, ``DefaultDBWaitReadyTimeout`` 60s printed by
+    Go's Duration as ``1m0s``, ...). Keys of ours (fencing, backup, selfFencingTimeout)
+    are not printed when unset."""
+    cd = three_keepers()
+    code, out, err = run("spec", "--defaults", cd=cd)
+    assert (code, err) == (0, "")
+    assert out == GO_DEFAULTS_OF_INIT_NEW
+
+
+def test_spec_leaves_out_what_go_omits(run: Run) -> None:
+    """Go: spec.go marshals ``(*ClusterSpecNoDefaults)(cd.Cluster.Spec)``, whose fields are
+    all omitempty: nil pointers, and empty slices and maps (``pgHBA: []``,
+    ``additionalMasterReplicationSlots: []``, ``pgParameters: {}``) are left out, though the
+    stored ClusterSpec writes pgHBA, additionalMasterReplicationSlots, additionalWalSenders
+    and automaticPgRestart even when null. A non-nil pointer to an empty struct
+    (``newConfig: {}``) is kept. ``<`` and ``&`` are escaped (HTML-safe Marshal)."""
+    spec = {
+        "initMode": "new",
+        "pgHBA": [],
+        "additionalMasterReplicationSlots": [],
+        "pgParameters": {},
+        "newConfig": {},
+        "additionalWalSenders": 0,
+    }
+    code, out, err = run("spec", cd=three_keepers(spec))
+    assert (code, err) == (0, "")
+    assert out == '{\n\t"additionalWalSenders": 0,\n\t"initMode": "new",\n\t"newConfig": {}\n}\n'
+    spec = {
+        "initMode": "new",
+        "pgHBA": ["host all all 0.0.0.0/0 md5"],
+        "pgParameters": {"log_line_prefix": "<%m> &"},
+    }
+    code, out, err = run("spec", cd=three_keepers(spec))
+    assert (code, err) == (0, "")
+    assert out == (
+        '{\n\t"initMode": "new",\n\t"pgParameters": {\n\t\t"log_line_prefix": "\\u003c%m\\u003e \\u0026"\n\t},\n'
+        '\t"pgHBA": [\n\t\t"host all all 0.0.0.0/0 md5"\n\t]\n}\n'
+    )
+
+
+def test_spec_prints_keys_of_ours_after_gos_when_set(run: Run) -> None:
+    """Ours: fencing, backup, selfFencingTimeout follow Go's keys, only when set."""
+    code, out, _ = run(
+        "spec", "--defaults", cd=three_keepers({"initMode": "new", "selfFencingTimeout": "0s"})
+    )
+    assert code == 0
+    assert out == GO_DEFAULTS_OF_INIT_NEW[: -len("\n}\n")] + ',\n\t"selfFencingTimeout": "0s"\n}\n'
+
+
+# -- clusterdata read -------------------------------------------------------------------------
+#: cluster data as Go's json.Marshal writes it (internal/cluster/cluster.go field order and tags)
+GO_CD = (
+    '{"formatVersion":1,"changeTime":"2024-05-01T10:00:00Z","cluster":{"uid":"c0d8f631","generation":1,'
+    '"changeTime":"2024-05-01T10:00:00Z","spec":{"additionalWalSenders":null,'
+    '"additionalMasterReplicationSlots":null,"initMode":"new","pgParameters":{"log_line_prefix":'
+    '"\\u003c%m\\u003e "},"pgHBA":null,"automaticPgRestart":null},"status":{"phase":"normal","master":"db1"}},'
+    '"keepers":{"keeper1":{"uid":"keeper1","changeTime":"0001-01-01T00:00:00Z","status":{"healthy":true,'
+    '"lastHealthyTime":"0001-01-01T00:00:00Z","postgresBinaryVersion":{"Maj":0,"Min":0}}}},'
+    '"dbs":{"db1":{"uid":"db1","generation":2,"changeTime":"0001-01-01T00:00:00Z","spec":{"keeperUID":"keeper1",'
+    '"requestTimeout":"0s","additionalWalSenders":0,"additionalReplicationSlots":null,"pgHBA":null,'
+    '"role":"master","followers":[],"synchronousStandbys":null,"externalSynchronousStandbys":null},'
+    '"status":{"healthy":true,"currentGeneration":2,"listenAddress":"10.0.0.1","port":"5432",'
+    '"synchronousStandbys":null}}},"proxy":{"changeTime":"0001-01-01T00:00:00Z","spec":{},"status":{}}}'
+)
+
+
+def test_clusterdata_read_reencodes_like_go(run: Run) -> None:
+    """Go: cmd/stolonctl/cmd/clusterdata.go readClusterdata: getClusterData (unmarshal, format
+    version and spec checks), then ``json.Marshal(cd)`` (``--pretty``: ``MarshalIndent(cd, "",
+    "\\t")``) printed with a newline: the stored bytes are not printed as they are. Stored
+    with spaces and a raw ``<``, the output is Go's compact form with ``\\u003c``."""
+    stored = json.dumps(json.loads(GO_CD), indent=1).encode()
+    assert b"<%m>" in stored
+    code, out, err = run("clusterdata", "read", cd=stored)
+    assert (code, err) == (0, "")
+    assert out == GO_CD + "\n"
+    code, out, _ = run("clusterdata", "read", "--pretty")
+    assert code == 0
+    assert out.startswith(
+        '{\n\t"formatVersion": 1,\n\t"changeTime": "2024-05-01T10:00:00Z",\n\t"cluster": {\n\t\t"uid"'
+    )
+    assert '\t\t\t"pgParameters": {\n\t\t\t\t"log_line_prefix": "\\u003c%m\\u003e "\n\t\t\t},\n' in out
+    assert out.endswith(
+        '\t"proxy": {\n\t\t"changeTime": "0001-01-01T00:00:00Z",\n\t\t"spec": {},\n\t\t"status": {}\n\t}\n}\n'
+    )
+    assert json.loads(out) == json.loads(GO_CD)
+
+
+def test_clusterdata_read_refuses_what_go_refuses(run: Run) -> None:
+    """Go: getClusterData fails on an unsupported format version (and readClusterdata with
+    it); we refuse with one line and print nothing."""
+    bad = GO_CD.replace('"formatVersion":1', '"formatVersion":2').encode()
+    code, out, err = run("clusterdata", "read", cd=bad)
+    assert code == 1 and out == ""
+    assert "unsupported clusterdata format version" in err and len(err.splitlines()) == 1
+
+
+def test_stored_documents_escape_like_go(run: Run) -> None:
+    """Go stores with ``json.Marshal`` (HTML-safe): what we write has ``\\u003c`` too."""
+    cd = three_keepers({"initMode": "new", "pgParameters": {"log_line_prefix": "<%m> &"}})
+    assert b'"log_line_prefix":"\\u003c%m\\u003e \\u0026"' in cd.to_bytes()
