@@ -171,6 +171,22 @@ def test_status_json_is_gos_marshal_indent(run: Run) -> None:
     assert '\t"cluster": {\n\t\t"available": true,\n\t\t"master_keeper_uid": "keeper1",\n' in out
 
 
+def test_status_json_escapes_like_go(run: Run) -> None:
+    """Go: marshalJSON -> ``json.MarshalIndent`` (HTML-safe): ``<``, ``>``, ``&`` in a proxy
+    UID are written ``\\u003c``, ``\\u003e``, ``\\u0026``."""
+
+    def infos(st: object) -> None:
+        st.put_proxy_info(ProxyInfo(uid="p<1>&", info_uid="i1", generation=1), ttl=60)  # type: ignore[attr-defined]
+
+    code, out, _ = run("status", "-f", "json", cd=three_keepers(), setup=infos)
+    assert code == 0
+    assert (
+        '\t"proxies": [\n\t\t{\n\t\t\t"uid": "p\\u003c1\\u003e\\u0026",\n\t\t\t"generation": 1\n\t\t}\n\t],\n'
+        in out
+    )
+    assert json.loads(out)["proxies"][0]["uid"] == "p<1>&"
+
+
 # -- the tabwriter itself ----------------------------------------------------------------------
 def tabwrite(text: str, flush_every: str | None = None) -> str:
     buf = io.StringIO()
