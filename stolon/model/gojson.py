@@ -69,12 +69,6 @@ def quote(text: str, *, terminal_safe: bool = False) -> str:
     return '"' + out + '"'
 
 
-#: Python's encoder output that the fast path cannot fix by replacing characters: a named
-#: ``\b``/``\f`` escape (or a backslash before a ``b``/``f``: harmless, takes the slow path)
-#: and lone surrogates
-_NEEDS_SLOW_PATH = re.compile("\\\\[bf]|[\ud800-\udfff]")
-
-
 def dumps(value: Any, *, indent: str | None = None, terminal_safe: bool = False) -> str:
     """``json.Marshal(value)`` (compact), or ``json.MarshalIndent(value, "", indent)``.
 
@@ -83,12 +77,27 @@ def dumps(value: Any, *, indent: str | None = None, terminal_safe: bool = False)
     """
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(value, ensure_ascii=False, indent=indent, separators=separators)
-    if _NEEDS_SLOW_PATH.search(text) or (terminal_safe and (not text.isascii() or "\x7f" in text)):
+    if _needs_slow_path(text) or (terminal_safe and (not text.isascii() or "\x7f" in text)):
         return slow_dumps(value, indent=indent, terminal_safe=terminal_safe)
     for raw, escaped in _FAST_REPLACEMENTS:
         if raw in text:
             text = text.replace(raw, escaped)
     return text
+
+
+def _needs_slow_path(text: str) -> bool:
+    """Python's output holds what replacing characters cannot fix: a named ``\\b``/``\\f``
+    escape (or a backslash before a ``b``/``f``: harmless, takes the slow path) or a lone
+    surrogate (which cannot be encoded to UTF-8)."""
+    if "\\b" in text or "\\f" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 _FAST_REPLACEMENTS = (
