@@ -3,7 +3,9 @@ errors that end a command with one line, and opening the store.
 
 Environment form (Go Stolon's ``flagutil.SetFlagsFromEnv``): every flag ``--foo-bar`` can be
 given as ``<PREFIX>_FOO_BAR``; the variable is used only when the flag is not on the
-command line and the variable is not empty.
+command line and the variable is not empty. Go gives every flag its variable, so an alias
+has one too (``--id``, the keeper's deprecated name of ``--uid``: ``STKEEPER_ID``); when
+both are set, the canonical name's wins, as in Go (it visits ``id`` before ``uid``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from stolon import __version__
 from stolon.model.duration import DurationError, parse_go_duration
 from stolon.store.base import DEFAULT_STORE_PREFIX, StoreConfig
 
@@ -218,7 +221,10 @@ def apply_env_defaults(
             continue
         if only is not None and not only(action):
             continue
-        value = env.get(env_name(prefix, long_opts[0]), "")
+        # the canonical name's variable first, then each alias's (Go binds every flag)
+        names = [env_name(prefix, o) for o in long_opts]
+        name = next((n for n in names if env.get(n, "") != ""), names[0])
+        value = env.get(name, "")
         if value == "":
             continue
         if action.type is None and isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
@@ -227,10 +233,21 @@ def apply_env_defaults(
             try:
                 converted = action.type(value)
             except (argparse.ArgumentTypeError, ValueError) as e:
-                parser.error(f"environment variable {env_name(prefix, long_opts[0])}: {e}")
+                parser.error(f"environment variable {name}: {e}")
         else:
             converted = value
         action.default = converted
+
+
+def add_version_flag(parser: argparse.ArgumentParser) -> None:
+    """``--version``, printing what cobra's default version template prints for Go Stolon's
+    commands (``Version: cmd.Version``): ``<command> version <version>``, on stdout, exit 0."""
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{parser.prog} version {__version__}",
+        help=f"version for {parser.prog}",
+    )
 
 
 def setup_logging(level: str = "info", stream: Any = None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from stolon.cli.common import CliError, add_bool_flag
 from stolon.cli.ctlcontext import CtlContext
-from stolon.model import ClusterData, ModelError
+from stolon.model import ClusterData, ModelError, gojson
 from stolon.store.base import MalformedDataError
 
 
@@ -32,16 +31,13 @@ def exists(ctx: CtlContext) -> bool:
 
 
 def cmd_read(ctx: CtlContext) -> int:
-    stored = ctx.store.backend.get_cluster_data()
-    if stored is None:
+    """Go's readClusterdata: the cluster data is parsed and checked (format version, spec)
+    like every command's, then re-encoded (``json.Marshal``, or ``MarshalIndent`` with
+    ``--pretty``), not printed as stored. Fields unknown to this version are kept."""
+    if not exists(ctx):
         raise CliError("no cluster clusterdata available")
-    text = stored.data.decode("utf-8", errors="replace")
-    if ctx.args.pretty:
-        try:
-            text = json.dumps(json.loads(text), indent="\t", ensure_ascii=False)
-        except json.JSONDecodeError:
-            pass  # show it as stored
-    ctx.out(text)
+    cd, _ = ctx.cluster_data()
+    ctx.out(gojson.dumps(cd.to_obj(), indent="\t" if ctx.args.pretty else None, terminal_safe=True))
     return 0
 
 

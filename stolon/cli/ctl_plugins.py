@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict
 
 from stolon.cli.common import CliError
-from stolon.cli.ctl_status import tabwrite
 from stolon.cli.ctlcontext import CtlContext
+from stolon.cli.tabwriter import table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +29,6 @@ def cmd_plugins(ctx: CtlContext) -> int:
         return 0
     rows = [["NAME", "KIND", "DISTRIBUTION", "VERSION", "STATE", "ERROR"]]
     rows += [[r.name, r.kind, r.distribution, r.version, r.state, r.error or ""] for r in records]
-    for line in tabwrite(rows):
+    for line in table(rows):
         ctx.out(line.rstrip())
     return 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from stolon.cli import ctl_clusterdata
 from stolon.cli.common import CliError, add_bool_flag
 from stolon.cli.ctl_backup import check_spec_backup
 from stolon.cli.ctlcontext import CtlContext
-from stolon.model import Cluster, ClusterData, ClusterSpec, ModelError
+from stolon.model import Cluster, ClusterData, ClusterSpec, ModelError, gojson
 from stolon.model.codec import load_json_object
 from stolon.model.merge_patch import merge_patch
 from stolon.model.spec import ROLE_MASTER, ROLE_STANDBY
@@ -73,18 +72,57 @@ def cmd_init(ctx: CtlContext) -> int:
     return 0
 
 
-def _without_nulls(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if v is not None}
+#: Go's ClusterSpecNoDefaults / ClusterSpecDefaults (cmd/stolonctl/cmd/spec.go), in order
+GO_SPEC_KEYS = (
+    "sleepInterval",
+    "requestTimeout",
+    "convergenceTimeout",
+    "initTimeout",
+    "syncTimeout",
+    "dbWaitReadyTimeout",
+    "failInterval",
+    "deadKeeperRemovalInterval",
+    "proxyCheckInterval",
+    "proxyTimeout",
+    "maxStandbys",
+    "maxStandbysPerSender",
+    "maxStandbyLag",
+    "synchronousReplication",
+    "minSynchronousStandbys",
+    "maxSynchronousStandbys",
+    "additionalWalSenders",
+    "additionalMasterReplicationSlots",
+    "usePgrewind",
+    "initMode",
+    "mergePgParameters",
+    "role",
+    "newConfig",
+    "pitrConfig",
+    "existingConfig",
+    "standbyConfig",
+    "defaultSUReplAccessMode",
+    "pgParameters",
+    "pgHBA",
+    "automaticPgRestart",
+)
+#: the Go slices and maps among them: omitempty leaves them out when empty, not only nil
+_GO_COLLECTIONS = frozenset({"additionalMasterReplicationSlots", "pgParameters", "pgHBA"})
 
 
 def spec_json(spec: ClusterSpec, defaults: bool) -> str:
-    if defaults:
-        full = spec.with_defaults().to_obj()
-        obj = {key: full.get(key) for key in ClusterSpec.json_keys()}
-        obj.update({k: v for k, v in full.items() if k not in obj})
-    else:
-        obj = _without_nulls(spec.to_obj())
-    return json.dumps(obj, indent="\t", ensure_ascii=False)
+    """What Go's ``stolonctl spec`` prints: ``json.MarshalIndent(…, "", "\\t")`` of
+    ``ClusterSpecNoDefaults`` (every field omitempty: unset pointers, empty slices and maps
+    are left out) or, with ``--defaults``, of ``ClusterSpecDefaults`` (every Go field, unset
+    ones as ``null``). Keys of ours, and fields unknown to this version, follow Go's when
+    they are set."""
+    obj = (spec.with_defaults() if defaults else spec).to_obj()
+    out: dict[str, Any] = {}
+    for key in GO_SPEC_KEYS:
+        value = obj.get(key)
+        if defaults or not (value is None or (key in _GO_COLLECTIONS and not value)):
+            out[key] = value
+    out.update({k: v for k, v in obj.items() if k not in out and k not in GO_SPEC_KEYS and v is not None})
+    return gojson.dumps(out, indent="\t", terminal_safe=True)
 
 
 def cmd_spec(ctx: CtlContext) -> int:

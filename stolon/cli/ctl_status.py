@@ -1,19 +1,20 @@
 """``stolonctl status``: sentinels, proxies, keepers and the replication tree.
 
-The text form keeps Go Stolon's headers and messages; columns are aligned the way Go's
-``tabwriter`` (tab padding, tab width 8) aligns them. Unlike Go Stolon, it also works when
-there is no cluster data yet, printing what the store holds.
+The text form is Go Stolon's byte for byte (its renderText: headers, messages, and its
+``tabwriter`` flushed after every row, see :mod:`stolon.cli.tabwriter`); our own sections
+(switchover, activity, backups, warnings) come after everything Go prints. Unlike Go
+Stolon, it also works when there is no cluster data yet, printing what the store holds.
 
 Every string from the store (UIDs, addresses) is printed through
 :func:`stolon.model.text.printable`: anyone who can publish an info must not be able to
-move the cursor, recolour or retitle the terminal, or forge lines. The JSON form is escaped
-by the JSON encoder (ASCII only).
+move the cursor, recolour or retitle the terminal, or forge lines. The JSON form is escaped as
+Go's encoder escapes it, and characters that could drive a terminal as well
+(:mod:`stolon.model.gojson`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,8 +23,9 @@ from typing import Any
 from stolon.cli import status_warnings
 from stolon.cli.common import CliError
 from stolon.cli.ctlcontext import CtlContext
+from stolon.cli.tabwriter import TabWriter, table
 from stolon.keeper.activity import describe, human_bytes
-from stolon.model import ClusterData, KeeperInfo, ModelError
+from stolon.model import ClusterData, KeeperInfo, ModelError, gojson
 from stolon.model.cron import CronError, CronSchedule
 from stolon.model.text import printable
 
@@ -207,29 +209,6 @@ def _collect_backups(status: Status, cd: ClusterData, infos: Mapping[str, Keeper
     status.backup = sec
 
 
-def tabwrite(rows: list[list[str]], *, trailing_tab: bool = False) -> list[str]:
-    """Align cells like Go's tabwriter(minwidth 0, tabwidth 8, padding 1, padchar '\\t')."""
-    if not rows:
-        return []
-    ncols = max(len(r) for r in rows)
-    aligned = ncols if trailing_tab else ncols - 1
-    widths = [0] * aligned
-    for r in rows:
-        for i in range(min(aligned, len(r))):
-            widths[i] = max(widths[i], len(r[i]))
-    cols = [((w + 1 + 7) // 8) * 8 for w in widths]
-    out = []
-    for r in rows:
-        line = ""
-        for i, cell in enumerate(r):
-            if i < aligned:
-                line += cell + "\t" * max(1, -(-(cols[i] - len(cell)) // 8))
-            else:
-                line += cell
-        out.append(line)
-    return out
-
-
 def tree_lines(cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", tail: bool = True) -> list[str]:
     """Go Stolon's printTree: the master and its followers, recursively (no deeper than the
     number of DBs, so a follower loop in a bad document cannot recurse forever)."""
@@ -249,24 +228,34 @@ def tree_lines(cd: ClusterData, dbuid: str, level: int = 0, prefix: str = "", ta
     return lines
 
 
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None:
     out = ctx.out
+    # Go's renderText: one tabwriter over stdout, flushed after each row (so only the header
+    # and the first row are aligned together); the keeper rows end with a tab.
+    tw = TabWriter(ctx.stdout.write, 0, 8, 1, "\t")
     out("=== Active sentinels ===")
     out()
     if not status.sentinels:
         out("No active sentinels")
     else:
-        rows = [["ID", "LEADER"]] + [[printable(s.uid), str(s.leader).lower()] for s in status.sentinels]
-        for line in tabwrite(rows):
-            out(line)
+        tw.write("ID\tLEADER\n")
+        for s in status.sentinels:
+            tw.write(f"{printable(s.uid)}\t{_go_bool(s.leader)}\n")
+            tw.flush()
     out()
     out("=== Active proxies ===")
     out()
     if not status.proxies:
         out("No active proxies")
     else:
-        for line in tabwrite([["ID"]] + [[printable(p.uid)] for p in status.proxies]):
-            out(line)
+        tw.write("ID\n")
+        for p in status.proxies:
+            tw.write(f"{printable(p.uid)}\n")
+            tw.flush()
     out()
     out("=== Keepers ===")
     out()
@@ -274,29 +263,13 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("No keepers available")
         out()
     else:
-        rows = [
-            [
-                "UID",
-                "HEALTHY",
-                "PG LISTENADDRESS",
-                "PG HEALTHY",
-                "PG WANTEDGENERATION",
-                "PG CURRENTGENERATION",
-            ]
-        ]
+        tw.write("UID\tHEALTHY\tPG LISTENADDRESS\tPG HEALTHY\tPG WANTEDGENERATION\tPG CURRENTGENERATION\n")
         for k in status.keepers:
-            rows.append(
-                [
-                    printable(k.uid),
-                    str(k.healthy).lower(),
-                    printable(k.listen_address),
-                    str(k.pg_healthy).lower(),
-                    str(k.pg_wanted_generation),
-                    str(k.pg_current_generation),
-                ]
+            tw.write(
+                f"{printable(k.uid)}\t{_go_bool(k.healthy)}\t{printable(k.listen_address)}"
+                f"\t{_go_bool(k.pg_healthy)}\t{k.pg_wanted_generation}\t{k.pg_current_generation}\t\n"
             )
-        for line in tabwrite(rows):
-            out(line)
+            tw.flush()
     if not status.cluster.master_keeper_uid:
         out("No cluster available")
     else:
@@ -304,13 +277,6 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         out("=== Cluster Info ===")
         out()
         out(f"Master Keeper: {printable(status.cluster.master_keeper_uid)}")
-    if status.switchover is not None:
-        sw = status.switchover
-        out()
-        out("=== Switchover ===")
-        out()
-        line = f"{sw.phase}: to keeper {sw.target_keeper or '(best standby)'}, requested {sw.requested} UTC"
-        out(printable(line + (f" ({sw.message})" if sw.message else "")))
     if cd is not None and status.cluster.master_db_uid:
         out()
         out("===== Keepers/DB tree =====")
@@ -318,6 +284,14 @@ def render_text(ctx: CtlContext, status: Status, cd: ClusterData | None) -> None
         for line in tree_lines(cd, status.cluster.master_db_uid):
             out(line)
     out()
+    # -- ours, after everything Go prints ------------------------------------------------------
+    if status.switchover is not None:
+        sw = status.switchover
+        out("=== Switchover ===")
+        out()
+        line = f"{sw.phase}: to keeper {sw.target_keeper or '(best standby)'}, requested {sw.requested} UTC"
+        out(printable(line + (f" ({sw.message})" if sw.message else "")))
+        out()
     if status.activities:
         out("=== Activity ===")
         out()
@@ -373,7 +347,7 @@ def _render_backup(ctx: CtlContext, b: BackupSection) -> None:
                     printable(a.last_failed_time or "-"),
                 ]
             )
-        for line in tabwrite(rows):
+        for line in table(rows):
             out(line)
         for a in b.archiving:
             if a.method_error:
@@ -387,7 +361,7 @@ def cmd_status(ctx: CtlContext) -> int:
         raise CliError(f"unrecognised output format {fmt!r}: use text or json")
     status, cd = collect(ctx)
     if fmt == "json":
-        ctx.out(json.dumps(asdict(status), indent="\t"))
+        ctx.out(gojson.dumps(asdict(status), indent="\t", terminal_safe=True))
     else:
         render_text(ctx, status, cd)
     return 0

@@ -23,6 +23,7 @@ from stolon.cli.common import (
     CliError,
     add_bool_flag,
     add_store_flags,
+    add_version_flag,
     apply_env_defaults,
     log_level,
     normalize_bool_flags,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every flag --foo-bar can also be set with the environment variable STKEEPER_FOO_BAR.",
     )
     add_store_flags(p)
+    add_version_flag(p)
     g = p.add_argument_group("keeper options")
     g.add_argument(
         "--uid",

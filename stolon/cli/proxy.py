@@ -28,6 +28,7 @@ from stolon.cli.common import (
     CliError,
     add_bool_flag,
     add_store_flags,
+    add_version_flag,
     apply_env_defaults,
     env_name,
     go_duration_seconds,
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (STPROXY_LISTENER: specs separated by ';').",
     )
     add_store_flags(p)
+    add_version_flag(p)
     g = p.add_argument_group("proxy options")
     g.add_argument("--listen-address", default="127.0.0.1", help="proxy listening address")
     g.add_argument("--port", default="5432", help="proxy listening port")

@@ -11,6 +11,7 @@ from stolon.cli.common import (
     CliError,
     add_bool_flag,
     add_store_flags,
+    add_version_flag,
     apply_env_defaults,
     go_duration_seconds,
     log_level,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every flag --foo-bar can also be set with the environment variable STSENTINEL_FOO_BAR.",
     )
     add_store_flags(p)
+    add_version_flag(p)
     g = p.add_argument_group("sentinel options")
     g.add_argument(
         "--initial-cluster-spec",

@@ -12,6 +12,7 @@ from stolon.cli.common import (
     CliError,
     add_kube_client_flags,
     add_store_flags,
+    add_version_flag,
     apply_env_defaults,
     log_level,
     normalize_bool_flags,
@@ -37,9 +38,16 @@ def build_parser(pm: StolonPluginManager) -> argparse.ArgumentParser:
         epilog="Every global flag --foo-bar can also be set with the environment variable STOLONCTL_FOO_BAR.",
     )
     add_store_flags(parser)
+    add_version_flag(parser)
     add_kube_client_flags(parser)
     parser.add_argument(
-        "--log-level", default="warn", type=log_level, help="debug, info, warn (default) or error"
+        "--log-level", default="info", type=log_level, help="debug, info (default), warn or error"
+    )
+    # Go's common flag; stolonctl serves no metrics (neither does Go's): accepted, unused
+    parser.add_argument(
+        "--metrics-listen-address",
+        default="",
+        help='metrics listen address i.e "0.0.0.0:8080" (disabled by default; unused by stolonctl)',
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     pm.hook.stolonctl_add_commands(subparsers=sub)

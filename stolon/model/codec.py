@@ -26,6 +26,7 @@ from dataclasses import MISSING
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar, get_args, get_origin
 
+from stolon.model import gojson
 from stolon.model.duration import Duration, DurationError
 from stolon.model.errors import ModelError
 from stolon.model.gotime import format_go_time, parse_go_time
@@ -158,10 +159,10 @@ class Document:
             out.setdefault(k, v)
         return out
 
-    def dumps(self, *, indent: int | str | None = None) -> str:
-        """JSON text; compact like Go's ``json.Marshal`` unless ``indent`` is given."""
-        separators = (",", ":") if indent is None else None
-        return json.dumps(self.to_obj(), indent=indent, separators=separators, ensure_ascii=False)
+    def dumps(self, *, indent: str | None = None) -> str:
+        """JSON text as Go writes it (:mod:`stolon.model.gojson`: ``<``, ``>``, ``&`` escaped
+        as ``\\u003c``...): compact like ``json.Marshal`` unless ``indent`` is given."""
+        return gojson.dumps(self.to_obj(), indent=indent)
 
     def to_bytes(self) -> bytes:
         return self.dumps().encode()

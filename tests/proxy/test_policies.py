@@ -94,7 +94,7 @@ def test_master_takes_no_settings() -> None:
 
 
 def test_readonly_default_bound_is_the_cluster_max_standby_lag() -> None:
-    # default maxStandbyLag is 1 MiB: s1 (100 bytes behind) qualifies, s2 (2 MiB) doesn't
+    # default maxStandbyLag is Go's 1,232,896 bytes: s1 (100 bytes behind) qualifies, s2 (2 MiB) doesn't
     assert ports(ReadOnlyPolicy().destinations(view(cd_def()))) == [5001]
     assert ports(ReadOnlyPolicy().destinations(view(cd_def(max_standby_lag=3 * MB)))) == [5001, 5002]
 

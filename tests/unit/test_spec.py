@@ -29,7 +29,9 @@ def test_defaults() -> None:
     assert str(d.proxy_timeout) == "15s"
     assert d.max_standbys == 20
     assert d.max_standbys_per_sender == 3
-    assert d.max_standby_lag == DEFAULT_MAX_STANDBY_LAG == 1024 * 1024
+    assert (
+        d.max_standby_lag == DEFAULT_MAX_STANDBY_LAG == 1024 * 1204 == 1_232_896
+    )  # Go's DefaultMaxStandbyLag
     assert d.synchronous_replication is False
     assert d.min_synchronous_standbys == 1
     assert d.max_synchronous_standbys == 1
