@@ -187,8 +187,8 @@ class ChaosCluster:
         self.cluster: LocalCluster
         self.proxy_writer: Writer
         self.direct_writer: DirectWriter
-        #: postmaster process groups frozen by a fault (thawed on close whatever happens)
-        self.frozen_groups: set[int] = set()
+        #: processes frozen by a fault (thawed on close whatever happens)
+        self.frozen: set[int] = set()
 
     @property
     def mode(self) -> str:
@@ -262,19 +262,16 @@ class ChaosCluster:
         self.stack.callback(self.direct_writer.stop)
 
     def _stop_processes(self) -> None:
-        for pgid in list(self.frozen_groups):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGCONT)
+        _signal_all(list(self.frozen), signal.SIGCONT)
         for p in self.cluster.processes.values():
             p.thaw()
         self.cluster.stop(timeout=30)
-        # a postmaster whose keeper was SIGKILLed and not restarted gets its death signal;
-        # wait for it to be gone before the directories (or mounts) go
+        # a postmaster left behind (its keeper killed and not restarted gets a death
+        # signal, but may still be shutting down): gone before the directories and mounts
         for uid in self.cluster.keeper_uids():
-            pid = self.cluster.postmaster_pid(uid)
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            pm = self.cluster.postmaster_pid(uid)
+            if pm is not None:
+                _signal_all(instance_pids(pm), signal.SIGKILL)
 
     def close(self) -> None:
         if self.bridge is not None:
@@ -363,26 +360,31 @@ class ChaosCluster:
     # -- faults' tools ---------------------------------------------------------------------
     def kill_node(self, uid: str) -> None:
         """SIGKILL the keeper and every process of its PostgreSQL at once (a machine dying)."""
-        pid = self.cluster.postmaster_pid(uid)
-        self.cluster.processes[uid].kill()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-    def freeze_node(self, uid: str) -> int:
         pm = self.cluster.postmaster_pid(uid)
-        if pm is None:
-            raise RuntimeError(f"{uid}: no postmaster to freeze")
-        self.frozen_groups.add(pm)
-        self.cluster.processes[uid].freeze()
-        os.killpg(pm, signal.SIGSTOP)
-        return pm
+        keeper = self.cluster.processes[uid].pid
+        pids = ([keeper] if keeper else []) + (instance_pids(pm) if pm else [])
+        _signal_all(pids, signal.SIGKILL)
+        self.cluster.processes[uid].kill()  # reaps it
 
-    def thaw_node(self, uid: str, pm: int) -> None:
-        self.cluster.processes[uid].thaw()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pm, signal.SIGCONT)
-        self.frozen_groups.discard(pm)
+    def freeze_node(self, uid: str) -> list[int]:
+        """SIGSTOP the keeper, the postmaster and every child of it (a paused machine:
+        each PostgreSQL child leads its own process group, so a group signal is not enough).
+        The postmaster first: a stopped postmaster forks nothing more."""
+        pm = self.cluster.postmaster_pid(uid)
+        keeper = self.cluster.processes[uid].pid
+        if pm is None or keeper is None:
+            raise RuntimeError(f"{uid}: no keeper or postmaster to freeze")
+        os.kill(pm, signal.SIGSTOP)
+        self.frozen.add(pm)
+        pids = [keeper, *instance_pids(pm)]
+        self.frozen.update(pids)
+        _signal_all(pids, signal.SIGSTOP)
+        return pids
+
+    def thaw_node(self, pids: list[int]) -> None:
+        """SIGCONT to everything :meth:`freeze_node` stopped, at once."""
+        _signal_all(pids, signal.SIGCONT)
+        self.frozen.difference_update(pids)
 
     def sentinel_leader(self) -> str | None:
         """The sentinel process name (``sentinel0``...) holding the leadership."""
@@ -397,6 +399,34 @@ class ChaosCluster:
 
     def logs(self, tail: int = 3000) -> str:
         return "\n".join(f"===== {n} =====\n{p.output(tail)}" for n, p in self.cluster.processes.items())
+
+
+def instance_pids(pm: int) -> list[int]:
+    """The postmaster ``pm`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces or parentheses
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pm]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def _umount(path: Path) -> None:

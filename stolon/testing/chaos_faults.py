@@ -87,13 +87,13 @@ def freeze(cc: ChaosCluster) -> tuple[float, dict[str, Any]]:
     master is up and 2 s more (longer than failInterval), then SIGCONT to all at once."""
     old = cc.master()
     t = time.monotonic()
-    pm = cc.freeze_node(old)
+    pids = cc.freeze_node(old)
     try:
         new = cc.wait_new_master(old)
         time.sleep(2.0)
         held = time.monotonic() - t
     finally:
-        cc.thaw_node(old, pm)
+        cc.thaw_node(pids)
     return t, {"master": f"{old}->{new}", "frozen_s": round(held, 1)}
 
 
