@@ -339,9 +339,13 @@ class ChaosCluster:
         if self.synchronous and not any(r[1] in ("sync", "quorum") for r in streaming):
             return False, "no synchronous standby"
         with psycopg.connect(self.cluster.dsn(), autocommit=True, connect_timeout=3) as conn:
-            port = conn.execute("SELECT inet_server_port()").fetchone()
-        if port is None or port[0] != self.cluster.keeper_pg_port(m):
+            row = conn.execute(
+                "SELECT inet_server_port(), pg_is_in_recovery(), current_setting('default_transaction_read_only')"
+            ).fetchone()
+        if row is None or row[0] != self.cluster.keeper_pg_port(m):
             return False, "the proxy does not reach the master"
+        if row[1] or row[2] != "off":
+            return False, "the master refuses writes"
         return True, "full strength"
 
     def wait_full_strength(self, timeout: float = 300) -> None:
