@@ -142,6 +142,10 @@ class SelfFence:
         self._timeout = 0.0
         self._probe_every = 1.0
         self.fenced = False
+        #: a fence may be in the server's configuration: set before every attempt to
+        #: fence (one that fails half-way may have written it), cleared once a lift or a
+        #: forget has gone through
+        self.residue = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -235,12 +239,31 @@ class SelfFence:
             now = self._clock()
             c, since, timeout = self._contact, self._master_since, self._timeout
             action = verdict(now, c, timeout=timeout, master_since=since, fenced=self.fenced)
+            if action is Action.NOTHING and self.residue and not self.fenced:
+                # a fence that failed half-way: retried while it is due, but lifted (or
+                # forgotten) as a real one would be
+                lift = verdict(now, c, timeout=timeout, master_since=since, fenced=True)
+                if lift in (Action.UNFENCE, Action.FORGET):
+                    action = lift
         if action is Action.NOTHING:
             return action
         if action is Action.FORGET:
-            self.fenced = False
+            # no longer a master: the fence leaves the configuration now, or a later
+            # promotion of this server would start it refusing writes with nobody to lift it
+            try:
+                self._set_fence(False)
+            except PostgresError as e:
+                log.warning("self-fencing: cannot drop the fence of a former master (retried): %s", e)
+                return Action.NOTHING
+            was_fenced = self.fenced
+            self.fenced = self.residue = False
+            log.info("self-fence dropped: the server no longer runs as a master")
+            if was_fenced and self._on_change is not None:
+                self._on_change(False, "no longer a master")
             return action
         on = action is Action.FENCE
+        if on:
+            self.residue = True
         if on:
             silence = now - confirmed_since(c, since) if since is not None else 0.0
             why = (
@@ -267,6 +290,8 @@ class SelfFence:
                 log.error("self-fencing: cannot %s the database: %s", "fence" if on else "unfence", e)
                 return Action.NOTHING
         self.fenced = on
+        if not on:
+            self.residue = False
         if on:
             log.warning("self-fenced: PostgreSQL refuses writes: %s", why)
         else:

@@ -66,6 +66,10 @@ class Layout:
     pg_bin_path: str = ""
     extra_keeper_args: list[str] = field(default_factory=list)
     proxy: bool = True
+    #: keeper uid -> the address its PostgreSQL listens on (default 127.0.0.1)
+    keeper_hosts: dict[str, str] = field(default_factory=dict)
+    #: keeper uid -> a network namespace (``ip netns``) the keeper and its PostgreSQL run in
+    keeper_netns: dict[str, str] = field(default_factory=dict)
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(self.store_backend, self.name, tuple(self.store_endpoints))
@@ -103,7 +107,12 @@ class LocalCluster:
         election_ttl: str = "5s",
         proxy: bool = True,
         extra_keeper_args: list[str] | None = None,
+        keeper_hosts: dict[str, str] | None = None,
+        keeper_netns: dict[str, str] | None = None,
     ) -> LocalCluster:
+        """``keeper_hosts``/``keeper_netns`` (by keeper uid, ``keeper0``...) put a keeper's
+        PostgreSQL on another address and the keeper in a network namespace that exists
+        already (``ip netns add``; the chaos benchmark partitions them)."""
         base = base_dir.absolute()
         if (base / "cluster.json").exists():
             raise FileExistsError(f"{base} already holds a local cluster: use it, or remove it first")
@@ -134,6 +143,8 @@ class LocalCluster:
             pg_bin_path=pg_bin_path,
             extra_keeper_args=list(extra_keeper_args or []),
             proxy=proxy,
+            keeper_hosts=dict(keeper_hosts or {}),
+            keeper_netns=dict(keeper_netns or {}),
         )
         (base / "cluster.json").write_text(json.dumps(asdict(layout), indent=2) + "\n")
         return cls(base, layout, backends=backends)
@@ -158,10 +169,13 @@ class LocalCluster:
         lay = self.layout
         logs, pids = self.base / "logs", self.base / "pids"
         for uid, port in lay.keepers.items():
+            netns = lay.keeper_netns.get(uid)
             argv = [
+                # ``ip netns exec`` execs the keeper: the pid stays the keeper's
+                *(["ip", "netns", "exec", netns] if netns else []),
                 self.python, "-m", "stolon.cli.keeper", *self.store_args(),
                 "--uid", uid, "--data-dir", str(self.base / "keepers" / uid),
-                "--pg-listen-address", "127.0.0.1", "--pg-port", str(port),
+                "--pg-listen-address", self.keeper_pg_host(uid), "--pg-port", str(port),
                 "--pg-su-username", SU_USER, "--pg-su-passwordfile", str(self.base / "secrets" / "su"),
                 "--pg-repl-username", REPL_USER, "--pg-repl-passwordfile", str(self.base / "secrets" / "repl"),
                 *(["--pg-bin-path", lay.pg_bin_path] if lay.pg_bin_path else []),
@@ -310,16 +324,29 @@ class LocalCluster:
     def password(self, who: str = "su") -> str:
         return (self.base / "secrets" / who).read_text().rstrip("\r\n")
 
-    def dsn(self, port: int | None = None, dbname: str = "postgres", with_password: bool = True) -> str:
+    def dsn(
+        self,
+        port: int | None = None,
+        dbname: str = "postgres",
+        with_password: bool = True,
+        host: str = "127.0.0.1",
+    ) -> str:
         port = port or self.layout.proxy_port
         pw = f" password={self.password()}" if with_password else ""
-        return f"host=127.0.0.1 port={port} user={SU_USER} dbname={dbname}{pw}"
+        return f"host={host} port={port} user={SU_USER} dbname={dbname}{pw}"
+
+    def keeper_dsn(self, uid: str, dbname: str = "postgres") -> str:
+        """A connection string for ``uid``'s PostgreSQL itself (not through the proxy)."""
+        return self.dsn(self.keeper_pg_port(uid), dbname, host=self.keeper_pg_host(uid))
 
     def url(self) -> str:
         return f"postgresql://{SU_USER}@127.0.0.1:{self.layout.proxy_port}/postgres"
 
     def keeper_pg_port(self, uid: str) -> int:
         return self.layout.keepers[uid]
+
+    def keeper_pg_host(self, uid: str) -> str:
+        return self.layout.keeper_hosts.get(uid, "127.0.0.1")
 
     def postmaster_pid(self, uid: str) -> int | None:
         """The pid in the keeper's postmaster.pid, if that process runs as PGDATA's owner.

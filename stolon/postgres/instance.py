@@ -218,8 +218,9 @@ class Instance:
         terminated (one in the middle of a write transaction would otherwise commit it).
         A client that explicitly asks for a read-write transaction can still write: this
         fences applications, not an adversary (docs/self-fencing.md). Off: the wanted
-        configuration is written back and the server reloads. Raises
-        :class:`PostgresError` when the server can't be told.
+        configuration is written back and the server, if it runs, reloads (a stopped one
+        reads the files when it starts). Raises :class:`PostgresError` when a running
+        server can't be told.
         """
         with self._write_lock:
             self._fence_params = dict(WRITE_FENCE_PARAMETERS) if on else {}
@@ -229,6 +230,8 @@ class Instance:
         try:
             self._pg_ctl("reload", timeout=self.request_timeout + _PG_CTL_EXTRA)
         except CommandError as e:
+            if not on and datadir.read_postmaster_pid(self.data_dir) is None:
+                return  # not running: it reads the files when it starts
             raise PostgresError(f"reload failed: {e}") from None
         if not on:
             return

@@ -18,6 +18,8 @@ class Writer:
     acked: list[int] = field(default_factory=list)
     #: (monotonic time, ok) of every attempt
     attempts: list[tuple[float, bool]] = field(default_factory=list)
+    #: monotonic time each acknowledgement arrived (same order as ``acked``)
+    acked_at: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -48,6 +50,7 @@ class Writer:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
                 conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (next_id,))
                 self.acked.append(next_id)
+                self.acked_at.append(time.monotonic())
                 ok = True
             except psycopg.Error:
                 if conn is not None:

@@ -140,7 +140,10 @@ def test_runner_fences_and_lifts_through_its_callback() -> None:
     sf.read(102.4, _cd("db1"))
     assert sf.check() is Action.FENCE and calls == [True, False, True]
     sf.local_master(False)
-    assert sf.check() is Action.FORGET and not is_fenced(sf) and calls == [True, False, True]
+    # no longer a master: the fence leaves the configuration (else a later promotion of
+    # this server would start it read-only with nobody to lift it)
+    assert sf.check() is Action.FORGET and not is_fenced(sf) and calls == [True, False, True, False]
+    assert sf.check() is Action.NOTHING and calls == [True, False, True, False]
 
 
 def test_runner_keeps_state_when_the_server_cannot_be_told() -> None:
@@ -189,3 +192,58 @@ def test_new_input_out_of_range_is_refused_stored_warns_and_turns_it_off(value: 
     assert [w.path for w in warnings] == ["selfFencingTimeout"]
     in_force = spec.d().self_fencing_timeout
     assert in_force == Duration(0) or in_force > Duration.parse("1s")
+
+
+def has_residue(sf: SelfFence) -> bool:
+    return sf.residue
+
+
+class _HalfWay:
+    """A server that takes the fence into its configuration, then cannot be told (reload
+    refused: it is shutting down), as the chaos matrix's freeze row hit it."""
+
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+        self.broken = True
+
+    def __call__(self, on: bool) -> None:
+        from stolon.postgres.errors import PostgresError
+
+        self.calls.append(on)
+        if self.broken:
+            raise PostgresError("reload failed: the database system is shutting down")
+
+
+def test_a_fence_that_failed_half_way_is_dropped_when_the_server_is_demoted() -> None:
+    """Regression (chaos matrix, freeze row): the master resumed from SIGSTOP, its fence
+    failed half-way (written, reload refused: the server was being stopped to rejoin as a
+    standby), the keeper counted it unfenced and never dropped it: promoted again in a
+    later failover, the server refused every write, forever."""
+    clock = _Clock()
+    server = _HalfWay()
+    sf = SelfFence("k0", server, _no_store, clock=clock)
+    sf.configure(T, 1.0)
+    sf.local_master(True)
+    clock.now = 103.0
+    assert sf.check() is Action.NOTHING and not is_fenced(sf) and has_residue(sf)
+    assert sf.check() is Action.NOTHING and server.calls == [True, True]  # still due: retried
+    sf.local_master(False)  # demoted; the next configuration must not carry the fence
+    assert sf.check() is Action.NOTHING and server.calls == [True, True, False]  # refused: retried
+    server.broken = False
+    assert sf.check() is Action.FORGET and server.calls == [True, True, False, False] and not has_residue(sf)
+    assert sf.check() is Action.NOTHING and server.calls == [True, True, False, False]
+
+
+def test_a_fence_that_failed_half_way_is_lifted_when_the_store_confirms_again() -> None:
+    clock = _Clock()
+    server = _HalfWay()
+    sf = SelfFence("k0", server, _no_store, clock=clock)
+    sf.configure(T, 1.0)
+    sf.local_master(True)
+    clock.now = 103.0
+    assert sf.check() is Action.NOTHING and has_residue(sf)
+    server.broken = False
+    sf.wrote(103.1)
+    sf.read(103.1, _cd("db0"))
+    assert sf.check() is Action.UNFENCE and server.calls == [True, False] and not has_residue(sf)
+    assert not is_fenced(sf)

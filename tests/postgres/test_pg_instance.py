@@ -486,3 +486,20 @@ def test_strict_hba_from_hostile_addresses_opens_nothing(pg: PgEnv) -> None:
     assert [a for (a,) in addresses] == ["all", "all", "samehost", "samehost", "samenet", "samenet"]
     with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
         _tcp(inst.port, "stolon", None)
+
+
+def test_write_fence_dropped_while_stopped_is_gone_at_the_next_start(pg: PgEnv) -> None:
+    """Regression (chaos matrix, freeze row): lifting the fence of a server that is not
+    running writes the configuration without it and succeeds (no reload to do), so a
+    former master restarted as a standby, then promoted, takes writes."""
+    inst = pg.new_primary("fence")
+    inst.set_write_fence(True)
+    with inst.connect_admin() as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+    assert inst.stop() is True
+    inst.set_write_fence(False)  # not running: no reload, no error
+    assert "default_transaction_read_only" not in (inst.data_dir / "postgresql.conf").read_text()
+    inst.start()
+    inst.wait_ready(30)
+    with inst.connect_admin() as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
