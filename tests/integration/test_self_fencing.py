@@ -69,7 +69,7 @@ def test_self_fencing_story(ha: HA, etcd_server_control: EtcdServer) -> None:
     # 2. a store outage shorter than selfFencingTimeout changes nothing
     etcd_server_control.freeze()
     try:
-        stays("the master takes writes during a short store outage", writable, 1.0, interval=0.1)
+        stays("the master takes writes during a short store outage", writable, 0.5, interval=0.1)
     finally:
         etcd_server_control.thaw()
     stays("the master takes writes after it", writable, 4.0, interval=0.2)
