@@ -3,7 +3,10 @@
 Exporters are chosen by the standard ``OTEL_*`` variables:
 
 - ``OTEL_TRACES_EXPORTER=otlp`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``..._TRACES_ENDPOINT``
-  set): OTLP over HTTP, from the optional ``stolon[otlp]`` extra;
+  set): OTLP, from the optional ``stolon[otlp]`` extra, over HTTP (protobuf) or gRPC as
+  ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` say
+  (``http/protobuf``, the default, or ``grpc``); the exporters read the other ``OTEL_*``
+  settings themselves (headers, timeout, certificates, compression);
 - ``OTEL_TRACES_EXPORTER=console``: spans printed to stderr;
 - unset or ``none``: spans are created (tests may install their own provider) but exported
   nowhere.
@@ -46,19 +49,39 @@ def _exporter() -> SpanExporter | None:
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
     if name in ("", "otlp") and (name == "otlp" or endpoint):
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
-                OTLPSpanExporter,
-            )
-        except ImportError:
-            log.warning("OTLP trace export requested but not installed: pip install 'stolon[otlp]'")
-            return None
-        exporter: SpanExporter = OTLPSpanExporter()
-        return exporter
+        return _otlp_exporter()
     if name == "console":
         return ConsoleSpanExporter()
     if name not in ("", "none"):
         log.warning("unsupported OTEL_TRACES_EXPORTER %r: use otlp, console or none", name)
+    return None
+
+
+def _otlp_exporter() -> SpanExporter | None:
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or ""
+    ).strip().lower() or "http/protobuf"
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcExporter,
+            )
+
+            return GrpcExporter()
+        if protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HttpExporter,
+            )
+
+            return HttpExporter()
+    except ImportError:
+        log.warning(
+            "OTLP trace export (%s) requested but not installed: pip install 'stolon[otlp]'", protocol
+        )
+        return None
+    log.warning("unsupported OTLP protocol %r: use http/protobuf or grpc", protocol)
     return None
 
 

@@ -573,6 +573,7 @@ class Keeper:
                 log.info("%s", note)
             db = cd.db_of_keeper(self.uid) if cd is not None else None
             ex.trace_context = db.trace_context if db is not None else None
+            ex.db_uid = db.uid if db is not None else ""
             set_role(self.metrics.target_role, pl.target_role)
             set_role(self.metrics.local_role, facts.local_role)
             self._note_local_master(facts)

@@ -132,6 +132,9 @@ class Executor:
         self.backup_setup: MethodSetup | None = None
         #: trace context of the DB generation being applied (set by the daemon each cycle)
         self.trace_context: dict[str, str] | None = None
+        #: UID of the DB the cluster data assigns to this keeper (set by the daemon each
+        #: cycle): the ``stolon.db.uid`` of the spans of steps that name no DB
+        self.db_uid = ""
         self.last_xlog = (0, 0)  # (timeline, xlog pos) last collected, for span attributes
         #: the last candidate configuration checked by the server, and what it rejected
         self._checked: tuple[object, dict[str, str]] | None = None
@@ -543,7 +546,7 @@ class Executor:
 
     def _do_Promote(self, step: p.Promote) -> None:
         log.info("promoting to master")
-        with self._span("promote", self.cfg.uid):
+        with self._span("promote", self.db_uid):
             self._apply(step.config)
             self.instance.promote(wait=True, timeout=max(self.timeouts.db_wait_ready, 10.0))
             setup = self.backup_setup
@@ -554,7 +557,7 @@ class Executor:
 
     def _do_Reload(self, step: p.Reload) -> None:
         log.info("%s", step.reason)
-        with self._span("reload", self.cfg.uid, reason=step.reason) as span:
+        with self._span("reload", self.db_uid, reason=step.reason) as span:
             self._apply(step.config)
             try:
                 self.instance.reload(confirm_timeout=max(self.timeouts.request, 1.0))
@@ -573,7 +576,7 @@ class Executor:
 
     def _do_Restart(self, step: p.Restart) -> None:
         log.info("%s", step.reason)
-        with self._span("restart", self.cfg.uid, reason=step.reason):
+        with self._span("restart", self.db_uid, reason=step.reason):
             self._apply(step.config)
             self.instance.restart("fast")
             self.instance.wait_ready(self.timeouts.db_wait_ready)

@@ -271,6 +271,9 @@ class Sentinel:
         self.fencing_outcomes: dict[str, FencingOutcome] = {}
         #: trace context of the failover span that requested fencing (the promotion joins it)
         self._fencing_trace: dict[str, str] | None = None
+        #: trace context of the last election, until the proxies are pointed at its master:
+        #: the decision that points them (a later cycle) continues the failover's trace
+        self._failover_trace: dict[str, str] | None = None
         self._run_now = False
         #: monotonic time the loop must wake up at (a fencing retry), if before the sleep ends
         self._wake_at: float | None = None
@@ -500,8 +503,15 @@ class Sentinel:
                 _log_event(event)
         if all(event.kind in STEADY_KINDS for event in decision.events):
             return new_cd
-        # The decision that acts on a fencing outcome continues the trace that requested it.
-        parent = telemetry.context_from(self._fencing_trace) if decision.of(ev.FencingChecked) else None
+        # The decision that acts on a fencing outcome continues the trace that requested it;
+        # the one that points the proxies at an elected master continues the election's.
+        parent = None
+        if decision.of(ev.FencingChecked):
+            parent = telemetry.context_from(self._fencing_trace)
+        elif decision.of(ev.ProxiesPointed) and not decision.of(ev.MasterElected):
+            parent = telemetry.context_from(self._failover_trace)
+        if decision.of(ev.ProxiesPointed):
+            self._failover_trace = None
         if not decision.of(ev.FencingRequested) and not decision.of(ev.FencingChecked):
             self._fencing_trace = None
         with self.tracer.start_as_current_span("sentinel.decide", context=parent) as span:
@@ -542,6 +552,9 @@ class Sentinel:
             else:
                 verdict = "master elected"
             span.set_attribute("stolon.failover.verdict", verdict)
+            if isinstance(event, ev.MasterElected) and not decision.of(ev.ProxiesPointed):
+                # the proxies are pointed at the new master by a later decision
+                self._failover_trace = telemetry.current_carrier()
             if requested:
                 # the fencing run and the next decision join this trace
                 self._fencing_trace = telemetry.current_carrier()

@@ -64,6 +64,9 @@ def test_spans_and_metrics(cluster: TestCluster, monkeypatch: pytest.MonkeyPatch
     assert 'stolon_cluster_identifier{cluster_name="' in metrics and 'component="keeper"' in metrics
     assert "stolon_keeper_last_sync_success_seconds" in metrics
     assert "stolon_keeper_sleep_interval 1.0" in metrics
+    # a parameter change: a reload, whose span names the DB (not the keeper) as its DB
+    s.set_db("db0", "keeper0", role="master", pg_parameters={"work_mem": "8MB"})
+    wait_for("work_mem applied", lambda: k0.query("show work_mem") == [("8MB",)], 30)
     k0.stop()  # flushes the span processor
     spans = {sp["name"]: sp for sp in spans_in(k0.output())}
     initdb = spans["keeper.initdb"]
@@ -72,4 +75,5 @@ def test_spans_and_metrics(cluster: TestCluster, monkeypatch: pytest.MonkeyPatch
     # the span joined the trace whose context the sentinel put in the cluster data
     assert initdb["context"]["trace_id"] == "0x" + TRACE_ID
     assert initdb["parent_id"] == "0x" + PARENT_SPAN
+    assert spans["keeper.reload"]["attributes"]["stolon.db.uid"] == "db0"
     assert "secret" not in k0.output().lower().replace("password_encryption", "")

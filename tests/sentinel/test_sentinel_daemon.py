@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from stolon.plugins import load_plugins
 from stolon.sentinel import events as ev
 from stolon.sentinel.daemon import Sentinel, SentinelConfig
+from stolon.sentinel.decide import Decision
+from stolon.sentinel.memory import Memory
 from stolon.store import ClusterStore, open_store
 from stolon.store.base import StoreConfig
 from stolon.testing.sentinel_builders import CD, MASTER, STANDBY
@@ -119,3 +121,40 @@ def test_steady_cycle_makes_no_span_and_writes_the_decision_as_is(
     assert not exporter.get_finished_spans()
     stored, _ = store.get_cluster_data()
     assert stored is not None and stored.to_obj() == decision.cluster_data.to_obj()
+
+
+def test_the_decision_that_points_the_proxies_continues_the_failovers_trace(
+    store_config: StoreConfig,
+) -> None:
+    """A failover is one trace: the election (proxies fenced) and the later decision that
+    points the proxies at the new master share its trace id; the next failover starts a
+    new one."""
+    exporter = InMemorySpanExporter()
+    sentinel = leader(store_config, exporter)
+    cd = two_keepers().build()
+    elected = ev.MasterElected(
+        old_master_db="db1",
+        old_master_keeper="keeper1",
+        why=(),
+        new_master_db="db2",
+        new_master_keeper="keeper2",
+        synchronous=False,
+        known_in_sync=(),
+        candidates=(),
+    )
+    fenced = ev.ProxiesFenced(old_master_db="db1", new_master_db="db2", proxy_generation=2)
+    pointed = ev.ProxiesPointed(master_db="db2", proxy_generation=3)
+    try:
+        memory = Memory()
+        sentinel._trace(cd, Decision(cd, memory, (elected, fenced)))
+        sentinel._trace(cd, Decision(cd, memory, (pointed,)))
+        sentinel._trace(cd, Decision(cd, memory, (pointed,)))  # a later, unrelated pointing
+    finally:
+        sentinel.close()
+    spans = exporter.get_finished_spans()
+    failover = next(s for s in spans if s.name == "sentinel.failover")
+    decides = [s for s in spans if s.name == "sentinel.decide"]
+    assert len(decides) == 3 and failover.context is not None
+    trace_ids = [s.context.trace_id for s in decides if s.context is not None]
+    assert trace_ids[0] == trace_ids[1] == failover.context.trace_id
+    assert trace_ids[2] != failover.context.trace_id
