@@ -16,8 +16,10 @@ class Writer:
     interval: float = 0.02
     table: str = "acks"
     acked: list[int] = field(default_factory=list)
-    #: (monotonic time, ok) of every attempt
+    #: (monotonic time, ok) of every attempt, dated at its start
     attempts: list[tuple[float, bool]] = field(default_factory=list)
+    #: monotonic time of every acknowledgement (an INSERT that returned), in order
+    acked_at: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -48,6 +50,7 @@ class Writer:
                     conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
                 conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (next_id,))
                 self.acked.append(next_id)
+                self.acked_at.append(time.monotonic())
                 ok = True
             except psycopg.Error:
                 if conn is not None:
@@ -63,15 +66,18 @@ class Writer:
             conn.close()
 
     def unavailability(self, since: float) -> float:
-        """The longest stretch without a successful write after ``since``."""
+        """The longest stretch without an acknowledged write after ``since``.
+
+        Measured between acknowledgements, not attempt starts: an INSERT that starts on a
+        new master and waits seconds for a synchronous standby is part of the gap.
+        """
         last_ok = since
         worst = 0.0
-        for t, ok in self.attempts:
+        for t in list(self.acked_at):
             if t < since:
                 continue
-            if ok:
-                worst = max(worst, t - last_ok)
-                last_ok = t
+            worst = max(worst, t - last_ok)
+            last_ok = t
         return worst
 
     def missing(self, dsn: str) -> list[int]:
