@@ -547,6 +547,7 @@ class Executor:
     def _do_Promote(self, step: p.Promote) -> None:
         log.info("promoting to master")
         with self._span("promote", self.db_uid):
+            self._sync_names_before_promotion(step.config)
             self._apply(step.config)
             self.instance.promote(wait=True, timeout=max(self.timeouts.db_wait_ready, 10.0))
             setup = self.backup_setup
@@ -554,6 +555,23 @@ class Executor:
                 push_older_segments(
                     self.instance.data_dir, setup.commands.archive_command, self.instance.os_user, self.tracer
                 )
+
+    def _sync_names_before_promotion(self, config: DesiredConfig) -> None:
+        """A synchronous master-to-be waits for its synchronous standbys from its first
+        commit: ``synchronous_standby_names`` is reloaded on the standby before
+        ``pg_ctl promote`` (Instance.synchronous_standby_names_before_promotion). Should
+        that reload fail, the promotion goes on as before (a failover must not hang on
+        it); the proxies are fenced until the new master reports its promotion."""
+        names = config.parameters.get("synchronous_standby_names", "")
+        if not names or not self.instance.is_running():
+            return
+        try:
+            if self.instance.synchronous_standby_names_before_promotion(
+                names, confirm_timeout=max(self.timeouts.request, 1.0)
+            ):
+                log.info("synchronous_standby_names set to %r before the promotion", names)
+        except (PostgresError, ValueError, OSError) as e:
+            log.warning("could not set synchronous_standby_names before the promotion: %s", e)
 
     def _do_Reload(self, step: p.Reload) -> None:
         log.info("%s", step.reason)

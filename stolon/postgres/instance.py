@@ -550,6 +550,35 @@ class Instance:
                 )
             self._applied = self._config
 
+    def synchronous_standby_names_before_promotion(
+        self, value: str, confirm_timeout: float | None = None
+    ) -> bool:
+        """On a running standby about to be promoted: put ``synchronous_standby_names`` in
+        force now, everything else as last applied (its recovery configuration included).
+
+        A standby ignores the setting; once promoted, the server then waits for those
+        standbys from its first commit. Otherwise it runs with the standby's configuration
+        (no synchronous standby) from ``pg_ctl promote`` until the configuration written
+        after the ``CHECKPOINT`` is reloaded, and a client connected directly could commit
+        without the synchronous guarantee. Returns False, changing nothing, when no
+        configuration was applied by this process (nothing to keep) or the value is
+        already in force. Raises what :meth:`reload` raises; the wanted configuration is
+        left as the caller set it.
+        """
+        applied = self._applied
+        if applied is None or applied.parameters.get("synchronous_standby_names", "") == value:
+            return False
+        params = dict(applied.parameters)
+        params["synchronous_standby_names"] = value
+        with self._lock:
+            wanted = self._config
+            self._config = replace(applied, parameters=self._checked_parameters(params))
+            try:
+                self.reload(confirm_timeout)
+            finally:
+                self._config = wanted
+        return True
+
     def promote(self, *, wait: bool = True, timeout: float = 60.0, do_checkpoint: bool = True) -> None:
         """``pg_ctl promote``, then ``CHECKPOINT``, then rewrite the config files (the caller
         has set the recovery config to none).

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from stolon.model.cluster import DB, FOLLOW_EXTERNAL, ROLE_MASTER, ROLE_STANDBY, ClusterData, FollowConfig
 from stolon.model.spec import ROLE_STANDBY as CLUSTER_ROLE_STANDBY
 from stolon.model.spec import ClusterSpec
-from stolon.sentinel.cycle import Cycle, dbs, proxy, seconds, spec, status
-from stolon.sentinel.eligibility import Evidence, Refusal, Terms, db_type, refusals, sync_repl
+from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, seconds, spec, status
+from stolon.sentinel.eligibility import STANDBY_TYPE, Evidence, Refusal, Terms, db_type, refusals, sync_repl
 from stolon.sentinel.events import (
     Candidate,
     MasterElected,
@@ -31,7 +31,7 @@ from stolon.sentinel.events import (
     SyncChange,
     SyncStandbysChanged,
 )
-from stolon.sentinel.predicates import CONVERGENCE_FAILED, convergence_state
+from stolon.sentinel.predicates import CONVERGENCE_FAILED, classify, convergence_state
 
 FAKE_STANDBY_NAME = "stolonfakestandby"
 
@@ -171,6 +171,41 @@ def master_follow_config(cluster_spec: ClusterSpec) -> FollowConfig | None:
     )
 
 
+def inherited_sync_standbys(cd: ClusterData, old_uid: str, new_uid: str, cyc: Cycle) -> list[str]:
+    """The synchronous standbys a new master starts with: the failed master's, with the new
+    master itself replaced.
+
+    Go replaces it by the old master, which is gone (or about to be removed as an old
+    master): commits on the new master then block until a later cycle chooses a standby
+    that follows it, several round trips after the promotion. Ours replaces it by the best
+    good standby of the old master outside the set (highest reported xLogPos, then UID; not
+    ``--can-be-synchronous-replica=false``), which is re-pointed at the new master right
+    after the promotion: commits block only until it streams from the new master, and every
+    commit the new master acknowledges is on it. The known-in-sync set does not change:
+    the substitute joins it once the new master reports it in sync. Without such a standby,
+    the old master takes the place, as in Go (commits block as with the fake standby).
+    """
+    old = dbs(cd)[old_uid]
+    defined = list(spec(old).synchronous_standbys or [])
+    if new_uid not in defined:
+        return defined
+    members = [uid for uid in defined if uid != new_uid]
+    good, _failed, _converging = classify(cd, cyc, STANDBY_TYPE)
+    substitutes = [
+        db
+        for db in good
+        if db.uid not in (old_uid, new_uid) and db.uid not in members and keeper_can_be_synchronous(cd, db)
+    ]
+    substitutes.sort(key=lambda db: (-db.status.xlog_pos, db.uid))
+    members.append(substitutes[0].uid if substitutes else old_uid)
+    return members
+
+
+def keeper_can_be_synchronous(cd: ClusterData, db: DB) -> bool:
+    k = keepers(cd).get(spec(db).keeper_uid)
+    return k is None or k.status.can_be_synchronous_replica is not False
+
+
 def promote(cd: ClusterData, old_uid: str, new_uid: str, cyc: Cycle) -> None:
     """Bookkeeping of an election, in the same cycle.
 
@@ -195,7 +230,7 @@ def promote(cd: ClusterData, old_uid: str, new_uid: str, cyc: Cycle) -> None:
     old_defined = tuple(ns.synchronous_standbys or [])
     old_external = tuple(ns.external_synchronous_standbys or [])
     if sync_repl(cyc.spec):
-        inherited = [old_uid if uid == new_uid else uid for uid in spec(old).synchronous_standbys or []]
+        inherited = inherited_sync_standbys(cd, old_uid, new_uid, cyc)
         external = [FAKE_STANDBY_NAME] if not inherited and cyc.d.min_synchronous_standbys > 0 else []
         ns.synchronous_replication = True
         ns.synchronous_standbys = sorted(inherited)

@@ -32,7 +32,7 @@ from stolon.sentinel.events import (
     SyncStandbysWaiting,
 )
 from stolon.sentinel.failover import FAKE_STANDBY_NAME
-from stolon.sentinel.predicates import is_lag_below_max
+from stolon.sentinel.predicates import FAILED, db_state, is_lag_below_max
 
 
 def _common(a: list[str] | None, b: list[str] | None) -> list[str]:
@@ -43,6 +43,18 @@ def _common(a: list[str] | None, b: list[str] | None) -> list[str]:
 
 def _same_set(a: list[str] | None, b: list[str] | None) -> bool:
     return sorted(a or []) == sorted(b or [])
+
+
+def _gone(cd: ClusterData, uid: str, cyc: Cycle) -> bool:
+    """A pending synchronous standby that will not come: missing or failed.
+
+    One still converging (a healthy keeper applying a new generation, e.g. a standby
+    re-pointed at a new master after a failover) stays pending: dropping it would leave the
+    defined set to the fake standby until it reports again. Go drops every standby that is
+    not good. Keeping it never acknowledges more: commits wait for it.
+    """
+    db = dbs(cd).get(uid)
+    return db is None or db_state(cd, db, cyc) == FAILED
 
 
 def best_standbys(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> list[DB]:
@@ -118,7 +130,7 @@ def manage(cd: ClusterData, master: DB, good: list[DB], cyc: Cycle) -> None:
         in_sync += [uid for uid in reported if uid not in in_sync]
         master.status.synchronous_standbys = in_sync
         pending = [uid for uid in ms.synchronous_standbys or [] if uid not in in_sync]
-        if any(uid not in dbs(cd) or uid not in good_uids for uid in pending):
+        if any(_gone(cd, uid, cyc) for uid in pending):
             ms.synchronous_standbys = sorted(in_sync)
         _emit_change(master, before, SyncChange.RECONCILE, cyc)
         if not _same_set(master.status.synchronous_standbys, ms.synchronous_standbys):

@@ -15,9 +15,14 @@ file and coordinate through it.
 - The leader is one row per cluster: holder session, term and expiry. A leadership token
   is (session, term); a conditioned write checks it in the same transaction.
 - Change notification: every write also bumps a per-kind counter in ``changes`` in the same
-  transaction. A :class:`EmbeddedWatch` polls SQLite's ``PRAGMA data_version`` (a counter in
-  shared memory that moves when another connection commits: no read of any table) every
-  :data:`WATCH_POLL` seconds, and reads the small ``changes`` table only when it moved.
+  transaction. A :class:`EmbeddedWatch` looks at SQLite's ``PRAGMA data_version`` (a counter in
+  shared memory that moves when another connection commits: no read of any table), and reads
+  the small ``changes`` table only when it moved. It looks when a writer signals a change of
+  a kind it watches: after each commit the writer touches ``<db>-notify-<kind>`` next to the
+  database, which wakes the watches through inotify (:mod:`stolon.store.inotify`), and every
+  :data:`NOTIFIED_WATCH_POLL` seconds anyway. Without inotify it polls every
+  :data:`WATCH_POLL` seconds. A daemon at rest then wakes only for what it watches: a keeper
+  or a proxy (cluster data) not for every heartbeat of the others.
 
 Endpoint: the database file path (``--store-endpoints /var/lib/stolon/store.db``, or a
 ``file://`` / ``sqlite://`` URL of one).
@@ -67,12 +72,22 @@ from stolon.store.base import (
     Versioned,
     Watch,
 )
+from stolon.store.inotify import DirectoryNotifier, touch
 
 log = logging.getLogger(__name__)
 
 BACKEND_NAME = "embedded"
-#: How often a watch looks at SQLite's change counter (seconds).
+#: How often a watch looks at SQLite's change counter (seconds) without inotify.
 WATCH_POLL = 0.025
+#: With inotify: how often a watch looks anyway, for writers that do not signal (an older
+#: version during an upgrade, a manual edit) and should a signal be lost (seconds).
+NOTIFIED_WATCH_POLL = 0.5
+
+
+def notify_path(path: Path, kind: ChangeKind) -> str:
+    """The file writers touch after a commit that changed ``kind``."""
+    return f"{path}-notify-{kind.value}"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revision_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
@@ -212,6 +227,8 @@ class EmbeddedStore(Store):
         self.cluster = config.base_path()
         self._clock = clock
         self._lock = threading.RLock()
+        #: kinds of change of the transaction in progress, signalled after its commit
+        self._bumped: set[ChangeKind] = set()
         if not self.path.parent.is_dir():
             raise StoreConfigError(
                 f"--store-endpoints: directory {str(self.path.parent)!r} of the embedded store"
@@ -237,6 +254,7 @@ class EmbeddedStore(Store):
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._bumped.clear()
             try:
                 self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as e:
@@ -245,12 +263,17 @@ class EmbeddedStore(Store):
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._bumped.clear()
                 raise
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as e:
                 self._db.execute("ROLLBACK")
+                self._bumped.clear()
                 raise self._error(e) from None
+            for kind in sorted(self._bumped):
+                touch(notify_path(self.path, kind))
+            self._bumped.clear()
 
     def _error(self, e: sqlite3.Error) -> StoreError:
         if "locked" in str(e) or "busy" in str(e):
@@ -266,6 +289,7 @@ class EmbeddedStore(Store):
         return int(value)
 
     def _bump(self, db: sqlite3.Connection, kind: ChangeKind) -> None:
+        self._bumped.add(kind)
         db.execute(
             "INSERT INTO changes (cluster, kind, seq) VALUES (?, ?, 1)"
             " ON CONFLICT (cluster, kind) DO UPDATE SET seq = seq + 1",
@@ -474,6 +498,14 @@ class EmbeddedWatch(Watch):
         self._version: int | None = None
         self._seqs: dict[str, int] = {}
         self._broken = False
+        self._notifier: DirectoryNotifier | None = None
+        try:
+            # Before the first read of the change counter: no signal after it is missed.
+            self._notifier = DirectoryNotifier(
+                store.path.parent, [os.path.basename(notify_path(store.path, k)) for k in kinds]
+            )
+        except OSError as e:
+            log.debug("embedded store watch: no inotify (%s): polling every %gs", e, WATCH_POLL)
         try:
             self._connect()
         except sqlite3.Error as e:
@@ -523,11 +555,16 @@ class EmbeddedWatch(Watch):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self._closed.wait(min(WATCH_POLL, left))
+            if self._notifier is not None and not self._broken:
+                self._notifier.wait(min(NOTIFIED_WATCH_POLL, left))
+            else:
+                self._closed.wait(min(WATCH_POLL, left))
         return Changes()
 
     def close(self) -> None:
         self._closed.set()
+        if self._notifier is not None:
+            self._notifier.close()
         if self._db is not None:
             try:
                 self._db.close()

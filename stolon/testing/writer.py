@@ -16,7 +16,7 @@ class Writer:
     interval: float = 0.02
     table: str = "acks"
     acked: list[int] = field(default_factory=list)
-    #: (monotonic time, ok) of every attempt
+    #: (monotonic time, ok) of every attempt, dated at its start
     attempts: list[tuple[float, bool]] = field(default_factory=list)
     #: monotonic time each acknowledgement arrived (same order as ``acked``)
     acked_at: list[float] = field(default_factory=list)
@@ -66,15 +66,18 @@ class Writer:
             conn.close()
 
     def unavailability(self, since: float) -> float:
-        """The longest stretch without a successful write after ``since``."""
+        """The longest stretch without an acknowledged write after ``since``.
+
+        Measured between acknowledgements, not attempt starts: an INSERT that starts on a
+        new master and waits seconds for a synchronous standby is part of the gap.
+        """
         last_ok = since
         worst = 0.0
-        for t, ok in self.attempts:
+        for t in list(self.acked_at):
             if t < since:
                 continue
-            if ok:
-                worst = max(worst, t - last_ok)
-                last_ok = t
+            worst = max(worst, t - last_ok)
+            last_ok = t
         return worst
 
     def missing(self, dsn: str) -> list[int]:

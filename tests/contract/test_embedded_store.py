@@ -114,15 +114,24 @@ def test_database_files_are_private(tmp_path: Path) -> None:
         st.put_cluster_data(b'{"cluster": {}}')
         st.put_info(InfoKind.KEEPER, "k", b"{}", 10)
         files = sorted(tmp_path.glob("s.db*"))
-        assert [f.name for f in files] == ["s.db", "s.db-shm", "s.db-wal"]
+        # the change signals (empty files touched after each commit) are private too
+        assert [f.name for f in files] == [
+            "s.db",
+            "s.db-notify-clusterdata",
+            "s.db-notify-keepers",
+            "s.db-shm",
+            "s.db-wal",
+        ]
         for f in files:
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        assert (tmp_path / "s.db-notify-keepers").stat().st_size == 0
         st.close()
         # a file left world-readable (by an older version) is tightened when opened
-        for f in tmp_path.glob("s.db*"):
+        db_files = [f for f in (tmp_path / f"s.db{sfx}" for sfx in ("", "-wal", "-shm")) if f.exists()]
+        for f in db_files:
             os.chmod(f, 0o644)
         EmbeddedStore(_config(tmp_path)).close()
-        for f in tmp_path.glob("s.db*"):
+        for f in db_files:
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     finally:
         os.umask(old_umask)

@@ -190,3 +190,36 @@ def test_promote_then_rewind_old_primary(pg: PgEnv) -> None:
     assert full[0].switch_point <= full[1].switch_point
     assert last_one == full[-1:]
     assert collect_state(a).timelines_history == full
+
+
+def test_synchronous_standby_names_in_force_from_the_promotion(pg: PgEnv) -> None:
+    """A synchronous master-to-be gets synchronous_standby_names while still a standby (it
+    has no effect there, streaming goes on); once promoted it waits for that standby from
+    its first commit, before the configuration written after the CHECKPOINT is reloaded."""
+    a = pg.new_primary("a")
+    _exec(a, "CREATE TABLE t (id int PRIMARY KEY)")
+    _exec(a, "INSERT INTO t VALUES (1)")
+    b = _make_standby(pg, a, "b", "bbbb", rewind=False)
+    _eventually(lambda: _ids(b) == [1], what="row 1 on the standby")
+
+    assert b.synchronous_standby_names_before_promotion("stolon_cccc")
+    assert not b.synchronous_standby_names_before_promotion("stolon_cccc"), "already in force"
+    with b.connect_admin() as c:
+        assert state.is_in_recovery(c)
+        (value,) = c.execute("SHOW synchronous_standby_names").fetchone() or ("",)
+        assert value == "stolon_cccc"
+    # still a standby of a, still streaming from it
+    _exec(a, "INSERT INTO t VALUES (2)")
+    _eventually(lambda: _ids(b) == [1, 2], what="row 2 streamed after the change")
+    assert "primary_conninfo" in (b.data_dir / "postgresql.conf").read_text()
+
+    # promoted without any reload of the master configuration (no CHECKPOINT, no rewrite)
+    b.set_config(
+        parameters=pg.parameters(b, synchronous_standbys=("cccc",)),
+        recovery=NO_RECOVERY,
+    )
+    b.promote(do_checkpoint=False)
+    with b.connect_admin() as c:
+        assert not state.is_in_recovery(c)
+        (value,) = c.execute("SHOW synchronous_standby_names").fetchone() or ("",)
+        assert value == "stolon_cccc"

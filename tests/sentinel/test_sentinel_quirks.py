@@ -267,7 +267,8 @@ def test_q4_sync_election_ignores_a_better_standby_outside_the_known_in_sync_set
     assert cs["db2"].in_sync_set is True
     assert d.cluster_data is not None and d.cluster_data.dbs is not None
     new_spec = d.cluster_data.dbs["db2"].spec
-    assert new_spec is not None and new_spec.synchronous_standbys == ["db1"]
+    # db3, a healthy standby outside the set, takes db2's place (not the dead db1: Go).
+    assert new_spec is not None and new_spec.synchronous_standbys == ["db3"]
 
 
 def test_q4_defined_but_not_known_in_sync_is_not_enough() -> None:
