@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stolon.keeper.config import parse_config
+from stolon.cli.keeper import parse_config
 from stolon.keeper.daemon import Keeper
 from stolon.model import ClusterSpec
 from stolon.model.cluster import (
@@ -23,6 +23,7 @@ from stolon.model.cluster import (
     ClusterData,
     Switchover,
 )
+from stolon.plugins import load_plugins
 
 
 def keeper(tmp_path: Path) -> Keeper:
@@ -39,7 +40,7 @@ def keeper(tmp_path: Path) -> Keeper:
         ],
         env={},
     )  # fmt: skip
-    return Keeper(cfg)
+    return Keeper(cfg, load_plugins())
 
 
 def cluster_data(phase: str, target: str, sw_id: str = "sw1") -> ClusterData:

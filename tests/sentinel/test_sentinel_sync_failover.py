@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from stolon.sentinel import events as ev
-
-from .builders import CD, MASTER
+from stolon.testing.sentinel_builders import CD, MASTER
 
 FAKE = "stolonfakestandby"
 
