@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stolon.local.processes import ManagedProcess, signal_pid_file
+from stolon.local.processes import ManagedProcess, kill_leftovers, signal_pid_file
 from stolon.model import ClusterData
 from stolon.netutil import free_port
 from stolon.postgres.datadir import read_postmaster_pid
@@ -212,10 +212,13 @@ class LocalCluster:
     def stop(self, timeout: float = 60.0) -> None:
         """Proxy, sentinels, then keepers (each stops its PostgreSQL): no failover on the way.
         A process restarted from another terminal (``stolonctl local start``) is stopped
-        through its pid file."""
+        through its pid file; PostgreSQL processes a killed postmaster left in a keeper's
+        directory are killed last."""
         for name in self._stop_order():
             self.processes[name].stop(timeout)
             signal_pid_file(self.base / "pids" / f"{name}.pid", 15, timeout)
+        for uid in self.layout.keepers:
+            kill_leftovers(self.base / "keepers" / uid)
 
     def _stop_order(self) -> list[str]:
         return [n for n in ["proxy", *self.layout.sentinels, *self.layout.keepers] if n in self.processes]

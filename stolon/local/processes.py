@@ -150,3 +150,27 @@ def signal_pid_file(pid_file: Path, sig: int, timeout: float = 60.0) -> bool:
         pass
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def kill_leftovers(under: Path) -> list[int]:
+    """SIGKILL every process whose working directory is ``under`` or below it, and return
+    their pids: the PostgreSQL children a killed postmaster left behind (a checkpointer
+    can outlive its postmaster for a while, retrying writes into a data directory that is
+    about to be removed). Processes we may not inspect are skipped."""
+    root = str(under.absolute())
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        cwd = cwd.removesuffix(" (deleted)")
+        if cwd == root or cwd.startswith(root + "/"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed

@@ -42,3 +42,26 @@ def test_postmaster_pid_of_another_process_is_ignored(tmp_path: Path) -> None:
     assert cluster.postmaster_pid("keeper0") is None
     (pgdata / "postmaster.pid").write_text(f"{os.getpid()}\n")  # ours, and PGDATA is ours
     assert cluster.postmaster_pid("keeper0") == os.getpid()
+
+
+def test_kill_leftovers_kills_what_runs_in_the_directory(tmp_path: Path) -> None:
+    """What a killed postmaster leaves running in a keeper's directory is killed when the
+    local cluster stops (and nothing outside it)."""
+    import subprocess
+
+    from stolon.local.processes import kill_leftovers
+
+    inside = tmp_path / "keepers" / "keeper0" / "postgres"
+    inside.mkdir(parents=True)
+    outside = tmp_path / "other"
+    outside.mkdir()
+    left = subprocess.Popen(["sleep", "60"], cwd=inside)
+    kept = subprocess.Popen(["sleep", "60"], cwd=outside)
+    try:
+        assert kill_leftovers(tmp_path / "keepers" / "keeper0") == [left.pid]
+        assert left.wait(10) == -9
+        assert kept.poll() is None
+    finally:
+        for p in (left, kept):
+            p.kill()
+            p.wait()
