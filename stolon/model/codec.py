@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import types
 import typing
@@ -150,14 +151,31 @@ class Document:
     # -- encoding ---------------------------------------------------------------------------
     def to_obj(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, meta, tp in self._json_fields():
+        for name, key, omitempty, empty, encode in self._encode_plan():
             value = getattr(self, name)
-            if meta.omitempty and _is_empty(tp, value):
+            if omitempty and empty(value):
                 continue
-            out[meta.key] = _encode(tp, value)
+            out[key] = encode(value)
         for k, v in self.unknown_fields.items():
             out.setdefault(k, v)
         return out
+
+    _plan_cache: ClassVar[
+        dict[type, list[tuple[str, str, bool, Callable[[Any], bool], Callable[[Any], Any]]]]
+    ] = {}
+
+    @classmethod
+    def _encode_plan(cls) -> list[tuple[str, str, bool, Callable[[Any], bool], Callable[[Any], Any]]]:
+        """Per field: attribute, JSON key, omitempty, its emptiness test and its encoder (the
+        type analysis of :meth:`to_obj`, done once per class)."""
+        cached = Document._plan_cache.get(cls)
+        if cached is None:
+            cached = [
+                (name, meta.key, meta.omitempty, _emptiness(tp), _encoder(tp))
+                for name, meta, tp in cls._json_fields()
+            ]
+            Document._plan_cache[cls] = cached
+        return cached
 
     def dumps(self, *, indent: str | None = None) -> str:
         """JSON text as Go writes it (:mod:`stolon.model.gojson`: ``<``, ``>``, ``&`` escaped
@@ -195,92 +213,200 @@ def _describe(value: Any) -> str:
 def _is_empty(tp: Any, value: Any) -> bool:
     """Go's omitempty: optional scalars and documents are Go pointers (only nil is empty);
     lists and dicts are Go slices and maps (nil or zero length is empty)."""
-    if value is None:
-        return not _is_time_type(tp)  # a Go time.Time is a struct: never omitted
-    if _is_optional(tp) and not isinstance(value, list | dict):
+    return _emptiness(tp)(value)
+
+
+@functools.cache
+def _emptiness(tp: Any) -> Callable[[Any], bool]:
+    """:func:`_is_empty` for one field type, its type analysis done once."""
+    if _is_time_type(tp):
+        return lambda v: False  # a Go time.Time is a struct: never omitted
+    if _is_optional(tp):  # a Go pointer: only nil is empty (a slice or map: also zero length)
+        return lambda v: v is None or (isinstance(v, list | dict) and not v)
+
+    def empty(v: Any) -> bool:
+        if v is None:
+            return True
+        if isinstance(v, Document | Duration | datetime):
+            return False
+        if isinstance(v, bool | str | int | float | list | dict):
+            return not v
         return False
-    if isinstance(value, Document | Duration | datetime):
-        return False
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, str | int | float | list | dict):
-        return not value
-    return False
+
+    return empty
 
 
 def _decode(tp: Any, value: Any, path: str, strict: bool) -> Any:
+    return _decoder(tp)(value, path, strict)
+
+
+Decoder = Callable[[Any, str, bool], Any]
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """The decoding function of one model type (its type analysis done once, cached)."""
     origin = get_origin(tp)
     if origin is typing.Annotated:
         base, *extras = get_args(tp)
-        result = _decode(base, value, path, strict)
-        for extra in extras:
-            if isinstance(extra, Range) and result is not None and not extra.lo <= result <= extra.hi:
-                raise ModelError(
-                    path, f"{result} is out of range for a {extra.name} ({extra.lo}..{extra.hi})"
-                )
-        return result
+        inner = _decoder(base)
+        ranges = [e for e in extras if isinstance(e, Range)]
+
+        def annotated(value: Any, path: str, strict: bool) -> Any:
+            result = inner(value, path, strict)
+            for extra in ranges:
+                if result is not None and not extra.lo <= result <= extra.hi:
+                    raise ModelError(
+                        path, f"{result} is out of range for a {extra.name} ({extra.lo}..{extra.hi})"
+                    )
+            return result
+
+        return annotated
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
         if len(args) != 1:
             raise TypeError(f"unsupported union {tp}")
-        return _decode(args[0], value, path, strict)
+        inner_opt = _decoder(args[0])
+
+        def optional(value: Any, path: str, strict: bool) -> Any:
+            return None if value is None else inner_opt(value, path, strict)
+
+        return optional
     if tp is Any:
-        return value
+        return lambda value, path, strict: value
     if origin is list:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise ModelError(path, f"expected an array, got {_describe(value)}")
         (item_tp,) = get_args(tp)
-        return [_decode(item_tp, v, f"{path}[{i}]", strict) for i, v in enumerate(value)]
+        item = _decoder(item_tp)
+
+        def array(value: Any, path: str, strict: bool) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, list):
+                raise ModelError(path, f"expected an array, got {_describe(value)}")
+            return [item(v, f"{path}[{i}]", strict) for i, v in enumerate(value)]
+
+        return array
     if origin is dict:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise ModelError(path, f"expected an object, got {_describe(value)}")
         _, val_tp = get_args(tp)
-        return {k: _decode(val_tp, v, _join(path, k), strict) for k, v in value.items()}
+        val = _decoder(val_tp)
+
+        def mapping(value: Any, path: str, strict: bool) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, dict):
+                raise ModelError(path, f"expected an object, got {_describe(value)}")
+            return {k: val(v, _join(path, k), strict) for k, v in value.items()}
+
+        return mapping
     if isinstance(tp, type) and issubclass(tp, Document):
-        if value is None:
-            return None
-        return tp.from_obj(value, strict=strict, path=path)
+        doc: type[Document] = tp
+
+        def document(value: Any, path: str, strict: bool) -> Any:
+            if value is None:
+                return None
+            return doc.from_obj(value, strict=strict, path=path)
+
+        return document
     if tp is Duration:
-        if not isinstance(value, str):
-            raise ModelError(path, f'expected a duration string such as "5s", got {_describe(value)}')
-        try:
-            return Duration.parse(value)
-        except DurationError as e:
-            raise ModelError(path, f'{e} (use a Go duration such as "5s", "1m30s" or "100ms")') from None
+        return _decode_duration
     if tp is datetime:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ModelError(path, f"expected an RFC 3339 time string, got {_describe(value)}")
-        try:
-            return parse_go_time(value)
-        except ValueError as e:
-            raise ModelError(path, str(e)) from None
+        return _decode_time
     if tp is bool:
-        if not isinstance(value, bool):
-            raise ModelError(path, f"expected true or false, got {_describe(value)}")
-        return value
+        return _decode_bool
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer() and not strict:
-                return int(value)
-            raise ModelError(path, f"expected an integer, got {_describe(value)}")
-        return value
+        return _decode_int
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ModelError(path, f"expected a number, got {_describe(value)}")
-        return float(value)
+        return _decode_float
     if tp is str:
-        if not isinstance(value, str):
-            raise ModelError(path, f"expected a string, got {_describe(value)}")
-        return value
-    raise TypeError(f"unsupported model type {tp!r} at {path}")
+        return _decode_str
+
+    def unsupported(value: Any, path: str, strict: bool) -> Any:
+        raise TypeError(f"unsupported model type {tp!r} at {path}")
+
+    return unsupported
+
+
+def _decode_duration(value: Any, path: str, strict: bool) -> Any:
+    if not isinstance(value, str):
+        raise ModelError(path, f'expected a duration string such as "5s", got {_describe(value)}')
+    try:
+        return Duration.parse(value)
+    except DurationError as e:
+        raise ModelError(path, f'{e} (use a Go duration such as "5s", "1m30s" or "100ms")') from None
+
+
+def _decode_time(value: Any, path: str, strict: bool) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ModelError(path, f"expected an RFC 3339 time string, got {_describe(value)}")
+    try:
+        return parse_go_time(value)
+    except ValueError as e:
+        raise ModelError(path, str(e)) from None
+
+
+def _decode_bool(value: Any, path: str, strict: bool) -> Any:
+    if not isinstance(value, bool):
+        raise ModelError(path, f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _decode_int(value: Any, path: str, strict: bool) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and not strict:
+            return int(value)
+        raise ModelError(path, f"expected an integer, got {_describe(value)}")
+    return value
+
+
+def _decode_float(value: Any, path: str, strict: bool) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ModelError(path, f"expected a number, got {_describe(value)}")
+    return float(value)
+
+
+def _decode_str(value: Any, path: str, strict: bool) -> Any:
+    if not isinstance(value, str):
+        raise ModelError(path, f"expected a string, got {_describe(value)}")
+    return value
+
+
+@functools.cache
+def _encoder(tp: Any) -> Callable[[Any], Any]:
+    """The encoding function of one declared field type (what :func:`_encode` does, with the
+    type analysis done once); a value of another type than declared falls back to it."""
+    st = _strip(tp)
+    origin = get_origin(st)
+    if isinstance(st, type) and issubclass(st, Document):
+        return lambda v: v.to_obj() if isinstance(v, Document) else _encode(tp, v)
+    if st is Duration:
+        return lambda v: str(v) if isinstance(v, Duration) else _encode(tp, v)
+    if st is datetime:
+        return lambda v: format_go_time(v) if v is None or isinstance(v, datetime) else _encode(tp, v)
+    if origin is list:
+        (item_tp,) = get_args(st)
+        item = _encoder(item_tp)
+
+        def array(v: Any) -> Any:
+            if isinstance(v, list):
+                return [item(x) for x in v]
+            return _encode(tp, v)
+
+        return array
+    if origin is dict:
+        _, val_tp = get_args(st)
+        val = _encoder(val_tp)
+
+        def mapping(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: val(v[k]) for k in sorted(v)}
+            return _encode(tp, v)
+
+        return mapping
+    if st in (str, int, bool, float):
+        return lambda v: v
+    return lambda v: _encode(tp, v)
 
 
 def _encode(tp: Any, value: Any) -> Any:
@@ -302,12 +428,14 @@ def _encode(tp: Any, value: Any) -> Any:
     return value
 
 
+@functools.cache  # type introspection, the same few types on every call
 def _is_optional(tp: Any) -> bool:
     if get_origin(tp) is typing.Annotated:
         tp = get_args(tp)[0]
     return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
 
 
+@functools.cache  # type introspection, the same few types on every call
 def _strip(tp: Any) -> Any:
     while True:
         origin = get_origin(tp)
@@ -320,10 +448,12 @@ def _strip(tp: Any) -> Any:
             return tp
 
 
+@functools.cache  # type introspection, the same few types on every call
 def _is_time_type(tp: Any) -> bool:
     return _strip(tp) is datetime
 
 
+@functools.cache  # type introspection, the same few types on every call
 def _container_args(tp: Any, kind: type) -> tuple[Any, ...]:
     tp = _strip(tp)
     if get_origin(tp) is kind:
