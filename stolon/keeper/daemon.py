@@ -543,6 +543,8 @@ class Keeper:
         try:
             cd, _ = store.get_cluster_data()
         except ClusterDataError:
+            if self.self_fence is not None:
+                self.self_fence.read_unusable(started)
             return  # unreadable (logged once by the store): postgres is left as it is
         except StoreError as e:
             log.error("cannot get cluster data, leaving postgres as it is: %s", e)

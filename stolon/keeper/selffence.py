@@ -187,6 +187,18 @@ class SelfFence:
                 self._contact = Contact(c.wrote_at, c.confirmed_at, started_at)
         self._wake.set()
 
+    def read_unusable(self, started_at: float) -> None:
+        """A read that found the cluster data unusable (malformed: logged and skipped by
+        every component). No sentinel can elect another master while it is so (electing one
+        means writing a usable document, which the next read sees), so it confirms what the
+        last usable read said: a master stays unfenced — one bad document must not stop
+        writes — and a superseded one stays fenced."""
+        with self._lock:
+            c = self._contact
+            if not c.superseded and c.confirmed_at is not None and started_at > c.confirmed_at:
+                self._contact = Contact(c.wrote_at, started_at, c.superseded_at)
+        self._wake.set()
+
     # -- threads ----------------------------------------------------------------------------
     def start(self) -> None:
         for target, name in ((self._probe, "selffence-probe"), (self._watchdog, "selffence-watchdog")):
@@ -215,7 +227,9 @@ class SelfFence:
                         started = self._clock()
                         try:
                             cd, _ = store.get_cluster_data()
-                        except (StoreError, ClusterDataError) as e:
+                        except ClusterDataError:
+                            self.read_unusable(started)
+                        except StoreError as e:
                             log.debug("self-fencing probe: cannot read the cluster data: %s", e)
                         else:
                             self.read(started, cd)

@@ -247,3 +247,25 @@ def test_a_fence_that_failed_half_way_is_lifted_when_the_store_confirms_again() 
     sf.read(103.1, _cd("db0"))
     assert sf.check() is Action.UNFENCE and server.calls == [True, False] and not has_residue(sf)
     assert not is_fenced(sf)
+
+
+def test_an_unusable_cluster_data_confirms_the_last_usable_reading() -> None:
+    """A malformed cluster data (skipped by every component) can't hide a new master: it
+    keeps a confirmed master unfenced and a superseded one fenced."""
+    clock = _Clock()
+    calls: list[bool] = []
+    sf = SelfFence("k0", calls.append, _no_store, clock=clock)
+    sf.configure(T, 1.0)
+    sf.local_master(True)
+    sf.wrote(100.0)
+    sf.read(100.0, _cd("db0"))
+    for t in (101.0, 102.0, 103.0, 104.0):
+        clock.now = t + 0.5
+        sf.wrote(t)
+        sf.read_unusable(t)
+        assert sf.check() is Action.NOTHING and calls == []
+    sf.read(104.6, _cd("db1"))
+    assert sf.check() is Action.FENCE and calls == [True]
+    sf.read_unusable(105.0)
+    clock.now = 105.1
+    assert sf.check() is Action.NOTHING and calls == [True]  # still fenced
