@@ -350,8 +350,9 @@ def run_round(ctx: Ctx, scenario: str, r: Round, stolon: StolonTarget | None) ->
 
 
 def run_rounds(
-    ctx: Ctx,
+    target: Target,
     *,
+    quick: bool,
     system: str,
     scenarios: list[str],
     mode: str,
@@ -359,28 +360,35 @@ def run_rounds(
     rounds: int,
     stolon: StolonTarget | None,
 ) -> list[Round]:
-    out: list[Round] = []
-    for scenario in scenarios:
-        for i in range(1, rounds + 1):
-            try:
-                ctx.target.wait_healthy(ROUND_TIMEOUT)
-            except (TimeoutError, RuntimeError) as e:
-                out.append(Round(system, scenario, mode, spec, i, ok=False, note=f"not healthy: {e}"))
-                log(f"{system} {scenario} {mode} {spec}: not healthy before round {i}, stopping here: {e}")
-                return out
-            r = run_round(ctx, scenario, Round(system, scenario, mode, spec, i), stolon)
-            out.append(r)
-            extra = f", command {r.command_s:.2f}s" if r.command_s is not None else ""
-            gap = f"{r.gap:6.2f}s" if r.gap is not None else "   ?"
-            log(
-                f"{system:<7} {scenario:<15} {mode:<5} {spec:<7} round {i}: {r.old} -> {r.new}: write gap {gap},"
-                f" {r.lost if r.lost is not None else '?'} acknowledged rows lost{extra}"
-                + (f" [{r.note}]" if r.note else "")
-                + ("" if r.ok else " FAILED")
-            )
-            if not r.ok:
-                break
-    return out
+    """Every round of ``scenarios`` on a started cluster, the same way for each system: once
+    ``target`` is healthy, with the writer inserting through it."""
+    target.wait_healthy(ROUND_TIMEOUT)
+    with writing(target) as writer:
+        ctx = Ctx(target, writer, quick)
+        out: list[Round] = []
+        for scenario in scenarios:
+            for i in range(1, rounds + 1):
+                try:
+                    ctx.target.wait_healthy(ROUND_TIMEOUT)
+                except (TimeoutError, RuntimeError) as e:
+                    out.append(Round(system, scenario, mode, spec, i, ok=False, note=f"not healthy: {e}"))
+                    log(
+                        f"{system} {scenario} {mode} {spec}: not healthy before round {i}, stopping here: {e}"
+                    )
+                    return out
+                r = run_round(ctx, scenario, Round(system, scenario, mode, spec, i), stolon)
+                out.append(r)
+                extra = f", command {r.command_s:.2f}s" if r.command_s is not None else ""
+                gap = f"{r.gap:6.2f}s" if r.gap is not None else "   ?"
+                log(
+                    f"{system:<7} {scenario:<15} {mode:<5} {spec:<7} round {i}: {r.old} -> {r.new}: write gap {gap},"
+                    f" {r.lost if r.lost is not None else '?'} acknowledged rows lost{extra}"
+                    + (f" [{r.note}]" if r.note else "")
+                    + ("" if r.ok else " FAILED")
+                )
+                if not r.ok:
+                    break
+        return out
 
 
 @contextlib.contextmanager
@@ -419,18 +427,16 @@ def run_stolon(
         )
         cluster.start()
         target = StolonTarget(cluster)
-        target.wait_healthy(ROUND_TIMEOUT)
-        with writing(target) as writer:
-            ctx = Ctx(target, writer, quick)
-            return run_rounds(
-                ctx,
-                system="stolon",
-                scenarios=scenarios,
-                mode=mode,
-                spec=spec_name,
-                rounds=rounds,
-                stolon=target,
-            )
+        return run_rounds(
+            target,
+            quick=quick,
+            system="stolon",
+            scenarios=scenarios,
+            mode=mode,
+            spec=spec_name,
+            rounds=rounds,
+            stolon=target,
+        )
 
 
 def run_patroni(
@@ -455,19 +461,16 @@ def run_patroni(
     try:
         log(f"patroni: starting 3 nodes + HAProxy ({mode}, {timings.describe()})")
         cluster.start()
-        target = PatroniTarget(cluster)
-        target.wait_healthy(ROUND_TIMEOUT)
-        with writing(target) as writer:
-            ctx = Ctx(target, writer, quick)
-            return run_rounds(
-                ctx,
-                system="patroni",
-                scenarios=scenarios,
-                mode=mode,
-                spec=spec_label,
-                rounds=rounds,
-                stolon=None,
-            )
+        return run_rounds(
+            PatroniTarget(cluster),
+            quick=quick,
+            system="patroni",
+            scenarios=scenarios,
+            mode=mode,
+            spec=spec_label,
+            rounds=rounds,
+            stolon=None,
+        )
     finally:
         cluster.stop()
 

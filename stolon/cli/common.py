@@ -147,6 +147,32 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def daemon_parser(
+    prog: str, description: str, env_prefix: str, group_title: str
+) -> tuple[argparse.ArgumentParser, Any]:
+    """A daemon's parser as Go Stolon's keeper and sentinel have it: the epilog naming the
+    ``<env_prefix>_FOO_BAR`` variables, the common store flags, ``--version``, and the
+    group (``group_title``) the daemon adds its own flags to, which it returns."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=f"Every flag --foo-bar can also be set with the environment variable {env_prefix}_FOO_BAR.",
+    )
+    add_store_flags(parser)
+    add_version_flag(parser)
+    return parser, parser.add_argument_group(group_title)
+
+
+def add_log_flags(group: Any) -> None:
+    """The daemons' logging flags: ``--log-level``, ``--log-color`` and the deprecated
+    ``--debug``."""
+    group.add_argument(
+        "--log-level", default="info", type=log_level, help="debug, info (default), warn or error"
+    )
+    add_bool_flag(group, "--log-color", "enable color in log output")
+    add_bool_flag(group, "--debug", "enable debug logging (deprecated: use --log-level=debug)")
+
+
 def add_kube_client_flags(parser: argparse.ArgumentParser) -> None:
     """stolonctl's kubectl-like flags (Go Stolon has them on stolonctl only; the daemons use
     ``$KUBECONFIG``, ``~/.kube/config`` or their pod's service account)."""

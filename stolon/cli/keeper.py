@@ -22,10 +22,9 @@ from pathlib import Path
 from stolon.cli.common import (
     CliError,
     add_bool_flag,
-    add_store_flags,
-    add_version_flag,
+    add_log_flags,
     apply_env_defaults,
-    log_level,
+    daemon_parser,
     normalize_bool_flags,
     setup_logging,
     store_config_from_args,
@@ -44,14 +43,12 @@ ENV_PREFIX = "STKEEPER"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stolon-keeper",
-        description="stolon keeper: manages one PostgreSQL instance of a stolon cluster",
-        epilog="Every flag --foo-bar can also be set with the environment variable STKEEPER_FOO_BAR.",
+    p, g = daemon_parser(
+        "stolon-keeper",
+        "stolon keeper: manages one PostgreSQL instance of a stolon cluster",
+        ENV_PREFIX,
+        "keeper options",
     )
-    add_store_flags(p)
-    add_version_flag(p)
-    g = p.add_argument_group("keeper options")
     g.add_argument(
         "--uid",
         "--id",
@@ -119,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help='metrics listen address i.e "0.0.0.0:8080" (disabled by default)',
     )
-    g.add_argument("--log-level", default="info", type=log_level, help="debug, info (default), warn or error")
-    add_bool_flag(g, "--log-color", "enable color in log output")
-    add_bool_flag(g, "--debug", "enable debug logging (deprecated: use --log-level=debug)")
+    add_log_flags(g)
     return p
 
 

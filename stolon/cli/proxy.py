@@ -27,12 +27,12 @@ from typing import Any, NoReturn
 from stolon.cli.common import (
     CliError,
     add_bool_flag,
+    add_log_flags,
     add_store_flags,
     add_version_flag,
     apply_env_defaults,
     env_name,
     go_duration_seconds,
-    log_level,
     normalize_bool_flags,
     setup_logging,
     store_config_from_args,
@@ -122,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help='metrics listen address i.e "0.0.0.0:8080" (disabled by default)',
     )
-    g.add_argument("--log-level", default="info", type=log_level, help="debug, info (default), warn or error")
-    add_bool_flag(g, "--log-color", "enable color in log output")
-    add_bool_flag(g, "--debug", "enable debug logging (deprecated: use --log-level=debug)")
+    add_log_flags(g)
     g.add_argument(
         "--event-loop",
         default="auto",

@@ -9,12 +9,10 @@ from collections.abc import Sequence
 
 from stolon.cli.common import (
     CliError,
-    add_bool_flag,
-    add_store_flags,
-    add_version_flag,
+    add_log_flags,
     apply_env_defaults,
+    daemon_parser,
     go_duration_seconds,
-    log_level,
     normalize_bool_flags,
     setup_logging,
     store_config_from_args,
@@ -26,14 +24,12 @@ ENV_PREFIX = "STSENTINEL"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="stolon-sentinel",
-        description="stolon sentinel: elects a leader that decides the cluster data",
-        epilog="Every flag --foo-bar can also be set with the environment variable STSENTINEL_FOO_BAR.",
+    p, g = daemon_parser(
+        "stolon-sentinel",
+        "stolon sentinel: elects a leader that decides the cluster data",
+        ENV_PREFIX,
+        "sentinel options",
     )
-    add_store_flags(p)
-    add_version_flag(p)
-    g = p.add_argument_group("sentinel options")
     g.add_argument(
         "--initial-cluster-spec",
         default="",
@@ -50,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leader election session TTL (default 20s, Go Stolon's fixed value): how long a dead"
         " leader keeps the leadership",
     )
-    g.add_argument("--log-level", default="info", type=log_level, help="debug, info (default), warn or error")
-    add_bool_flag(g, "--log-color", "enable color in log output")
-    add_bool_flag(g, "--debug", "enable debug logging (deprecated: use --log-level=debug)")
+    add_log_flags(g)
     return p
 
 

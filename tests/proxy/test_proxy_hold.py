@@ -10,6 +10,8 @@ to the old master are still closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -32,6 +34,19 @@ BASE = ["--cluster-name", "c1", "--store-backend", "etcdv3"]
 def listener(hold: float, max_connections: int = 0) -> Listener:
     limits = ConnectionLimits(max_connections=max_connections, hold_timeout=hold)
     return Listener("default", "127.0.0.1", free_port(), MasterPolicy(), limits=limits)
+
+
+@contextlib.asynccontextmanager
+async def unrouted_client(
+    hold: float, max_connections: int = 0
+) -> AsyncIterator[tuple[Listener, asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A proxy with no cluster data (nowhere to route), checked once, and one client that
+    has just connected to it. The test closes the client."""
+    lst = listener(hold, max_connections)
+    async with proxy(FakeStore(None), lst) as c:
+        await c.check()
+        r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        yield lst, r, w
 
 
 def test_a_new_connection_is_held_while_fenced_and_forwarded_to_the_new_master(run: Runner) -> None:
@@ -81,11 +96,7 @@ def test_a_new_connection_is_held_while_fenced_and_forwarded_to_the_new_master(r
 
 def test_a_held_connection_is_closed_when_the_hold_times_out(run: Runner) -> None:
     async def main() -> None:
-        store = FakeStore(None)  # no cluster data: nowhere to route
-        lst = listener(0.2)
-        async with proxy(store, lst) as c:
-            await c.check()
-            r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        async with unrouted_client(0.2) as (lst, r, w):
             assert await closed_by_peer(r)
             w.close()
             assert (lst.ctx.held, lst.ctx.hold_timeouts) == (1, 1)
@@ -96,11 +107,7 @@ def test_a_held_connection_is_closed_when_the_hold_times_out(run: Runner) -> Non
 
 def test_a_client_that_leaves_while_held_is_forgotten(run: Runner) -> None:
     async def main() -> None:
-        store = FakeStore(None)
-        lst = listener(30.0, max_connections=1)
-        async with proxy(store, lst) as c:
-            await c.check()
-            _, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        async with unrouted_client(30.0, max_connections=1) as (lst, _, w):
             await eventually(lambda: lst.table.held_count == 1)
             # held connections count in --max-connections
             r2, w2 = await asyncio.open_connection("127.0.0.1", lst.port)
@@ -115,11 +122,7 @@ def test_a_client_that_leaves_while_held_is_forgotten(run: Runner) -> None:
 
 def test_without_the_flag_new_connections_are_refused_at_once_as_in_go(run: Runner) -> None:
     async def main() -> None:
-        store = FakeStore(None)
-        lst = listener(0.0)
-        async with proxy(store, lst) as c:
-            await c.check()
-            r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        async with unrouted_client(0.0) as (lst, r, w):
             assert await closed_by_peer(r)
             w.close()
             assert (lst.ctx.refused, lst.ctx.held) == (1, 0)
@@ -129,11 +132,7 @@ def test_without_the_flag_new_connections_are_refused_at_once_as_in_go(run: Runn
 
 def test_shutdown_closes_held_connections(run: Runner) -> None:
     async def main() -> None:
-        store = FakeStore(None)
-        lst = listener(30.0)
-        async with proxy(store, lst) as c:
-            await c.check()
-            r, w = await asyncio.open_connection("127.0.0.1", lst.port)
+        async with unrouted_client(30.0) as (lst, r, w):
             await eventually(lambda: lst.table.held_count == 1)
             assert lst.table.abort_all() == 1
             assert await closed_by_peer(r)

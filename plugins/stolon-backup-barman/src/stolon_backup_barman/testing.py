@@ -15,25 +15,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 from stolon.netutil import free_port
 from stolon.postgres.runas import OSUser, resolve_pg_os_user, run_command
+from stolon.testing.tied_child import die_with_parent_preexec
 
 #: names a directory holding barman-cloud-wal-archive & co. (a venv's ``bin``)
 TOOL_DIR_ENV = "STOLON_BARMAN_TOOL_DIR"
@@ -75,29 +72,6 @@ def moto_available() -> bool:
     return importlib.util.find_spec("moto") is not None and importlib.util.find_spec("flask") is not None
 
 
-_PR_SET_PDEATHSIG = 1
-_prctl: Any = None
-
-
-def _load_prctl() -> Any:
-    global _prctl
-    if _prctl is None and sys.platform == "linux":
-        try:
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _prctl = False
-    return _prctl or None
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if _prctl:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-
-
 class MotoS3Server:
     """moto's S3 server on ``127.0.0.1:<free port>`` (see the module docstring)."""
 
@@ -117,13 +91,12 @@ class MotoS3Server:
         self.log_path = Path(log)
         for _attempt in range(3):  # a port taken between free_port() and bind: try another
             self.port = free_port(self.host)
-            _load_prctl()
             self.proc = subprocess.Popen(
                 [self.python, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=fd,
-                preexec_fn=_die_with_parent if _main_thread() else None,  # noqa: PLW1509
+                preexec_fn=die_with_parent_preexec(),  # noqa: PLW1509
             )
             atexit.register(self.stop)
             deadline = time.monotonic() + timeout

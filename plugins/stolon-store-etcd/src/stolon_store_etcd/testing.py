@@ -8,7 +8,8 @@ directory, and an ``atexit`` hook plus a finalizer kill whatever a test forgot. 
 process also gets ``PR_SET_PDEATHSIG`` when started from the main thread, so it dies with
 the test process even on SIGKILL.
 
-Only the standard library is used, so this imports without etcd installed. The pytest
+Only the standard library (and :mod:`stolon.testing.tied_child`, which sets that
+PDEATHSIG) is used, so this imports without etcd installed. The pytest
 fixtures built on it are in :mod:`stolon_store_etcd.fixtures`.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -24,7 +24,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +33,8 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from stolon.testing.tied_child import die_with_parent_preexec
 
 #: Environment variable naming the etcd binary (else ``etcd`` is looked up in PATH).
 ETCD_BIN_ENV = "ETCD_BIN"
@@ -104,26 +104,6 @@ def _kill_all() -> None:
 
 
 atexit.register(_kill_all)
-
-
-_PR_SET_PDEATHSIG = 1
-_prctl: Any = None
-
-
-def _load_prctl() -> Any:
-    """Resolve prctl(2) in the parent: the child must not load libraries after fork."""
-    global _prctl
-    if _prctl is None and sys.platform == "linux":
-        try:
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _prctl = False
-    return _prctl or None
-
-
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    if _prctl:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def _reap(proc: subprocess.Popen[bytes] | None, base_dir: Path, owns_dir: bool) -> None:
@@ -277,7 +257,7 @@ class EtcdServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.base_dir,
-                preexec_fn=_set_pdeathsig if _pdeathsig_usable() else None,  # noqa: PLW1509
+                preexec_fn=die_with_parent_preexec(),  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -411,13 +391,6 @@ class EtcdServer:
     def __repr__(self) -> str:
         state = "frozen" if self.frozen else "running" if self.running else "stopped"
         return f"<EtcdServer {self.client_url} {state} {self.base_dir}>"
-
-
-def _pdeathsig_usable() -> bool:
-    # PDEATHSIG fires when the *thread* that forked exits: only safe from the main thread.
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    return _load_prctl() is not None
 
 
 __all__ = [
