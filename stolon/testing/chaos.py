@@ -277,6 +277,7 @@ class ChaosCluster:
 
     def close(self) -> None:
         if self.bridge is not None:
+            self.bridge.mend()
             for i in range(3):
                 with contextlib.suppress(RuntimeError):
                     self.bridge.heal(i)

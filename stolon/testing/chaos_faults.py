@@ -150,6 +150,83 @@ def partition(cc: ChaosCluster) -> tuple[float, dict[str, Any]]:
     return t, {"master": f"{old}->{new}", "partitioned_s": round(held, 1)}
 
 
+#: How long the master stays cut from its standbys: four failIntervals, so that anything
+#: the sentinel would do about it (fail the master over, move the synchronous standby)
+#: has had time to happen.
+CUT_HOLD = 4 * FAIL_INTERVAL
+
+
+def partition_standbys(cc: ChaosCluster) -> tuple[float, dict[str, Any]]:
+    """The links between the master's namespace and its standbys' broken, both ways (a
+    blackhole route to the other side's address in each), for :data:`CUT_HOLD`; the store,
+    the sentinels and the proxy stay reachable from every node. Then mended. Observed while
+    cut: who the cluster data names master and synchronous standbys, and how many writes
+    were acknowledged through the proxy and directly."""
+    assert cc.bridge is not None
+    old = cc.master()
+    uids = cc.cluster.keeper_uids()
+    i = uids.index(old)
+    sync_seen: list[list[str]] = []
+    masters: list[str] = []
+
+    def observe() -> None:
+        cd = cc.cd()
+        m = cd.master_db() if cd is not None else None
+        if cd is None or m is None or m.spec is None:
+            return
+        if not masters or masters[-1] != m.spec.keeper_uid:
+            masters.append(m.spec.keeper_uid)
+        names = sorted(
+            (db.spec.keeper_uid if (db := (cd.dbs or {}).get(u)) is not None and db.spec else u)
+            for u in m.spec.synchronous_standbys or []
+        ) + list(m.spec.external_synchronous_standbys or [])
+        if not sync_seen or sync_seen[-1] != names:
+            sync_seen.append(names)
+
+    observe()
+    pw, dw = cc.proxy_writer, cc.direct_writer
+    t = time.monotonic()
+    cc.bridge.cut(i, [j for j in range(len(uids)) if j != i])
+    try:
+        while time.monotonic() - t < CUT_HOLD:
+            with contextlib.suppress(Exception):
+                observe()
+            time.sleep(0.5)
+        healed = time.monotonic()
+    finally:
+        cc.bridge.mend()
+    caught_up = _wait_standbys_caught_up(cc, len(uids) - 1)
+    return t, {
+        "master": _moved(cc, old) if masters[1:] == [] else "->".join(masters),
+        "sync_standbys": " -> ".join(",".join(s) or "none" for s in sync_seen) if cc.synchronous else "-",
+        "acked_while_cut": f"{sum(1 for x in list(pw.acked_at) if t <= x < healed)} proxy"
+        f" / {sum(1 for x in list(dw.acked_at) if t <= x < healed)} direct",
+        "cut_s": round(healed - t, 1),
+        "standbys_caught_up_s": round(caught_up - healed, 1),
+    }
+
+
+def _wait_standbys_caught_up(cc: ChaosCluster, standbys: int, timeout: float = 120) -> float:
+    """Wait until ``standbys`` standbys have flushed everything the master had written when
+    this was called, and return when. ``pg_stat_replication`` keeps saying ``streaming``
+    for a connection whose packets go nowhere, so full strength alone would not show that
+    replication resumed: this does (TCP retransmits on the old connection, or the WAL
+    receiver reconnects)."""
+    m = cc.master()
+    target = cc.sql(m, "SELECT pg_current_wal_lsn()")[0][0]
+
+    def caught_up() -> bool:
+        rows = cc.sql(
+            m,
+            "SELECT count(*) FROM pg_stat_replication"
+            f" WHERE state = 'streaming' AND flush_lsn >= '{target}'::pg_lsn",
+        )
+        return int(rows[0][0]) >= standbys
+
+    wait_for(f"{standbys} standbys to flush the master's WAL up to {target}", caught_up, timeout, 0.1)
+    return time.monotonic()
+
+
 def standby_lag(cc: ChaosCluster) -> tuple[float, dict[str, Any]]:
     """One standby's WAL receiver frozen (SIGSTOP) until the cluster data shows it more
     than maxStandbyLag behind; then node loss of the master. The lagging standby must not
@@ -277,6 +354,12 @@ FAULTS: list[Fault] = [
         "the master's namespace cut off from the store and the other nodes, healed",
         "netns",
         partition,
+    ),
+    Fault(
+        "partition-standbys",
+        "the master's links to its standbys broken both ways (store, sentinels, proxy reachable), mended",
+        "netns",
+        partition_standbys,
     ),
     Fault("standby-lag", "a standby behind maxStandbyLag when the master dies", "embedded", standby_lag),
     Fault("disk-full", "the master's data filesystem full", "embedded", disk_full, tmpfs_mb=384),

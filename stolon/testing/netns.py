@@ -12,6 +12,10 @@ change to the root namespace beyond the bridge and the veth ends. :meth:`Bridge.
 takes a namespace's veth off the bridge: its frames go nowhere, in both directions, while
 everything inside the namespace (its loopback, its own address) keeps working, like a
 machine whose network cable was pulled; :meth:`Bridge.heal` puts it back.
+:meth:`Bridge.cut` breaks only the links between some namespaces (a blackhole route to the
+other side's address inside each of them: both directions dropped, everything else,
+the root namespace included, still reachable), like a broken link between two racks;
+:meth:`Bridge.mend` removes those routes.
 
 :func:`in_netns` moves the *calling thread* into a namespace for the duration of a block
 (``setns(2)`` is per thread): a socket opened there stays in that namespace afterwards, so a
@@ -76,6 +80,8 @@ class Bridge:
     count: int
     tag: str = field(default_factory=lambda: str(os.getpid()))
     created: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) to undo
+    #: (from, to): a blackhole route to ``to``'s address inside namespace ``from``
+    cuts: set[tuple[int, int]] = field(default_factory=set)
 
     @property
     def net(self) -> int:
@@ -128,10 +134,35 @@ class Bridge:
     def heal(self, i: int) -> None:
         _ip("link", "set", self.veth(i), "master", self.bridge)
 
+    def cut(self, i: int, others: list[int]) -> None:
+        """Break the links between namespace ``i`` and each of ``others``, both ways: in
+        ``i`` a blackhole route to each other's address, in each other one to ``i``'s.
+        Packets between them are discarded by the sender's routing (a connect or a
+        retransmission fails, nothing arrives); traffic with the root namespace and the
+        rest of the bridge is untouched. Undone by :meth:`mend` (or :meth:`remove`)."""
+        try:
+            for j in others:
+                if j == i:
+                    raise ValueError(f"cut: namespace {i} cannot be cut from itself")
+                for a, b in ((i, j), (j, i)):
+                    if (a, b) not in self.cuts:
+                        _ip("-n", self.namespace(a), "route", "add", "blackhole", f"{self.address(b)}/32")
+                        self.cuts.add((a, b))
+        except BaseException:
+            self.mend()
+            raise
+
+    def mend(self) -> None:
+        """Remove every route :meth:`cut` added (a route already gone is not an error)."""
+        for a, b in sorted(self.cuts):
+            _ip("-n", self.namespace(a), "route", "del", "blackhole", f"{self.address(b)}/32", check=False)
+            self.cuts.discard((a, b))
+
     def remove(self) -> None:
         """Delete the veths (a namespace lingers while anything references it), the
         namespaces and the bridge. Processes must have been stopped first; any left in a
         namespace of ours are killed."""
+        self.mend()
         for kind, name in reversed(self.created):
             if kind == "link":
                 _ip("link", "del", name, check=False)
