@@ -10,13 +10,13 @@ daemon passes random ones, tests fixed ones. The inputs are never modified.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from stolon.model.cluster import PHASE_INITIALIZING, PHASE_NORMAL, ClusterData
+from stolon.model.cluster import PHASE_INITIALIZING, PHASE_NORMAL, ClusterData, DBSpec
 from stolon.model.spec import ClusterSpec
+from stolon.model.structural import copy_as_stored, snapshot
 from stolon.sentinel.backups import update_backups
 from stolon.sentinel.cycle import Cycle, UpdateFailed, dbs, keepers, normalize, spec, status
 from stolon.sentinel.events import (
@@ -77,8 +77,7 @@ def decide(
         raise ValueError("cluster data without a cluster")
     first_run = observations.first_run
     base = Memory.empty() if first_run else memory
-    prev_obj = prev_cd.to_obj()
-    cd = ClusterData.from_obj(json.loads(json.dumps(prev_obj)))  # a deep copy, as stored
+    cd = copy_as_stored(prev_cd, go_json=False)  # a deep copy, as stored
     normalize(cd)
     assert cd.cluster is not None
     cyc = Cycle.start(base, now, cd.cluster.spec or ClusterSpec(), new_uid, pick_index)
@@ -89,7 +88,7 @@ def decide(
 
     update_health(cd, dict(observations.keepers_info), first_run, cyc)
     cyc.active_proxies, cyc.proxy_infos = active_proxies(observations.proxies_info, cyc.proxy_infos, now.mono)
-    prev_specs: dict[str, dict[str, Any]] = {uid: spec(db).to_obj() for uid, db in dbs(cd).items()}
+    prev_specs: dict[str, DBSpec] = {uid: snapshot(spec(db)) for uid, db in dbs(cd).items()}
 
     try:
         phase = status(cd).phase
@@ -109,7 +108,7 @@ def decide(
 
     propagate_spec(cd, set(prev_specs), cyc)
     bump_generations(cd, prev_specs, cyc)
-    update_change_times(prev_obj, cd, now)
+    update_change_times(prev_cd, cd, now)
     _follow_generations(cd, cyc)
     return Decision(cd, _memory(cd, observations, cyc), tuple(cyc.events), None, _active(cyc))
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from stolon.model.cluster import INITIAL_GENERATION, ClusterData, Keeper, KeeperSpec, KeeperStatus
 from stolon.model.infos import KeeperInfo
+from stolon.model.structural import stored_copy
 from stolon.model.text import printable
 from stolon.sentinel.admission import keeper_info_problem
 from stolon.sentinel.cycle import Cycle, dbs, keepers, seconds, spec, status
@@ -109,7 +110,7 @@ def _update_keepers(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -
             k.status.can_be_synchronous_replica = info.can_be_synchronous_replica
             cyc.keeper_errors.pop(uid, None)
             k.status.boot_uuid = info.boot_uuid
-            k.status.postgres_binary_version = info.postgres_binary_version.copy()
+            k.status.postgres_binary_version = stored_copy(info.postgres_binary_version)
 
         was_healthy = k.status.healthy
         since = cyc.keeper_errors.get(uid)
@@ -157,7 +158,9 @@ def _update_dbs(cd: ClusterData, fresh: dict[str, KeeperInfo], cyc: Cycle) -> No
                 db.status.timeline_id = pg.timeline_id
                 db.status.xlog_pos = pg.xlog_pos
                 db.status.timelines_history = (
-                    [h.copy() for h in pg.timelines_history] if pg.timelines_history is not None else None
+                    [stored_copy(h) for h in pg.timelines_history]
+                    if pg.timelines_history is not None
+                    else None
                 )
                 db.status.pg_parameters = dict(pg.pg_parameters) if pg.pg_parameters is not None else None
                 db.status.older_wal_file = pg.older_wal_file

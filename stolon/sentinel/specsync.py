@@ -1,7 +1,7 @@
 """Spec propagation into DB specs, generation bumps and change times (as Go's ``updateCluster``).
 
 Deep equality is equality of the stored JSON form (``Document.to_obj()``): what the keeper
-reads back. Go compares in-memory values with ``reflect.DeepEqual``, where a nil and an
+reads back (computed on the typed objects by :func:`stolon.model.structural.stored_equal`). Go compares in-memory values with ``reflect.DeepEqual``, where a nil and an
 empty list or map differ although both are stored the same; that bumps generations for
 nothing (and, for the proxy, every cycle). See docs/sentinel-decisions.md.
 """
@@ -12,6 +12,7 @@ from typing import Any
 
 from stolon.model.cluster import FOLLOW_EXTERNAL, ClusterData, DBSpec, FollowConfig
 from stolon.model.spec import DefaultedSpec
+from stolon.model.structural import stored_equal
 from stolon.sentinel.cycle import Cycle, dbs, keepers, proxy, spec
 from stolon.sentinel.eligibility import MASTER_TYPE, db_type
 from stolon.sentinel.events import (
@@ -26,7 +27,9 @@ def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ..
 
 
 def _follow_obj(fc: FollowConfig | None) -> dict[str, Any] | None:
-    return fc.to_obj() if fc is not None else None
+    """An external follow config in stored form: :func:`propagate_spec` changes it in place.
+    Any other is left as it is (not replaced, not changed): None, to skip encoding it."""
+    return fc.to_obj() if fc is not None and fc.type == FOLLOW_EXTERNAL else None
 
 
 def _propagated(ds: DBSpec) -> dict[str, Any]:
@@ -78,32 +81,37 @@ def propagate_spec(cd: ClusterData, existed: set[str], cyc: Cycle) -> None:
             cyc.emit(SpecPropagated(uid, fields))
 
 
-def bump_generations(cd: ClusterData, prev_specs: dict[str, dict[str, Any]], cyc: Cycle) -> None:
-    """+1 on every pre-existing DB whose spec changed this cycle."""
+def bump_generations(cd: ClusterData, prev_specs: dict[str, DBSpec], cyc: Cycle) -> None:
+    """+1 on every pre-existing DB whose spec changed this cycle (``prev_specs``: snapshots
+    of the specs as they were before the phase's update)."""
     for uid in sorted(dbs(cd)):
         before = prev_specs.get(uid)
         if before is None:
             continue
         db = dbs(cd)[uid]
-        fields = changed_keys(before, spec(db).to_obj())
+        after = spec(db)
+        if stored_equal(before, after):
+            continue
+        fields = changed_keys(before.to_obj(), after.to_obj())
         if fields:
             db.generation += 1
             cyc.emit(DBGenerationBumped(uid, db.generation - 1, db.generation, fields))
 
 
-def update_change_times(prev: dict[str, Any], cd: ClusterData, now: Now) -> None:
-    """``cd.changeTime`` always; every other object's when it is new or differs from ``prev``
-    (the stored form of the previous cluster data)."""
-    new = cd.to_obj()
+def update_change_times(prev: ClusterData, cd: ClusterData, now: Now) -> None:
+    """``cd.changeTime`` always; every other object's when it is new or its stored form
+    differs from the one in ``prev`` (the previous cluster data)."""
     cd.change_time = now.wall
     assert cd.cluster is not None
-    if prev.get("cluster") != new.get("cluster"):
+    if not stored_equal(prev.cluster, cd.cluster):
         cd.cluster.change_time = now.wall
-    for key, objs in (("dbs", dbs(cd)), ("keepers", keepers(cd))):
-        before = prev.get(key) or {}
-        after = new.get(key) or {}
-        for uid, obj in objs.items():
-            if before.get(uid) != after.get(uid):
-                obj.change_time = now.wall
-    if prev.get("proxy") != new.get("proxy"):
+    prev_dbs: dict[str, Any] = prev.dbs or {}
+    prev_keepers: dict[str, Any] = prev.keepers or {}
+    for uid, db in dbs(cd).items():
+        if not stored_equal(prev_dbs.get(uid), db):
+            db.change_time = now.wall
+    for uid, keeper in keepers(cd).items():
+        if not stored_equal(prev_keepers.get(uid), keeper):
+            keeper.change_time = now.wall
+    if not stored_equal(prev.proxy, cd.proxy):
         proxy(cd).change_time = now.wall
