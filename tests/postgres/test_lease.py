@@ -32,6 +32,8 @@ from stolon.testing.chaos import instance_pids
 from stolon.testing.pgsandbox import lease_module_or_skip
 
 if TYPE_CHECKING:
+    from psycopg.pq.abc import PGresult
+
     from tests.postgres.conftest import PgEnv
 
 pytestmark = pytest.mark.integration
@@ -180,7 +182,7 @@ def _wait_stopped(pids: list[int]) -> None:
             time.sleep(0.01)
 
 
-def _result(conn: psycopg.Connection[tuple[object, ...]], timeout: float = 30) -> pq.PGresult:
+def _result(conn: psycopg.Connection[tuple[object, ...]], timeout: float = 30) -> PGresult:
     """The result of the query sent with ``send_query`` (waits on the socket)."""
     pgconn = conn.pgconn
     deadline = time.monotonic() + timeout
