@@ -401,6 +401,8 @@ class Executor:
             if step.wait_recovery:
                 self.instance.wait_recovery_done(self.timeouts.sync)
                 self.instance.wait_ready(self.timeouts.sync_bound)
+                # out of archive recovery: a master, about to take the keeper's writes
+                self._becoming_master()
             if set_roles:
                 self.instance.wait_writable(self.timeouts.sync_bound)
                 self._ensure_roles()
