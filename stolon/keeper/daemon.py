@@ -72,6 +72,7 @@ from stolon.postgres.credentials import AuthMethod, Credentials
 from stolon.postgres.datadir import LocalRole
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
+from stolon.postgres.lease import LEASE_FILE, LeaseFile, without_lease
 from stolon.postgres.runas import OSUser, resolve_pg_os_user
 from stolon.specstate import StoredSpecCheck
 from stolon.store import ClusterStore, open_store
@@ -215,6 +216,7 @@ class Keeper:
         #: the pgParameters of our DB spec (for the conditions we publish)
         self.spec_parameters: dict[str, str] = {}
         self.self_fence: SelfFence | None = None
+        self.lease: LeaseFile | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -283,12 +285,23 @@ class Keeper:
         )
         self.executor = Executor(cfg, self.instance, self.data_dir, self.backups)
         self.jobs = BackupJobs(self.data_dir, ActivityTracker())
+        # the master lease the stolon_lease module checks at commit (stolon/postgres/lease.py)
+        self.lease = LeaseFile(self.data_dir / LEASE_FILE, self.os_user, bins)
         self.self_fence = SelfFence(
             self.uid,
             self.instance.set_write_fence,
             lambda: open_store(self.cfg.store, self.plugins),
             on_change=self._self_fence_changed,
+            write_lease=self.lease.write,
         )
+        self.executor.before_master = self.self_fence.becoming_master
+
+    def _lease_file(self) -> str:
+        """The lease file PostgreSQL is to check: self-fencing on and the module installed
+        ("" otherwise: the module is not loaded)."""
+        if self.lease is None or self.self_fence is None or self.self_fence.timeout <= 0:
+            return ""
+        return str(self.lease.path) if self.lease.installed() else ""
 
     def _self_fence_changed(self, fenced: bool, why: str) -> None:
         self.metrics.self_fenced.set(1 if fenced else 0)
@@ -331,10 +344,9 @@ class Keeper:
                 TimelineHistory(timeline_id=h.timeline_id, switch_point=h.switch_point, reason=h.reason)
                 for h in cs.timelines_history
             ] or None
+            reported = without_lease(cs.pg_parameters)
             st.pg_parameters = (
-                pgconfig.without_backup_parameters(cs.pg_parameters)
-                if self._backup_setup is not None
-                else cs.pg_parameters
+                pgconfig.without_backup_parameters(reported) if self._backup_setup is not None else reported
             )
             st.synchronous_standbys = list(cs.synchronous_standbys)
             st.older_wal_file = cs.older_wal_file
@@ -512,6 +524,7 @@ class Keeper:
             pitr_error=pitr_error,
             rejected_parameters={name: value for name, (value, _m) in ex.state.rejected.items()},
             reload_rejected=ex.state.reload_problem is not None,
+            lease_file=self._lease_file(),
         )
 
     def _pitr_facts(self, cd: ClusterData | None, db: DB | None, local_db_uid: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,13 +40,14 @@ from stolon.keeper.localstate import DBLocalState
 from stolon.keeper.pgconfig import DesiredConfig
 from stolon.logonce import OncePerChange
 from stolon.postgres import datadir, roles, safefs, slots, state
+from stolon.postgres import lease as pglease
 from stolon.postgres.configcheck import rejected_parameters
 from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError, ReloadRejectedError
 from stolon.postgres.hba import quote_hba_token
 from stolon.postgres.instance import Instance
 from stolon.postgres.lsn import format_lsn, parse_lsn
-from stolon.postgres.recovery import NO_RECOVERY, RECOVERY_SIGNAL, STANDBY_SIGNAL
+from stolon.postgres.recovery import NO_RECOVERY, RECOVERY_SIGNAL, STANDBY_SIGNAL, RecoveryMode
 from stolon.postgres.replication import SourceServer, basebackup, rewind
 from stolon.postgres.runas import run_command
 
@@ -139,6 +140,13 @@ class Executor:
         #: the last candidate configuration checked by the server, and what it rejected
         self._checked: tuple[object, dict[str, str]] | None = None
         self._rejections = OncePerChange(log)
+        #: called before PostgreSQL is promoted or started as a master (set by the daemon:
+        #: self-fencing writes a fresh master lease, stolon/postgres/lease.py)
+        self.before_master: Callable[[], None] | None = None
+
+    def _becoming_master(self) -> None:
+        if self.before_master is not None:
+            self.before_master()
 
     # -- tracing ----------------------------------------------------------------------------
     @contextmanager
@@ -205,6 +213,8 @@ class Executor:
     def _start(self, config: DesiredConfig, *, tmp_merged: bool = False, wait: float | None = None) -> None:
         self.state.stopped_at = None
         self._apply(config)
+        if config.recovery.mode is RecoveryMode.NONE:
+            self._becoming_master()
         try:
             self.instance.start(tmp_merged=tmp_merged)
             self.instance.wait_ready(self.timeouts.db_wait_ready if wait is None else wait)
@@ -214,7 +224,9 @@ class Executor:
     def _read_init_parameters(self) -> dict[str, str]:
         with self.instance.connect_admin() as conn:
             params = state.user_config_parameters(conn)
-        # the archive settings the backup method renders are ours, not the instance's
+        # the archive settings the backup method renders are ours, not the instance's, and
+        # so is what loads the lease module
+        params = pglease.without_lease(params)
         return pgconfig.without_backup_parameters(params) if self.backup_setup is not None else params
 
     def _ensure_roles(self) -> None:
@@ -389,6 +401,8 @@ class Executor:
             if step.wait_recovery:
                 self.instance.wait_recovery_done(self.timeouts.sync)
                 self.instance.wait_ready(self.timeouts.sync_bound)
+                # out of archive recovery: a master, about to take the keeper's writes
+                self._becoming_master()
             if set_roles:
                 self.instance.wait_writable(self.timeouts.sync_bound)
                 self._ensure_roles()
@@ -549,6 +563,7 @@ class Executor:
         with self._span("promote", self.db_uid):
             self._sync_names_before_promotion(step.config)
             self._apply(step.config)
+            self._becoming_master()
             self.instance.promote(wait=True, timeout=max(self.timeouts.db_wait_ready, 10.0))
             setup = self.backup_setup
             if setup is not None and setup.commands.archive_mode == "on":

@@ -20,6 +20,7 @@ from stolon.model.spec import BackupSpec, FromBackup
 from stolon.model.spec import RecoveryTargetSettings as SpecRecoveryTargets
 from stolon.model.spec import StandbySettings as SpecStandby
 from stolon.model.text import printable
+from stolon.postgres import lease as pglease
 from stolon.postgres.credentials import AuthMethod
 from stolon.postgres.hba import SUReplAccessMode, build_hba
 from stolon.postgres.parameters import MANAGED_PARAMETERS, ParameterInputs, build_parameters
@@ -128,6 +129,7 @@ def db_parameters(
     init_parameters: Mapping[str, str] | None,
     backup: BackupCommands | None = None,
     rejected: Mapping[str, str] | None = None,
+    lease_file: str = "",
 ) -> dict[str, str]:
     """postgresql.conf parameters for ``db``, Go Stolon's precedence plus our additions:
 
@@ -142,7 +144,10 @@ def db_parameters(
       password set later, or by an ``existing`` data dir's owner, is not md5 by accident);
     - on a standby, the parameters of :data:`STANDBY_MINIMUM_PARAMETERS` never below the
       value its primary reports, whatever the spec says (a lowered value reaches the
-      standby only after the primary runs with it).
+      standby only after the primary runs with it);
+    - with a ``lease_file`` (self-fencing on and the ``stolon_lease`` module installed),
+      the module added to ``shared_preload_libraries`` (after the user's) and pointed at
+      that file, on every role (a promoted standby checks from its first commit).
     """
     spec = db.spec
     assert spec is not None
@@ -186,6 +191,8 @@ def db_parameters(
                 ours = _int(params.get(key))
                 if theirs is not None and (ours if ours is not None else POSTGRES_DEFAULTS[key]) < theirs:
                     params[key] = str(theirs)
+    if lease_file:
+        params = pglease.with_lease(params, lease_file)
     return params
 
 

@@ -268,6 +268,9 @@ class LocalFacts:
     rejected_parameters: Mapping[str, str] = field(default_factory=dict)
     #: the server did not apply the last reload: the files on disk are not what it runs
     reload_rejected: bool = False
+    #: the master lease file the ``stolon_lease`` module checks ("": the module is not
+    #: loaded: self-fencing off, or the module not installed)
+    lease_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,7 @@ def _desired(
         init_parameters=facts.init_parameters,
         backup=facts.backup,
         rejected=facts.rejected_parameters,
+        lease_file=facts.lease_file,
     )
     return DesiredConfig(
         parameters=parameters,
@@ -356,6 +360,7 @@ def _plan_init(db: DB, cd: ClusterData, me: KeeperIdentity, facts: LocalFacts) -
             init_parameters=None,
             backup=facts.backup,
             rejected=facts.rejected_parameters,
+            lease_file=facts.lease_file,
         )
         config = DesiredConfig(
             parameters,

@@ -19,6 +19,11 @@ master while we run as one fences at once.
 cluster data on its own store connection (the keeper's main loop may sit in a long step),
 a watchdog thread fences and unfences at the deadline, and the publisher and the main loop
 report their successful store calls to it.
+
+The same deadline is the *lease* that the ``stolon_lease`` PostgreSQL module checks at
+commit time (stolon/postgres/lease.py; :func:`lease_ns` is the rule): the watchdog writes
+it whenever it changes, so that a server resumed after a pause refuses the commits that
+run before the fence lands.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from stolon import telemetry
 from stolon.model import ClusterData, ClusterDataError
 from stolon.model.cluster import ROLE_MASTER
+from stolon.postgres import lease
 from stolon.postgres.errors import PostgresError
 from stolon.store import ClusterStore
 from stolon.store.base import StoreError
@@ -101,6 +107,16 @@ def deadline(c: Contact, *, timeout: float, master_since: float | None) -> float
     return confirmed_since(c, master_since) + timeout
 
 
+def lease_ns(c: Contact, *, timeout: float, master_since: float | None) -> int:
+    """The master lease (``CLOCK_MONOTONIC`` nanoseconds) the local server may commit
+    writes until: the fencing :func:`deadline` while it runs as a master; revoked (0) when
+    it does not or another master is named; never lapsing when self-fencing is off."""
+    if timeout <= 0:
+        return lease.FAR_FUTURE_NS
+    due = deadline(c, timeout=timeout, master_since=master_since)
+    return lease.REVOKED_NS if due is None else max(1, lease.to_ns(due))
+
+
 def reading(cd: ClusterData | None, keeper_uid: str) -> bool | None:
     """What a read of the cluster data says about us: True, our DB is the master; False,
     another DB is (ours is not); None, neither (no cluster data, no master yet)."""
@@ -120,6 +136,11 @@ class SelfFence:
     :class:`PostgresError` when it can't); ``open_store`` gives the probe its own store
     connection. The keeper's main loop calls :meth:`configure` (timeout, sleep interval)
     and :meth:`local_master` after each cycle, the publisher :meth:`wrote`.
+
+    ``write_lease(ns)``, when given, replaces the lease file (:func:`lease_ns`); it is
+    called by the watchdog whenever the value changes (once :meth:`configure` has said
+    what the timeout is), and by :meth:`becoming_master` before the keeper promotes or
+    starts its server as a master.
     """
 
     def __init__(
@@ -130,6 +151,7 @@ class SelfFence:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool, str], None] | None = None,
+        write_lease: Callable[[int], None] | None = None,
     ) -> None:
         self.keeper_uid = keeper_uid
         self._set_fence = set_fence
@@ -146,6 +168,13 @@ class SelfFence:
         #: fence (one that fails half-way may have written it), cleared once a lift or a
         #: forget has gone through
         self.residue = False
+        self._write_lease = write_lease
+        #: the lease value last written (None: unknown, written at the next pass)
+        self._lease_written: int | None = None
+        #: serializes computing + writing the lease (the watchdog, a promotion)
+        self._lease_lock = threading.Lock()
+        self._configured = False
+        self._lease_warned = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -153,7 +182,8 @@ class SelfFence:
     # -- reports ----------------------------------------------------------------------------
     def configure(self, timeout: float, sleep_interval: float) -> None:
         with self._lock:
-            changed = timeout != self._timeout
+            changed = timeout != self._timeout or not self._configured
+            self._configured = True
             self._timeout = timeout
             self._probe_every = max(0.1, min(sleep_interval, timeout / 3 if timeout > 0 else sleep_interval))
         if changed:
@@ -166,6 +196,22 @@ class SelfFence:
                 self._master_since = self._clock()
             elif not running_as_master:
                 self._master_since = None
+        self._wake.set()
+
+    @property
+    def timeout(self) -> float:
+        """The self-fencing timeout in seconds (0: off, or not known yet)."""
+        with self._lock:
+            return self._timeout
+
+    def becoming_master(self) -> None:
+        """The keeper is about to promote its server or start it as a master (the store
+        named it master in the read this cycle planned on): it counts as a master from now
+        on, and a fresh lease is written before the server takes its first write."""
+        with self._lock:
+            if self._master_since is None:
+                self._master_since = self._clock()
+        self.renew_lease(force=True)
         self._wake.set()
 
     def wrote(self, started_at: float) -> None:
@@ -238,9 +284,39 @@ class SelfFence:
             if store is not None:
                 store.close()
 
+    def renew_lease(self, *, force: bool = False) -> None:
+        """Write the lease if it changed since the last write (or ``force``)."""
+        if self._write_lease is None:
+            return
+        with self._lease_lock:
+            with self._lock:
+                if not self._configured:
+                    return
+                value = lease_ns(self._contact, timeout=self._timeout, master_since=self._master_since)
+                master = self._master_since is not None
+            if value == self._lease_written and not force:
+                return
+            try:
+                self._write_lease(value)
+            except (OSError, PostgresError) as e:
+                # e.g. no data directory yet (not initialised); retried at the next pass
+                if master and not self._lease_warned:
+                    self._lease_warned = True
+                    log.warning("cannot write the master lease (commits may be refused; retried): %s", e)
+                else:
+                    log.debug("cannot write the master lease: %s", e)
+                self._lease_written = None
+                return
+            if self._lease_warned:
+                self._lease_warned = False
+                log.info("master lease written again")
+            self._lease_written = value
+
     def _watchdog(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            # the lease first: a revocation lands before the (slower) fence
+            self.renew_lease()
             self.check()
             with self._lock:
                 due = deadline(self._contact, timeout=self._timeout, master_since=self._master_since)

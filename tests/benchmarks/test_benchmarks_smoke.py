@@ -6,7 +6,9 @@ targets belong to the benchmarks, not to timed assertions): the lead runs the re
 - failover.py: one round of a node loss with the tight spec on the embedded store, --quick
   (real keepers, sentinels, proxy and PostgreSQL; about 35 s on an idle machine);
 - failover.py with Patroni + HAProxy side by side: only when ``STOLON_BENCH_PATRONI=1`` (it
-  installs Patroni into /opt/stolon-bench/patroni on first use and needs haproxy and etcd).
+  installs Patroni into /opt/stolon-bench/patroni on first use and needs haproxy and etcd);
+- lease_overhead.py: one short round of each configuration (skipped without the
+  stolon_lease module).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COST = ROOT / "benchmarks" / "cost.py"
 FAILOVER = ROOT / "benchmarks" / "failover.py"
+LEASE = ROOT / "benchmarks" / "lease_overhead.py"
 PATRONI_ENV = "STOLON_BENCH_PATRONI"
 
 
@@ -95,3 +98,16 @@ def test_failover_patroni_side_by_side(tmp_path: Path) -> None:
     assert {r["system"] for r in rounds} == {"stolon", "patroni"}
     for r in rounds:
         assert r["ok"] and r["old"] != r["new"] and r["gap"] > 0, r
+
+
+def test_lease_overhead(tmp_path: Path) -> None:
+    """lease_overhead.py runs its three configurations (skipped without the module)."""
+    from stolon.testing.pgsandbox import find_binaries_or_skip, lease_module_or_skip
+
+    lease_module_or_skip(find_binaries_or_skip())
+    out = tmp_path / "lease.json"
+    res = run(LEASE, "--commits", "50", "--rounds", "1", "--json", str(out), timeout=180)
+    assert "check cost" in res.stdout
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert set(report["median_us"]) == {"without", "loaded, off", "checking", "select, checking"}
+    assert all(v > 0 for v in report["median_us"].values())
