@@ -41,6 +41,7 @@ from stolon.keeper.pgconfig import DesiredConfig
 from stolon.logonce import OncePerChange
 from stolon.postgres import datadir, roles, safefs, slots, state
 from stolon.postgres.configcheck import rejected_parameters
+from stolon.postgres.connection import ReusableConnection
 from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError, ReloadRejectedError
 from stolon.postgres.hba import quote_hba_token
@@ -139,6 +140,9 @@ class Executor:
         #: the last candidate configuration checked by the server, and what it rejected
         self._checked: tuple[object, dict[str, str]] | None = None
         self._rejections = OncePerChange(log)
+        #: the superuser connection of the checks every cycle plans (pending restart,
+        #: replication slots), kept open between cycles: see ReusableConnection
+        self.kept = ReusableConnection(instance.admin_params)
 
     # -- tracing ----------------------------------------------------------------------------
     @contextmanager
@@ -157,6 +161,9 @@ class Executor:
 
     # -- helpers ----------------------------------------------------------------------------
     def _apply(self, config: DesiredConfig) -> None:
+        # A configuration about to be applied (start, restart, reload): the next check must
+        # not run in a backend that has not processed the reload yet.
+        self.kept.close_connection()
         parameters = self._without_rejected(config)
         self.instance.set_config(parameters=parameters, hba=config.hba, recovery=config.recovery)
 
@@ -600,8 +607,7 @@ class Executor:
             self.instance.wait_ready(self.timeouts.db_wait_ready)
 
     def _do_CheckRestart(self, step: p.CheckRestart) -> None:
-        with self.instance.connect_admin() as conn:
-            pending = state.pending_restart(conn)
+        pending = self.kept.run(state.pending_restart, self.instance.request_timeout)
         self.state.needs_restart = bool(pending)
         self.state.pending_restart = list(pending)
         if not pending:
@@ -617,8 +623,9 @@ class Executor:
         self.state.pending_restart = []
 
     def _do_RefreshSlots(self, step: p.RefreshSlots) -> None:
-        with self.instance.connect_admin() as conn:
-            res = slots.refresh_slots(conn, step.wanted)
+        res = self.kept.run(
+            lambda conn: slots.refresh_slots(conn, step.wanted), self.instance.request_timeout
+        )
         self.state.lost_slots = res.lost
         for name in res.lost:
             log.warning(

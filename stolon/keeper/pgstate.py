@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stolon.postgres.connection import Connection, ReusableConnection
 from stolon.postgres.datadir import oldest_wal_file
 from stolon.postgres.errors import PostgresError
 from stolon.postgres.instance import Instance
 from stolon.postgres.state import (
     ArchiverStats,
+    SystemIdentity,
     TimelineHistoryEntry,
     archiver_stats,
     identify_system,
@@ -39,29 +41,69 @@ class CollectedState:
     errors: list[str] = field(default_factory=list)
 
 
-def collect_state(instance: Instance, timeout: float | None = None) -> CollectedState:
+class StateConnections:
+    """The two connections the collector keeps open between collections (a superuser one
+    and a replication one, see :class:`~stolon.postgres.connection.ReusableConnection`):
+    at rest the keeper collects every ``sleepInterval/2``, and opening both each time was
+    most of an idle keeper's CPU (and a backend fork plus an authentication each on the
+    server).
+
+    The replication connection stays in walsender command mode between collections: it
+    holds one of ``max_wal_senders`` (computed with room for the keeper's own), shows in
+    ``pg_stat_replication`` as ``stolon-keeper`` in state ``startup`` (never a standby:
+    only ``stolon_<uid>`` names count) and ends at once when PostgreSQL shuts down.
+    """
+
+    def __init__(self, instance: Instance) -> None:
+        self.admin = ReusableConnection(instance.admin_params)
+        self.replication = ReusableConnection(instance.replication_params)
+
+    def close(self) -> None:
+        self.admin.close()
+        self.replication.close()
+
+
+def collect_state(
+    instance: Instance, timeout: float | None = None, conns: StateConnections | None = None
+) -> CollectedState:
     """Go Stolon's ``GetPGState`` order: config parameters, in-sync standbys (superuser
     connection), IDENTIFY_SYSTEM and the timeline history (replication connection), the
     oldest WAL file. ``healthy`` only if all but the last succeeded (as in Go, a WAL file
-    error only leaves ``older_wal_file`` empty). Never raises for PostgreSQL errors."""
+    error only leaves ``older_wal_file`` empty). Never raises for PostgreSQL errors.
+
+    With ``conns`` the connections are kept open for the next collection; without, each is
+    opened and closed here."""
     st = CollectedState()
     st.initialized = instance.is_initialized()
     if not st.initialized:
         return st
+    seconds = timeout or instance.request_timeout
+
+    def admin_queries(conn: Connection) -> None:
+        st.pg_parameters = user_config_parameters(conn)
+        st.synchronous_standbys = sync_standbys(conn)
+        st.archiver = archiver_stats(conn)
+
+    def replication_queries(conn: Connection) -> tuple[SystemIdentity, list[TimelineHistoryEntry]]:
+        ident = identify_system(conn)
+        return ident, last_timeline_history(conn, ident.timeline_id)
+
     try:
-        with instance.connect_admin(timeout) as conn:
-            st.pg_parameters = user_config_parameters(conn)
-            st.synchronous_standbys = sync_standbys(conn)
-            st.archiver = archiver_stats(conn)
-        with instance.connect_replication(timeout) as rconn:
-            ident = identify_system(rconn)
-            st.system_id = ident.system_id
-            st.timeline_id = ident.timeline_id
-            st.xlog_pos = ident.xlog_pos
-            st.timelines_history = last_timeline_history(rconn, ident.timeline_id)
+        if conns is not None:
+            conns.admin.run(admin_queries, seconds)
+            ident, history = conns.replication.run(replication_queries, seconds)
+        else:
+            with instance.connect_admin(seconds) as conn:
+                admin_queries(conn)
+            with instance.connect_replication(seconds) as rconn:
+                ident, history = replication_queries(rconn)
     except (PostgresError, ValueError) as e:
         st.errors.append(str(e))
         return st
+    st.system_id = ident.system_id
+    st.timeline_id = ident.timeline_id
+    st.xlog_pos = ident.xlog_pos
+    st.timelines_history = history
     try:
         st.older_wal_file = oldest_wal_file(instance.data_dir)
     except (PostgresError, OSError) as e:

@@ -1,0 +1,87 @@
+"""Kept connections (stolon.postgres.connection.ReusableConnection) and the collector's use
+of them, against a real server: reused between calls, replaced when the server restarted,
+bounded by the deadline, and no obstacle to a fast shutdown."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from stolon.keeper.pgstate import StateConnections, collect_state
+from stolon.postgres.connection import Connection, ReusableConnection
+from stolon.postgres.errors import QueryError, QueryTimeoutError
+
+if TYPE_CHECKING:
+    from tests.postgres.conftest import PgEnv
+
+pytestmark = pytest.mark.integration
+
+
+def backend_pid(conn: Connection) -> int:
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_kept_between_calls_and_replaced_after_a_restart(pg: PgEnv) -> None:
+    inst = pg.new_primary("a")
+    kept = ReusableConnection(inst.admin_params)
+    try:
+        first = kept.run(backend_pid, 5)
+        assert kept.run(backend_pid, 5) == first
+        inst.restart("fast")
+        inst.wait_ready(30)
+        # the kept connection died with the server: the call runs again on a new one
+        again = kept.run(backend_pid, 5)
+        assert again != first
+        assert kept.run(backend_pid, 5) == again
+        inst.stop()
+        with pytest.raises(QueryError):
+            kept.run(backend_pid, 2)
+        assert not kept.is_open
+    finally:
+        kept.close()
+
+
+def test_a_query_past_the_deadline_fails_and_the_next_call_works(pg: PgEnv) -> None:
+    inst = pg.new_primary("a")
+    kept = ReusableConnection(inst.admin_params)
+    try:
+        first = kept.run(backend_pid, 5)
+        with pytest.raises(QueryTimeoutError):
+            kept.run(lambda c: c.execute("SELECT pg_sleep(10)"), 1)
+        assert not kept.is_open
+        assert kept.run(backend_pid, 5) != first
+    finally:
+        kept.close()
+
+
+def test_collect_state_with_kept_connections(pg: PgEnv) -> None:
+    inst = pg.new_primary("a")
+    conns = StateConnections(inst)
+    try:
+        fresh = collect_state(inst, timeout=5)
+        st = collect_state(inst, timeout=5, conns=conns)
+        assert st.healthy, st.errors
+        assert (st.system_id, st.timeline_id, st.pg_parameters) == (
+            fresh.system_id, fresh.timeline_id, fresh.pg_parameters,
+        )  # fmt: skip
+        assert conns.admin.is_open and conns.replication.is_open
+        admin_pid = conns.admin.run(backend_pid, 5)
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert conns.admin.run(backend_pid, 5) == admin_pid
+        # the kept replication connection (walsender in command mode) is no standby and
+        # does not hold up a fast shutdown
+        with inst.connect_admin() as c:
+            rows = c.execute("SELECT application_name, state FROM pg_stat_replication").fetchall()
+        assert rows == [("stolon-keeper", "startup")]
+        inst.stop("fast")
+        st = collect_state(inst, timeout=2, conns=conns)
+        assert st.initialized and not st.healthy and st.errors
+        inst.start()
+        inst.wait_ready(30)
+        st = collect_state(inst, timeout=5, conns=conns)
+        assert st.healthy, st.errors
+    finally:
+        conns.close()
