@@ -146,11 +146,18 @@ def text(value: object) -> str:
 class _Sentry:
     """The watchdog of a :class:`ReusableConnection`: one thread for the connection's
     whole life (a :class:`_Watchdog` starts a timer thread per connection), armed with a
-    deadline for each use and idle in between."""
+    deadline for each use and idle in between.
+
+    Arming does not wake the thread when it already means to look before the new
+    deadline (it then looks, finds a later deadline and waits again): a connection used
+    every half second with a deadline of seconds costs one wake-up per deadline, not two
+    thread switches per use."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        #: when the thread will look next (None: it waits to be woken)
+        self._wake_at: float | None = None
         self._sock: socket.socket | None = None
         self._closed = False
         self.fired = False
@@ -161,8 +168,10 @@ class _Sentry:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pg-sentry", daemon=True)
                 self._thread.start()
-            self._sock, self._deadline, self.fired = sock, time.monotonic() + max(seconds, 0.0), False
-            self._cond.notify()
+            deadline = time.monotonic() + max(seconds, 0.0)
+            self._sock, self._deadline, self.fired = sock, deadline, False
+            if self._wake_at is None or self._wake_at > deadline:
+                self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
@@ -177,11 +186,13 @@ class _Sentry:
         with self._cond:
             while not self._closed:
                 if self._deadline is None:
+                    self._wake_at = None
                     self._cond.wait()
                     continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
+                now = time.monotonic()
+                if self._deadline > now:
+                    self._wake_at = self._deadline
+                    self._cond.wait(self._deadline - now)
                     continue
                 self.fired = True
                 if self._sock is not None:
