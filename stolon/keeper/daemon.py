@@ -81,8 +81,6 @@ from stolon.store.base import ChangeKind, StoreError, Watch
 log = logging.getLogger("stolon.keeper")
 
 DEFAULT_SLEEP = 5.0
-#: How often waits look at the stop flag (a signal sets it).
-STOP_POLL = 0.25
 #: Steps after which the PostgreSQL state is collected and published at once.
 STATE_CHANGING_STEPS = (
     p.Promote,
@@ -202,6 +200,9 @@ class Keeper:
         self._switchover_kicked = ""
         self._publish_now = threading.Event()
         self._busy = False
+        #: the main thread waits for a change or its next cycle: a signal ends the wait
+        #: (raising Shutdown there), so the wait needs no polling of the stop flag
+        self._idle = False
         self._collected: Collected | None = None
         #: the collector's connections, kept open between collections
         self._state_conns: StateConnections | None = None
@@ -416,12 +417,17 @@ class Keeper:
             self._state_conns.close()
 
     def _wait(self, event: threading.Event, timeout: float) -> None:
-        """Wait for ``event`` (or a stop) up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or event.wait(min(left, STOP_POLL)):
-                return
+        """Wait for ``event`` (or a stop: :meth:`_halt` sets every event) up to
+        ``timeout`` seconds."""
+        if not self._stop.is_set():
+            event.wait(timeout)
+
+    def _halt(self) -> None:
+        """Stop: the flag, and the events the threads wait on (so they see it at once
+        without polling it)."""
+        self._stop.set()
+        self._collect_now.set()
+        self._publish_now.set()
 
     def report_now(self) -> None:
         """Collect the PostgreSQL state and publish the keeper info now (after a step that
@@ -746,7 +752,7 @@ class Keeper:
         except Shutdown:
             pass
         finally:
-            self._stop.set()
+            self._halt()
             if self.self_fence is not None:
                 self.self_fence.stop()
             watch.close()
@@ -755,19 +761,24 @@ class Keeper:
 
     def _wait_change(self, watch: Watch, timeout: float) -> None:
         """Until the cluster data changes (a new generation to apply, a new master to
-        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat."""
+        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat. A signal
+        raises Shutdown out of the wait (see :meth:`_on_signal`)."""
         deadline = time.monotonic() + timeout
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or watch.wait(min(left, STOP_POLL)):
-                return
+        self._idle = True
+        try:
+            while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or watch.wait(left):
+                    return
+        finally:
+            self._idle = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)
         self.metrics.shutdown.set(time.time())
         first = not self._stop.is_set()
-        self._stop.set()
-        if first and self._busy:
+        self._halt()
+        if first and (self._busy or self._idle):
             raise Shutdown()
 
     def _shutdown(self, store: ClusterStore) -> None:
