@@ -77,6 +77,10 @@ class Timeouts:
         return self.sync if self.sync > 0 else MAX_UNBOUNDED
 
 
+#: the longest a reading of pending_restart is reused (seconds)
+PENDING_RESTART_MAX_AGE = 30.0
+
+
 @dataclass
 class ExecutorState:
     """What the executor remembers between cycles (in memory only)."""
@@ -143,6 +147,11 @@ class Executor:
         #: the superuser connection of the checks every cycle plans (pending restart,
         #: replication slots), kept open between cycles: see ReusableConnection
         self.kept = ReusableConnection(instance.admin_params)
+        #: bumped whenever a configuration is applied (start, reload, restart)
+        self._config_epoch = 0
+        #: the settings pending a restart as last read: ((postmaster pid, configuration
+        #: epoch), when, names)
+        self._pending_read: tuple[tuple[int, int], float, list[str]] | None = None
 
     # -- tracing ----------------------------------------------------------------------------
     @contextmanager
@@ -164,6 +173,7 @@ class Executor:
         # A configuration about to be applied (start, restart, reload): the next check must
         # not run in a backend that has not processed the reload yet.
         self.kept.close_connection()
+        self._config_epoch += 1
         parameters = self._without_rejected(config)
         self.instance.set_config(parameters=parameters, hba=config.hba, recovery=config.recovery)
 
@@ -606,8 +616,24 @@ class Executor:
             self.instance.restart("fast")
             self.instance.wait_ready(self.timeouts.db_wait_ready)
 
-    def _do_CheckRestart(self, step: p.CheckRestart) -> None:
+    def _pending_restart(self) -> list[str]:
+        """``pg_settings.pending_restart``, read again only when it may have changed: after
+        a configuration was applied, when the postmaster is another one, and at least every
+        :data:`PENDING_RESTART_MAX_AGE` seconds (a change made behind the keeper's back);
+        otherwise the last reading (CheckRestart runs every cycle)."""
+        pid = self.instance.postmaster_pid
+        now = time.monotonic()
+        last = self._pending_read
+        fresh = last is not None and now - last[1] < PENDING_RESTART_MAX_AGE
+        if pid is not None and last is not None and fresh and last[0] == (pid, self._config_epoch):
+            return list(last[2])
+        key = (pid or 0, self._config_epoch)
         pending = self.kept.run(state.pending_restart, self.instance.request_timeout)
+        self._pending_read = (key, now, list(pending)) if pid is not None else None
+        return pending
+
+    def _do_CheckRestart(self, step: p.CheckRestart) -> None:
+        pending = self._pending_restart()
         self.state.needs_restart = bool(pending)
         self.state.pending_restart = list(pending)
         if not pending:

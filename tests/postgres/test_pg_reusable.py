@@ -4,10 +4,11 @@ bounded by the deadline, and no obstacle to a fast shutdown."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
+from stolon.keeper.config import KeeperConfig
 from stolon.keeper.pgstate import StateConnections, collect_state
 from stolon.postgres.connection import Connection, ReusableConnection
 from stolon.postgres.errors import QueryError, QueryTimeoutError
@@ -85,3 +86,30 @@ def test_collect_state_with_kept_connections(pg: PgEnv) -> None:
         assert st.healthy, st.errors
     finally:
         conns.close()
+
+
+def test_pending_restart_is_read_again_when_it_may_have_changed(
+    pg: PgEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor's CheckRestart (every cycle) reads pending_restart again after a
+    configuration it applied, for another postmaster, or once its reading is
+    PENDING_RESTART_MAX_AGE old; in between it reuses its reading."""
+    from stolon.keeper import executor as ex_mod
+
+    inst = pg.new_primary("a")
+    ex = ex_mod.Executor(cast(KeeperConfig, None), inst, pg.sandbox)
+    try:
+        assert ex._pending_restart() == []
+        # changed behind the keeper's back (the keeper is the only writer of the files)
+        inst.set_config(parameters={**pg.parameters(inst), "shared_buffers": "32MB"})
+        inst.reload()
+        assert ex._pending_restart() == []  # the reading is reused
+        monkeypatch.setattr(ex_mod, "PENDING_RESTART_MAX_AGE", 0.0)
+        assert ex._pending_restart() == ["shared_buffers"]  # too old: read again
+        monkeypatch.undo()
+        assert ex._pending_restart() == ["shared_buffers"]
+        inst.restart("fast")
+        inst.wait_ready(30)
+        assert ex._pending_restart() == []  # another postmaster: read again
+    finally:
+        ex.kept.close()
