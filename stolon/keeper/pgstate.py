@@ -42,25 +42,22 @@ class CollectedState:
 
 
 class StateConnections:
-    """The two connections the collector keeps open between collections (a superuser one
-    and a replication one, see :class:`~stolon.postgres.connection.ReusableConnection`):
-    at rest the keeper collects every ``sleepInterval/2``, and opening both each time was
-    most of an idle keeper's CPU (and a backend fork plus an authentication each on the
-    server).
+    """The superuser connection the collector keeps open between collections (see
+    :class:`~stolon.postgres.connection.ReusableConnection`): at rest the keeper collects
+    every ``sleepInterval/2``, and opening it each time was a good part of an idle keeper's
+    CPU (and a backend fork plus an authentication on the server).
 
-    The replication connection stays in walsender command mode between collections: it
-    holds one of ``max_wal_senders`` (computed with room for the keeper's own), shows in
-    ``pg_stat_replication`` as ``stolon-keeper`` in state ``startup`` (never a standby:
-    only ``stolon_<uid>`` names count) and ends at once when PostgreSQL shuts down.
+    The replication connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY) is still opened for
+    each collection: a kept one would be a walsender in command mode, holding one of
+    ``max_wal_senders`` and showing in ``pg_stat_replication`` as one more row on every
+    server (monitoring that counts standbys there would count it).
     """
 
     def __init__(self, instance: Instance) -> None:
         self.admin = ReusableConnection(instance.admin_params)
-        self.replication = ReusableConnection(instance.replication_params)
 
     def close(self) -> None:
         self.admin.close()
-        self.replication.close()
 
 
 def collect_state(
@@ -71,8 +68,8 @@ def collect_state(
     oldest WAL file. ``healthy`` only if all but the last succeeded (as in Go, a WAL file
     error only leaves ``older_wal_file`` empty). Never raises for PostgreSQL errors.
 
-    With ``conns`` the connections are kept open for the next collection; without, each is
-    opened and closed here."""
+    With ``conns`` the superuser connection is kept open for the next collection; without,
+    it is opened and closed here."""
     st = CollectedState()
     st.initialized = instance.is_initialized()
     if not st.initialized:
@@ -91,12 +88,11 @@ def collect_state(
     try:
         if conns is not None:
             conns.admin.run(admin_queries, seconds)
-            ident, history = conns.replication.run(replication_queries, seconds)
         else:
             with instance.connect_admin(seconds) as conn:
                 admin_queries(conn)
-            with instance.connect_replication(seconds) as rconn:
-                ident, history = replication_queries(rconn)
+        with instance.connect_replication(seconds) as rconn:
+            ident, history = replication_queries(rconn)
     except (PostgresError, ValueError) as e:
         st.errors.append(str(e))
         return st
