@@ -33,6 +33,7 @@ from stolon.keeper import plan as p
 from stolon.keeper.activity import ActivityTracker
 from stolon.keeper.backup_jobs import BackupJobs
 from stolon.keeper.backups import KeeperBackups, MethodSetup
+from stolon.keeper.cdmemo import ClusterDataMemo, PlanInputs, reuse_plan
 from stolon.keeper.conditions import conditions
 from stolon.keeper.config import KeeperConfig
 from stolon.keeper.executor import Executor, StepFailed
@@ -44,7 +45,7 @@ from stolon.keeper.localstate import (
     KeeperLocalState,
 )
 from stolon.keeper.pgconfig import DesiredConfig, KeeperIdentity
-from stolon.keeper.pgstate import collect_state
+from stolon.keeper.pgstate import StateConnections, collect_state
 from stolon.keeper.selffence import SelfFence
 from stolon.metrics import Metrics, set_role
 from stolon.model import (
@@ -62,7 +63,7 @@ from stolon.model.cluster import (
     PostgresBinaryVersion,
 )
 from stolon.model.infos import ArchiverState
-from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec
+from stolon.model.spec import DEFAULT_BACKUP_TIMEOUT, ClusterSpec, DefaultedSpec
 from stolon.model.uid import new_uid, new_uuid
 from stolon.plugins import StolonPluginManager
 from stolon.postgres import safefs
@@ -81,8 +82,6 @@ from stolon.store.base import ChangeKind, StoreError, Watch
 log = logging.getLogger("stolon.keeper")
 
 DEFAULT_SLEEP = 5.0
-#: How often waits look at the stop flag (a signal sets it).
-STOP_POLL = 0.25
 #: Steps after which the PostgreSQL state is collected and published at once.
 STATE_CHANGING_STEPS = (
     p.Promote,
@@ -202,7 +201,12 @@ class Keeper:
         self._switchover_kicked = ""
         self._publish_now = threading.Event()
         self._busy = False
+        #: the main thread waits for a change or its next cycle: a signal ends the wait
+        #: (raising Shutdown there), so the wait needs no polling of the stop flag
+        self._idle = False
         self._collected: Collected | None = None
+        #: the collector's connections, kept open between collections
+        self._state_conns: StateConnections | None = None
         self._lock: DataDirLock | None = None
         self.instance: Instance | None = None
         self.executor: Executor | None = None
@@ -217,6 +221,15 @@ class Keeper:
         self.spec_parameters: dict[str, str] = {}
         self.self_fence: SelfFence | None = None
         self.lease: LeaseFile | None = None
+        #: the cluster data as last read, reused while only the sentinel's heartbeat
+        #: fields change (see stolon.keeper.cdmemo)
+        self._cd_memo = ClusterDataMemo()
+        #: the spec accepted from a cluster data object and its defaults, for that object
+        self._accepted: tuple[ClusterData, ClusterSpec, DefaultedSpec] | None = None
+        #: the last plan and what it was planned on (cluster data object, identity, facts)
+        self._last_plan: tuple[PlanInputs, p.Plan] | None = None
+        #: cycles that reused the last plan (tests, debugging)
+        self.plans_reused = 0
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -333,7 +346,7 @@ class Keeper:
             listen_address=self.cfg.pg_advertise_address,
             port=self.cfg.pg_advertise_port,
         )
-        cs = collect_state(inst, timeout=self.request_timeout)
+        cs = collect_state(inst, timeout=self.request_timeout, conns=self._state_conns)
         in_sync: tuple[str, ...] = ()
         if cs.healthy:
             st.healthy = True
@@ -399,24 +412,34 @@ class Keeper:
         return c
 
     def _collector(self) -> None:
-        while not self._stop.is_set():
-            kicked = self._collect_now.is_set()
-            self._collect_now.clear()
-            try:
-                self._collect_once()
-            except Exception as e:
-                log.warning("collecting the postgres state failed: %s", e)
-            if kicked:
-                self._publish_now.set()
-            self._wait(self._collect_now, max(0.2, self.sleep / 2))
+        assert self.instance is not None
+        self._state_conns = StateConnections(self.instance)
+        try:
+            while not self._stop.is_set():
+                kicked = self._collect_now.is_set()
+                self._collect_now.clear()
+                try:
+                    self._collect_once()
+                except Exception as e:
+                    log.warning("collecting the postgres state failed: %s", e)
+                if kicked:
+                    self._publish_now.set()
+                self._wait(self._collect_now, max(0.2, self.sleep / 2))
+        finally:
+            self._state_conns.close()
 
     def _wait(self, event: threading.Event, timeout: float) -> None:
-        """Wait for ``event`` (or a stop) up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or event.wait(min(left, STOP_POLL)):
-                return
+        """Wait for ``event`` (or a stop: :meth:`_halt` sets every event) up to
+        ``timeout`` seconds."""
+        if not self._stop.is_set():
+            event.wait(timeout)
+
+    def _halt(self) -> None:
+        """Stop: the flag, and the events the threads wait on (so they see it at once
+        without polling it)."""
+        self._stop.set()
+        self._collect_now.set()
+        self._publish_now.set()
 
     def report_now(self) -> None:
         """Collect the PostgreSQL state and publish the keeper info now (after a step that
@@ -554,7 +577,7 @@ class Keeper:
         assert ex is not None
         started = time.monotonic()
         try:
-            cd, _ = store.get_cluster_data()
+            cd, _ = store.get_cluster_data(parse=self._cd_memo.parse)
         except ClusterDataError:
             if self.self_fence is not None:
                 self.self_fence.read_unusable(started)
@@ -563,11 +586,10 @@ class Keeper:
             log.error("cannot get cluster data, leaving postgres as it is: %s", e)
             return
         if cd is not None and cd.cluster is not None:
-            spec = self.spec_check.accept(cd)
-            self.metrics.spec_warnings.set(len(self.spec_check.warnings))
-            if spec is None:
+            accepted = self._accept(cd)
+            if accepted is None:
                 return  # logged once: postgres is left as it is
-            d = cd.cluster.def_spec().d()
+            spec, d = accepted
             self.sleep = d.sleep_interval.seconds or DEFAULT_SLEEP
             if self.self_fence is not None:
                 self.self_fence.configure(d.self_fencing_timeout.seconds, self.sleep)
@@ -591,7 +613,7 @@ class Keeper:
         me = self.identity()
         for _ in range(MAX_INIT_PASSES):
             facts = self.local_facts(cd)
-            pl = p.plan(cd, me, facts)
+            pl = self._plan(cd, me, facts)
             for note in pl.notes:
                 log.info("%s", note)
             db = cd.db_of_keeper(self.uid) if cd is not None else None
@@ -614,6 +636,34 @@ class Keeper:
                 break
         self._note_local_master(None)
         self._consider_backups(cd)
+
+    def _accept(self, cd: ClusterData) -> tuple[ClusterSpec, DefaultedSpec] | None:
+        """The stored spec (None: refused, logged once) and its defaults; worked out again
+        only for a new cluster data object (the memo returns the same object while nothing
+        but heartbeats changed)."""
+        if self._accepted is not None and self._accepted[0] is cd:
+            return self._accepted[1], self._accepted[2]
+        self._accepted = None
+        spec = self.spec_check.accept(cd)
+        self.metrics.spec_warnings.set(len(self.spec_check.warnings))
+        if spec is None or cd.cluster is None:
+            return None
+        d = cd.cluster.def_spec().d()
+        self._accepted = (cd, spec, d)
+        return spec, d
+
+    def _plan(self, cd: ClusterData | None, me: KeeperIdentity, facts: p.LocalFacts) -> p.Plan:
+        """:func:`~stolon.keeper.plan.plan`, or its last result when it would be planned on
+        the same inputs (it is a pure function): the same cluster data object, identity and
+        local facts."""
+        inputs = PlanInputs(cd, me, facts)
+        last = self._last_plan
+        if last is not None and reuse_plan(last[0], inputs):
+            self.plans_reused += 1
+            return last[1]
+        pl = p.plan(cd, me, facts)
+        self._last_plan = (inputs, pl)
+        return pl
 
     def _report_if_switchover_target(self, cd: ClusterData | None, db_uid: str) -> None:
         """The sentinel promotes a switchover's target once it reports the old master's
@@ -715,7 +765,7 @@ class Keeper:
         except Shutdown:
             pass
         finally:
-            self._stop.set()
+            self._halt()
             if self.self_fence is not None:
                 self.self_fence.stop()
             watch.close()
@@ -724,19 +774,24 @@ class Keeper:
 
     def _wait_change(self, watch: Watch, timeout: float) -> None:
         """Until the cluster data changes (a new generation to apply, a new master to
-        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat."""
+        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat. A signal
+        raises Shutdown out of the wait (see :meth:`_on_signal`)."""
         deadline = time.monotonic() + timeout
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or watch.wait(min(left, STOP_POLL)):
-                return
+        self._idle = True
+        try:
+            while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or watch.wait(left):
+                    return
+        finally:
+            self._idle = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("got signal %s, stopping", signal.Signals(signum).name)
         self.metrics.shutdown.set(time.time())
         first = not self._stop.is_set()
-        self._stop.set()
-        if first and self._busy:
+        self._halt()
+        if first and (self._busy or self._idle):
             raise Shutdown()
 
     def _shutdown(self, store: ClusterStore) -> None:

@@ -42,6 +42,7 @@ from stolon.logonce import OncePerChange
 from stolon.postgres import datadir, roles, safefs, slots, state
 from stolon.postgres import lease as pglease
 from stolon.postgres.configcheck import rejected_parameters
+from stolon.postgres.connection import ReusableConnection
 from stolon.postgres.controldata import read_controldata
 from stolon.postgres.errors import PostgresError, ReloadRejectedError
 from stolon.postgres.hba import quote_hba_token
@@ -75,6 +76,10 @@ class Timeouts:
     @property
     def sync_bound(self) -> float:
         return self.sync if self.sync > 0 else MAX_UNBOUNDED
+
+
+#: the longest a reading of pending_restart is reused (seconds)
+PENDING_RESTART_MAX_AGE = 30.0
 
 
 @dataclass
@@ -143,6 +148,14 @@ class Executor:
         #: called before PostgreSQL is promoted or started as a master (set by the daemon:
         #: self-fencing writes a fresh master lease, stolon/postgres/lease.py)
         self.before_master: Callable[[], None] | None = None
+        #: the superuser connection of the checks every cycle plans (pending restart,
+        #: replication slots), kept open between cycles: see ReusableConnection
+        self.kept = ReusableConnection(instance.admin_params)
+        #: bumped whenever a configuration is applied (start, reload, restart)
+        self._config_epoch = 0
+        #: the settings pending a restart as last read: ((postmaster pid, configuration
+        #: epoch), when, names)
+        self._pending_read: tuple[tuple[int, int], float, list[str]] | None = None
 
     def _becoming_master(self) -> None:
         if self.before_master is not None:
@@ -165,6 +178,10 @@ class Executor:
 
     # -- helpers ----------------------------------------------------------------------------
     def _apply(self, config: DesiredConfig) -> None:
+        # A configuration about to be applied (start, restart, reload): the next check must
+        # not run in a backend that has not processed the reload yet.
+        self.kept.close_connection()
+        self._config_epoch += 1
         parameters = self._without_rejected(config)
         self.instance.set_config(parameters=parameters, hba=config.hba, recovery=config.recovery)
 
@@ -614,9 +631,24 @@ class Executor:
             self.instance.restart("fast")
             self.instance.wait_ready(self.timeouts.db_wait_ready)
 
+    def _pending_restart(self) -> list[str]:
+        """``pg_settings.pending_restart``, read again only when it may have changed: after
+        a configuration was applied, when the postmaster is another one, and at least every
+        :data:`PENDING_RESTART_MAX_AGE` seconds (a change made behind the keeper's back);
+        otherwise the last reading (CheckRestart runs every cycle)."""
+        pid = self.instance.postmaster_pid
+        now = time.monotonic()
+        last = self._pending_read
+        fresh = last is not None and now - last[1] < PENDING_RESTART_MAX_AGE
+        if pid is not None and last is not None and fresh and last[0] == (pid, self._config_epoch):
+            return list(last[2])
+        key = (pid or 0, self._config_epoch)
+        pending = self.kept.run(state.pending_restart, self.instance.request_timeout)
+        self._pending_read = (key, now, list(pending)) if pid is not None else None
+        return pending
+
     def _do_CheckRestart(self, step: p.CheckRestart) -> None:
-        with self.instance.connect_admin() as conn:
-            pending = state.pending_restart(conn)
+        pending = self._pending_restart()
         self.state.needs_restart = bool(pending)
         self.state.pending_restart = list(pending)
         if not pending:
@@ -632,8 +664,9 @@ class Executor:
         self.state.pending_restart = []
 
     def _do_RefreshSlots(self, step: p.RefreshSlots) -> None:
-        with self.instance.connect_admin() as conn:
-            res = slots.refresh_slots(conn, step.wanted)
+        res = self.kept.run(
+            lambda conn: slots.refresh_slots(conn, step.wanted), self.instance.request_timeout
+        )
         self.state.lost_slots = res.lost
         for name in res.lost:
             log.warning(

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stolon import telemetry
+from stolon.keeper.cdmemo import ClusterDataMemo
 from stolon.model import ClusterData, ClusterDataError
 from stolon.model.cluster import ROLE_MASTER
 from stolon.postgres import lease
@@ -258,6 +259,8 @@ class SelfFence:
 
     def _probe(self) -> None:
         store: ClusterStore | None = None
+        # the reading of a document that only heartbeats changed is the same object
+        memo = ClusterDataMemo()
         try:
             while not self._stop.is_set():
                 with self._lock:
@@ -272,7 +275,7 @@ class SelfFence:
                     if store is not None:
                         started = self._clock()
                         try:
-                            cd, _ = store.get_cluster_data()
+                            cd, _ = store.get_cluster_data(parse=memo.parse)
                         except ClusterDataError:
                             self.read_unusable(started)
                         except StoreError as e:

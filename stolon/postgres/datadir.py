@@ -68,8 +68,10 @@ class LocalRole(StrEnum):
 
 
 def is_initialized(pgdata: Path) -> bool:
-    """PG_VERSION and every required directory/file exist."""
-    return all(os.path.lexists(pgdata / e) for e in REQUIRED_ENTRIES)
+    """PG_VERSION and every required directory/file exist. (Checked several times a
+    second by a keeper at rest: string paths, not a pathlib join per entry.)"""
+    base = os.fspath(pgdata)
+    return all(os.path.lexists(os.path.join(base, e)) for e in REQUIRED_ENTRIES)
 
 
 def data_version(pgdata: Path) -> PgVersion:
@@ -89,7 +91,7 @@ def local_role(pgdata: Path) -> LocalRole:
     """``undefined`` when not initialized, ``standby`` when standby.signal exists."""
     if not is_initialized(pgdata):
         return LocalRole.UNDEFINED
-    if os.path.lexists(pgdata / STANDBY_SIGNAL):
+    if os.path.lexists(os.path.join(os.fspath(pgdata), STANDBY_SIGNAL)):
         return LocalRole.STANDBY
     return LocalRole.MASTER
 

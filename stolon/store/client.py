@@ -56,8 +56,12 @@ class ClusterStore:
         return self.backend.config
 
     # cluster data -------------------------------------------------------------------------
-    def get_cluster_data(self) -> tuple[ClusterData | None, Revision | None]:
-        """The parsed cluster data and its revision; raises ClusterDataError if unusable."""
+    def get_cluster_data(
+        self, parse: Callable[[bytes], ClusterData] = ClusterData.parse
+    ) -> tuple[ClusterData | None, Revision | None]:
+        """The parsed cluster data and its revision; raises ClusterDataError if unusable.
+        ``parse`` (ClusterData.parse or one that behaves as it does, e.g. the keeper's
+        memo of the last document) turns the stored bytes into the document."""
         try:
             stored = self.backend.get_cluster_data()
         except MalformedDataError as e:
@@ -71,7 +75,7 @@ class ClusterStore:
             self.malformed.clear(CLUSTER_DATA_KEY)
             return None, stored.revision
         try:
-            cd = ClusterData.parse(stored.data)
+            cd = parse(stored.data)
         except ClusterDataError as e:
             self.malformed.report(
                 CLUSTER_DATA_KEY, digest(stored.data), f"ignoring the stored cluster data: {e}"

@@ -19,6 +19,7 @@ import os
 import select
 import struct
 import threading
+import time
 from collections.abc import Iterable
 
 IN_ATTRIB = 0x00000004
@@ -85,10 +86,19 @@ class DirectoryNotifier:
                 return True
             if self._drain():
                 return True
-            ready, _, _ = select.select([self._fd, self._wake_r], [], [], max(0.0, timeout))
-            if self.is_closed():
-                return False
-            return self._fd in ready and self._drain()
+            # Events for other files of the directory (the other kinds' signals) are
+            # consumed here and the wait goes on: they must not cost the caller a look at
+            # the store each.
+            deadline = time.monotonic() + max(0.0, timeout)
+            while True:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([self._fd, self._wake_r], [], [], max(0.0, left))
+                if self.is_closed():
+                    return False
+                if self._fd in ready and self._drain():
+                    return True
+                if not ready or left <= 0:
+                    return False
         finally:
             with self._lock:
                 self._waiting -= 1

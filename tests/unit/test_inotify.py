@@ -37,6 +37,24 @@ def test_other_names_do_not_wake(tmp_path: Path) -> None:
         n.close()
 
 
+def test_other_names_do_not_end_a_wait(tmp_path: Path) -> None:
+    """A wait goes on through events for other files (each used to end it early, costing
+    the embedded store's watch a look at SQLite) and ends on the watched name."""
+    n = DirectoryNotifier(tmp_path, ["a"])
+    results: list[bool] = []
+    t = threading.Thread(target=lambda: results.append(n.wait(60)))
+    try:
+        t.start()
+        for _ in range(20):
+            touch(str(tmp_path / "b"))
+        touch(str(tmp_path / "a"))
+        t.join(60)
+        assert results == [True]
+    finally:
+        n.close()
+        t.join(5)
+
+
 def test_touch_creates_a_private_empty_file_and_follows_no_link(tmp_path: Path) -> None:
     touch(str(tmp_path / "a"))
     assert (tmp_path / "a").stat().st_mode & 0o777 == 0o600
