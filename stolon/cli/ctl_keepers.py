@@ -6,6 +6,7 @@ import argparse
 
 from stolon.cli.common import CliError
 from stolon.cli.ctlcontext import CtlContext
+from stolon.model import ClusterData
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,31 +29,39 @@ def _missing(uid: str) -> CliError:
 
 def cmd_failkeeper(ctx: CtlContext) -> int:
     uid = ctx.args.keeper_uid
-    cd, rev = ctx.cluster_data()
-    keeper = (cd.keepers or {}).get(uid)
-    if keeper is None:
-        raise _missing(uid)
-    keeper.status.force_fail = True
-    ctx.store.cas_cluster_data(cd, rev)  # one attempt, as Go Stolon
+    ctx.cluster_data()  # the stored spec is checked (and its warnings printed) once
+
+    def fail(cd: ClusterData) -> None:
+        keeper = (cd.keepers or {}).get(uid)
+        if keeper is None:
+            raise _missing(uid)
+        keeper.status.force_fail = True
+
+    # Go Stolon makes one attempt; the sentinel rewrites the cluster data every
+    # sleepInterval, so a conflict is retried on a fresh read (docs/compatibility.md).
+    ctx.store.update_cluster_data(fail)
     return 0
 
 
 def cmd_removekeeper(ctx: CtlContext) -> int:
     uid = ctx.args.keeper_uid
-    cd, rev = ctx.cluster_data()
-    if uid not in (cd.keepers or {}):
-        raise _missing(uid)
-    db = cd.db_of_keeper(uid)
-    if db is not None:
-        master = cd.cluster.status.master if cd.cluster is not None else ""
-        if db.uid == master:
-            raise CliError(
-                "keeper assigned db is the current cluster master db: fail over first"
-                " (`stolonctl failkeeper`), then remove it"
-            )
-        assert cd.dbs is not None
-        del cd.dbs[db.uid]
-    assert cd.keepers is not None
-    del cd.keepers[uid]
-    ctx.store.cas_cluster_data(cd, rev)
+    ctx.cluster_data()
+
+    def remove(cd: ClusterData) -> None:
+        if uid not in (cd.keepers or {}):
+            raise _missing(uid)
+        db = cd.db_of_keeper(uid)
+        if db is not None:
+            master = cd.cluster.status.master if cd.cluster is not None else ""
+            if db.uid == master:
+                raise CliError(
+                    "keeper assigned db is the current cluster master db: fail over first"
+                    " (`stolonctl failkeeper`), then remove it"
+                )
+            assert cd.dbs is not None
+            del cd.dbs[db.uid]
+        assert cd.keepers is not None
+        del cd.keepers[uid]
+
+    ctx.store.update_cluster_data(remove)  # retried on a conflict, as failkeeper
     return 0

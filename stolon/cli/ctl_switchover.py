@@ -104,7 +104,7 @@ def cmd_switchover(ctx: CtlContext) -> int:
     a = ctx.args
     if a.timeout <= 0:
         raise CliError("--timeout must be positive")
-    cd, rev = ctx.cluster_data()
+    cd, _ = ctx.cluster_data()
     problem = check_request(cd, a.target)
     if problem:
         raise CliError(problem)
@@ -128,8 +128,24 @@ def cmd_switchover(ctx: CtlContext) -> int:
         request_time=now_utc(),
         master_db=master.uid,
     )
-    cd.cluster.status.switchover = sw
-    ctx.store.cas_cluster_data(cd, rev)
+
+    def request(fresh: ClusterData) -> None:
+        # The leader sentinel rewrites the cluster data every sleepInterval (and several
+        # times around a failover or a previous switchover), so the compare-and-swap is
+        # retried on a fresh read; the request is checked again on it, and refused if the
+        # master is no longer the one the user confirmed.
+        problem = check_request(fresh, a.target)
+        if problem:
+            raise CliError(problem)
+        now = fresh.master_db()
+        if now is None or now.uid != master.uid or fresh.cluster is None:
+            raise CliError(
+                "the master changed while the switchover was being requested: check"
+                " `stolonctl status` and request it again"
+            )
+        fresh.cluster.status.switchover = sw
+
+    ctx.store.update_cluster_data(request)
     ctx.out(f"switchover {sw.id} requested")
     if not a.wait:
         return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from stolon.model import (
     Switchover,
 )
 from stolon.model.cluster import PHASE_NORMAL
+from stolon.model.gotime import now_utc
 from stolon.plugins import load_plugins
 from stolon.store import open_store
 from stolon.store.base import StoreConfig
@@ -239,3 +241,54 @@ def test_status_shows_a_switchover_in_progress(ctl: Ctl) -> None:
         st.put_cluster_data(cd)
     assert stolonctl.main([*flags, "status"]) == 0
     assert "=== Switchover ===" not in ctl.capsys.readouterr().out
+
+
+def _concurrent_write(ctl: Ctl, change: Callable[[ClusterData], None]) -> Callable[[CtlContext, str], bool]:
+    """A ``confirm`` that writes the cluster data (as the leader sentinel does every
+    sleepInterval) while the user is being asked, then says yes."""
+
+    def confirm(self: CtlContext, prompt: str) -> bool:
+        with open_store(ctl.config, PLUGINS) as st:
+            cd, rev = st.get_cluster_data()
+            assert cd is not None
+            change(cd)
+            st.cas_cluster_data(cd, rev)
+        return True
+
+    return confirm
+
+
+def test_a_concurrent_write_is_retried_on_a_fresh_read(ctl: Ctl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sentinel's heartbeat write between stolonctl's read and its compare-and-swap
+    (here: while the user confirms) must not make the request fail."""
+
+    def heartbeat(cd: ClusterData) -> None:
+        assert cd.keepers is not None
+        cd.keepers["keeper2"].status.last_healthy_time = now_utc()
+
+    monkeypatch.setattr(CtlContext, "confirm", _concurrent_write(ctl, heartbeat))
+    code, out, err = ctl(cluster(), "--to", "keeper2")
+    assert code == 0 and "requested" in out, err
+    cd = stored(ctl.config)
+    assert cd.cluster is not None and cd.cluster.status.switchover is not None
+    assert cd.keepers is not None and cd.keepers["keeper2"].status.last_healthy_time is not None
+
+
+def test_a_master_change_meanwhile_refuses_and_writes_nothing(
+    ctl: Ctl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failover(cd: ClusterData) -> None:
+        assert cd.cluster is not None and cd.dbs is not None
+        cd.cluster.status.master = "db2"
+        for uid, role in (("db1", "standby"), ("db2", "master")):
+            spec = cd.dbs[uid].spec
+            assert spec is not None
+            spec.role = role
+            spec.follow_config = FollowConfig(type="internal", dbuid="db2") if role == "standby" else None
+
+    monkeypatch.setattr(CtlContext, "confirm", _concurrent_write(ctl, failover))
+    code, _, err = ctl(cluster())  # no --to: db1, now a standby of db2, is eligible
+    assert code == 1 and err.count("\n") == 1, err
+    assert "the master changed while the switchover was being requested" in err
+    cd = stored(ctl.config)
+    assert cd.cluster is not None and cd.cluster.status.switchover is None
