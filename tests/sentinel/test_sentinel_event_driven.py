@@ -66,7 +66,7 @@ class Keepers:
             self.infos[uid] = info
 
     def silence(self, uid: str) -> float:
-        """Stop publishing ``uid``; returns the time of its last publication."""
+        """Stop publishing ``uid``; returns when its last publication started."""
         with self._lock:
             self.silent.add(uid)
             return self.last[uid]
@@ -78,8 +78,11 @@ class Keepers:
                     if uid in self.silent:
                         continue
                     self._n += 1
+                    # Taken before the write: the sentinel may see the new info (and stamp
+                    # it) before put_keeper_info returns here.
+                    started = time.monotonic()
                     self.store.put_keeper_info(replace(info, info_uid=f"{uid}-{self._n}"), ttl=60)
-                    self.last[uid] = time.monotonic()
+                    self.last[uid] = started
             self._stop.wait(0.1)
 
     def stop(self) -> None:
