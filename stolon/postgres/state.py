@@ -187,3 +187,29 @@ def archiver_stats(conn: Connection) -> ArchiverStats | None:
         last_failed_wal=str(row[5] or ""),
         last_failed_time=row[6],
     )
+
+
+#: what :func:`wal_probe` returns; compared for equality only
+WalProbe = tuple[object, ...]
+
+
+def wal_probe(conn: Connection) -> WalProbe:
+    """Everything ``IDENTIFY_SYSTEM`` and ``TIMELINE_HISTORY`` answer from, as a normal
+    (not replication) connection sees it: whether the server is in recovery, when its
+    postmaster started (the system identifier cannot change under one postmaster), and the
+    WAL positions IDENTIFY_SYSTEM's is made of (the flush position on a primary; received
+    and replayed on a standby).
+
+    Two equal probes bracket an unchanged identity: the positions only move forward, and
+    the timeline changes only with them (a promotion writes WAL on the new timeline; a
+    standby switches timeline when it replays a record past the switch point). The keeper's
+    collector uses it to skip the replication connection while nothing moved
+    (:class:`stolon.keeper.pgstate.StateConnections`)."""
+    row = conn.execute(
+        "SELECT pg_is_in_recovery(), pg_postmaster_start_time(),"
+        " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"
+        " pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()"
+    ).fetchone()
+    if row is None:
+        raise QueryError("the WAL position query returned no rows")
+    return tuple(row)

@@ -223,3 +223,51 @@ def test_synchronous_standby_names_in_force_from_the_promotion(pg: PgEnv) -> Non
         assert not state.is_in_recovery(c)
         (value,) = c.execute("SHOW synchronous_standby_names").fetchone() or ("",)
         assert value == "stolon_cccc"
+
+
+def test_collector_reuses_replication_answers_only_while_nothing_moved(pg: PgEnv) -> None:
+    """The kept collector (StateConnections) opens no replication connection while the WAL
+    probe is unchanged, and reports what a fresh collection reports: on an idle primary,
+    after a write, on a standby, and across the standby's promotion (new timeline)."""
+    from stolon.keeper.pgstate import StateConnections
+
+    def same_as_fresh(inst: Instance, conns: StateConnections) -> None:
+        kept = collect_state(inst, timeout=5, conns=conns)
+        fresh = collect_state(inst, timeout=5)
+        assert kept.healthy and fresh.healthy, (kept.errors, fresh.errors)
+        assert (kept.system_id, kept.timeline_id, kept.xlog_pos, kept.timelines_history) == (
+            fresh.system_id, fresh.timeline_id, fresh.xlog_pos, fresh.timelines_history,
+        )  # fmt: skip
+
+    a = pg.new_primary("a")
+    _exec(a, "CREATE TABLE t (id int PRIMARY KEY)")
+    b = _make_standby(pg, a, "b", "bbbb", rewind=False)
+    _eventually(lambda: _ids(b) == [], what="table on the standby")
+    ca, cb = StateConnections(a), StateConnections(b)
+    try:
+        first = collect_state(a, timeout=5, conns=ca)
+        assert first.healthy, first.errors
+        same_as_fresh(a, ca)  # idle: the answers were reused
+        assert ca.reused >= 1
+        _exec(a, "INSERT INTO t VALUES (1)")
+        reused = ca.reused
+        moved = collect_state(a, timeout=5, conns=ca)
+        assert ca.reused == reused, "the WAL moved: asked again"
+        assert moved.xlog_pos > first.xlog_pos
+        _eventually(lambda: _ids(b) == [1], what="row 1 on the standby")
+        _eventually(
+            lambda: collect_state(b, timeout=5, conns=cb).xlog_pos >= moved.xlog_pos,
+            what="the standby's position",
+        )
+        same_as_fresh(b, cb)
+        assert cb.reused >= 1
+        before = collect_state(b, timeout=5, conns=cb)
+        assert before.timeline_id == 1
+        b.set_config(recovery=NO_RECOVERY)
+        b.promote()
+        after = collect_state(b, timeout=5, conns=cb)
+        assert after.timeline_id == 2 and after.timelines_history, after
+        same_as_fresh(b, cb)
+    finally:
+        ca.close()
+        cb.close()

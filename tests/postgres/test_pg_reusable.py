@@ -112,3 +112,29 @@ def test_pending_restart_is_read_again_when_it_may_have_changed(
         assert ex._pending_restart() == []  # another postmaster: read again
     finally:
         ex.kept.close()
+
+
+def test_replication_answers_are_asked_again_after_the_refresh_age(pg: PgEnv) -> None:
+    from stolon.keeper import pgstate
+
+    inst = pg.new_primary("a")
+    now = [1000.0]
+    conns = StateConnections(inst, clock=lambda: now[0])
+    try:
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert conns.reused == 1
+        now[0] += pgstate.REPLICATION_REFRESH
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert conns.reused == 1, "old answers: asked again"
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert conns.reused == 2
+        # a failed collection forgets them
+        inst.stop("fast")
+        assert not collect_state(inst, timeout=2, conns=conns).healthy
+        inst.start()
+        inst.wait_ready(30)
+        assert collect_state(inst, timeout=5, conns=conns).healthy
+        assert conns.reused == 2
+    finally:
+        conns.close()
