@@ -187,6 +187,14 @@ def _make_doc_copier(cls: type[Document], go_json: bool) -> Copier:
                 f" or not {_INT64_MIN!r} < {v}.ns <= {_INT64_MAX!r}:",
                 "        raise NotFast",
             ]
+        elif get_origin(_strip(tp)) is list:
+            env[f"copy{i}"] = field_copier
+            general += [
+                f"    if type({v}) is list and not {v}:",
+                f"        {v} = []",
+                "    else:",
+                f"        {v} = copy{i}({v})",
+            ]
         else:
             env[f"copy{i}"] = field_copier
             general.append(f"    {v} = copy{i}({v})")
@@ -635,14 +643,63 @@ def snapshot(value: Any) -> Any:
             if type(v) not in _IMMUTABLE:
                 items[i] = snapshot(v)
         return items
-    if t is dict or isinstance(value, Document):
-        d = dict(value if t is dict else value.__dict__)
-        for k, v in d.items():
-            if type(v) not in _IMMUTABLE:
-                d[k] = snapshot(v)
-        if t is dict:
-            return d
-        new = object.__new__(t)
-        new.__dict__.update(d)
-        return new
+    if t is dict:
+        return _snapshot_dict(value)
+    if isinstance(value, Document):
+        snapshotter = _doc_snapshotters.get(t)
+        if snapshotter is None:
+            snapshotter = _doc_snapshotters[t] = _make_doc_snapshotter(t)
+        return snapshotter(value)
     return copy.deepcopy(value)
+
+
+def _snapshot_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    d = dict(value)
+    for k, v in d.items():
+        if type(v) not in _IMMUTABLE:
+            d[k] = snapshot(v)
+    return d
+
+
+def _snapshot_doc(value: Document) -> Any:
+    """The snapshot of a document: its attributes (whatever they are) snapshot."""
+    new = object.__new__(type(value))
+    new.__dict__.update(_snapshot_dict(value.__dict__))
+    return new
+
+
+_doc_snapshotters: dict[type, Callable[[Any], Any]] = {}
+
+
+def _make_doc_snapshotter(cls: type[Document]) -> Callable[[Any], Any]:
+    """:func:`_snapshot_doc` for a document of class ``cls`` as straight-line code over its
+    fields (:func:`_compile`), an empty list or dict made inline; a document with other
+    attributes than its fields takes :func:`_snapshot_doc`."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {
+        "cls": cls,
+        "IMMUTABLE": _IMMUTABLE,
+        "snapshot": snapshot,
+        "snapshot_doc": _snapshot_doc,
+    }
+    body = [
+        "d = dict(value.__dict__)",
+        f"if len(d) != {len(names)}:",
+        "    return snapshot_doc(value)",
+        "try:",
+        *[f"    x{i} = d[{name!r}]" for i, name in enumerate(names)],
+        "except KeyError:",
+        "    return snapshot_doc(value)",
+    ]
+    for i, name in enumerate(names):
+        body += [
+            f"if type(x{i}) not in IMMUTABLE:",
+            f"    if type(x{i}) is dict and not x{i}:",
+            f"        d[{name!r}] = {{}}",
+            f"    elif type(x{i}) is list and not x{i}:",
+            f"        d[{name!r}] = []",
+            "    else:",
+            f"        d[{name!r}] = snapshot(x{i})",
+        ]
+    body += ["new = object.__new__(cls)", "new.__dict__ = d", "return new"]
+    return _compile(f"snapshot_{cls.__name__}", ["value"], body, env)
