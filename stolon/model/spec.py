@@ -19,6 +19,7 @@ from stolon.model.cron import CronError, CronSchedule
 from stolon.model.duration import HOUR, MILLISECOND, MINUTE, SECOND, Duration
 from stolon.model.errors import ModelError
 from stolon.model.pgparams import invalid_parameters
+from stolon.model.structural import stored_copy
 from stolon.model.text import control_chars
 
 # Enumerations (plain strings in JSON).
@@ -342,6 +343,9 @@ class DurationBounds:
                 return value
             if self.stored_zero is not None:
                 return self.stored_zero
+        if type(value) is Duration:  # min(max(...)) below, on the nanoseconds (called per DB per cycle)
+            low = self.low if self.low.ns > value.ns else value
+            return self.high if self.high.ns < low.ns else low
         return min(max(value, self.low), self.high)
 
     def stored_problem(self, value: Duration) -> str | None:
@@ -433,7 +437,7 @@ class ClusterSpec(Document):
     # -- defaults ---------------------------------------------------------------------------
     def with_defaults(self) -> ClusterSpec:
         """A copy with every unset field given its default (Go's ``WithDefaults``)."""
-        s = self.copy()
+        s = stored_copy(self)  # what self.copy() gives, without the JSON text
         defaults: dict[str, Any] = {
             "sleep_interval": DEFAULT_SLEEP_INTERVAL,
             "request_timeout": DEFAULT_REQUEST_TIMEOUT,

@@ -18,6 +18,11 @@ form: ``to_obj()``). Doing both through JSON costs most of a decision for a big 
   falling back to ``to_obj()`` whenever the typed comparison cannot say "equal" for sure.
 - :func:`snapshot` is a plain deep copy (no normalization), to compare against later.
 
+The copier and the comparer of a document class are made once, as Python source text
+written from its field list and compiled (:func:`_compile`): a loop over a field plan costs
+more than the work per field (issue 12 item 5). Only this module writes that text, from the
+dataclass's fields and declared types; values never reach it.
+
 ``tests/unit/test_model_structural.py`` checks both against the JSON round trip.
 """
 
@@ -27,8 +32,6 @@ import copy
 import dataclasses
 import functools
 import json
-import math
-import operator
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -96,97 +99,140 @@ def _doc_copier(cls: type[Document], go_json: bool) -> Copier:
 
 
 def _make_doc_copier(cls: type[Document], go_json: bool) -> Copier:
-    """The copier of one document class (what ``from_obj(round trip(to_obj()))`` does).
+    """The copier of one document class (what ``from_obj(round trip(to_obj()))`` does), as
+    straight-line code for the class's fields (:func:`_compile`).
 
     A field declared ``str``, ``int`` or ``bool`` (not optional) holding a value of exactly
     that type comes back as it is, even when ``omitempty`` leaves it out (its default is
-    then that same empty value): those are checked all at once. The others go through
-    their own copier. The new object is made as ``cls(**fields)`` would make it.
+    then that same empty value): a type test each, and an ``Annotated`` int's range. The
+    others go through their own copier (a time or a duration tested inline: one that is
+    already what the round trip gives comes back as it is). The new object is made as
+    ``cls(**fields)`` would make it (the same attributes in the same order).
     """
     if not _plain_dataclass(cls):
         return _kwargs_copier(cls, go_json)
-    names = [f.name for f in dataclasses.fields(cls)]
-    get_all = operator.itemgetter(*names)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    scalar_names: list[str] = []
-    scalar_types: list[type] = []
-    ranged: list[tuple[str, int, int]] = []
+    var = {name: f"v{i}" for i, name in enumerate(fields)}
+    env: dict[str, Any] = {
+        "cls": cls,
+        "NotFast": NotFast,
+        "datetime": datetime,
+        "Duration": Duration,
+        "UTC": UTC,
+        "copy_time": _copy_time,
+        "go_string": _go_string,
+        "json_loads": json.loads,
+        "dumps": gojson.dumps if go_json else json.dumps,
+        "keys": frozenset(cls.json_keys()),
+    }
+    body = [
+        "if type(doc) is not cls:  # from_obj decodes as the declared class",
+        "    raise NotFast",
+        "d = doc.__dict__",
+        "try:",
+        *[f"    {v} = d[{name!r}]" for name, v in var.items()],
+        "except KeyError:",
+        "    raise NotFast from None",
+    ]
+    type_tests: list[str] = []
+    range_tests: list[str] = []
     strings: list[str] = []
-    general: list[tuple[str, Any, bool, Callable[[Any], bool], Copier, Any, Callable[[], Any] | None]] = []
+    general: list[str] = []
     for name, meta, tp in cls._json_fields():
-        f = fields[name]
+        f, v = fields[name], var[name]
+        i = v[1:]  # the names this field's values take in env
         factory = None if f.default_factory is MISSING else f.default_factory
         base, ranges = _scalar(tp)
         if base is not None and (
             not meta.omitempty or (factory is None and type(f.default) is base and not f.default)
         ):
-            scalar_names.append(name)
-            scalar_types.append(base)
-            ranged += [(name, r.lo, r.hi) for r in ranges]
-            if base is str:
-                strings.append(name)
+            type_tests.append(f"type({v}) is not {base.__name__}")
+            range_tests += [f"not {r.lo!r} <= {v} <= {r.hi!r}" for r in ranges]
+            if base is str and go_json:
+                strings += [f"if not {v}.isascii():", f"    {v} = go_string({v})"]
+            continue
+        # left out of the JSON (or null where that means the default): from_obj gives the
+        # field its default
+        if factory is None:
+            env[f"default{i}"] = f.default
+            default = f"default{i}"
         else:
-            empty = _emptiness(tp)
-            if meta.omitempty and empty(None):
-                none: Any = _OMITTED
-            else:
-                try:
-                    none = _copier(tp, go_json)(None)
-                except NotFast:
-                    none = _NOT_FAST
-            # a document, duration or time is never left out (None aside): its copier
-            # refuses whatever else could be
-            omitempty = meta.omitempty and not _never_empty(tp)
-            general.append((name, none, omitempty, empty, _value_copier(tp, go_json), f.default, factory))
-    get_scalars = operator.itemgetter(*scalar_names) if len(scalar_names) > 1 else None
-    one_scalar = scalar_names[0] if len(scalar_names) == 1 else None
-    types = tuple(scalar_types)
-    keys = frozenset(cls.json_keys())
-    dumps = gojson.dumps if go_json else json.dumps
-
-    def copy_doc(doc: Any) -> Any:
-        if type(doc) is not cls:  # from_obj decodes as the declared class
-            raise NotFast
-        d = doc.__dict__
-        try:
-            new = dict(zip(names, get_all(d), strict=True))
-        except KeyError:
-            raise NotFast from None
-        if get_scalars is not None:
-            if tuple(map(type, get_scalars(d))) != types:
-                raise NotFast
-        elif one_scalar is not None and type(d[one_scalar]) is not types[0]:
-            raise NotFast
-        for name, lo, hi in ranged:
-            if not lo <= d[name] <= hi:
-                raise NotFast  # from_obj refuses it: let the round trip raise
-        if go_json:
-            for name in strings:
-                new[name] = _go_string(new[name])
-        for name, none, omitempty, empty, field_copier, default, default_factory in general:
-            value = d[name]
-            if value is None and none is not _OMITTED:
-                if none is _NOT_FAST:
-                    raise NotFast
-                new[name] = none
-            elif (value is None) or (omitempty and empty(value)):
-                # left out of the JSON: from_obj gives the field its default
-                new[name] = default if default_factory is None else default_factory()
-            else:
-                new[name] = field_copier(value)
-        unknown = doc.unknown_fields
-        if unknown:
-            # to_obj() writes unknown keys after the known ones unless a known one took the key
-            if type(unknown) is not dict or not all(type(k) is str and k not in keys for k in unknown):
-                raise NotFast
-            new["unknown_fields"] = json.loads(dumps(unknown))
+            env[f"factory{i}"] = factory
+            default = f"factory{i}()"
+        empty = _emptiness(tp)
+        general.append(f"if {v} is None:")
+        if meta.omitempty and empty(None):
+            general.append(f"    {v} = {default}")
         else:
-            new["unknown_fields"] = {}
-        out = object.__new__(cls)
-        out.__dict__ = new
-        return out
+            try:
+                env[f"none{i}"] = _copier(tp, go_json)(None)
+                general.append(f"    {v} = none{i}")
+            except NotFast:
+                general.append("    raise NotFast")
+        # a document, duration or time is never left out (None aside): its copier refuses
+        # whatever else could be
+        if meta.omitempty and not _never_empty(tp):
+            env[f"empty{i}"] = empty
+            general += [f"elif empty{i}({v}):", f"    {v} = {default}"]
+        field_copier = _value_copier(tp, go_json)
+        general.append("else:")
+        if field_copier is _copy_time:
+            general += [
+                f"    if type({v}) is not datetime or {v}.tzinfo is not UTC or {v}.fold or {v}.year < 1000:",
+                f"        {v} = copy_time({v})",
+            ]
+        elif field_copier is _copy_duration:
+            general += [
+                f"    if type({v}) is not Duration or type({v}.ns) is not int"
+                f" or not {_INT64_MIN!r} < {v}.ns <= {_INT64_MAX!r}:",
+                "        raise NotFast",
+            ]
+        elif get_origin(_strip(tp)) is list:
+            env[f"copy{i}"] = field_copier
+            general += [
+                f"    if type({v}) is list and not {v}:",
+                f"        {v} = []",
+                "    else:",
+                f"        {v} = copy{i}({v})",
+            ]
+        else:
+            env[f"copy{i}"] = field_copier
+            general.append(f"    {v} = copy{i}({v})")
+    if type_tests:
+        body += [f"if {' or '.join(type_tests)}:", "    raise NotFast"]
+    if range_tests:
+        body += [
+            f"if {' or '.join(range_tests)}:",
+            "    raise NotFast  # from_obj refuses it: let the round trip raise",
+        ]
+    u = var["unknown_fields"]
+    body += strings + general
+    body += [
+        f"if {u}:",
+        "    # to_obj() writes unknown keys after the known ones unless a known one took the key",
+        f"    if type({u}) is not dict or not all(type(k) is str and k not in keys for k in {u}):",
+        "        raise NotFast",
+        f"    {u} = json_loads(dumps({u}))",
+        "else:",
+        f"    {u} = {{}}",
+        "out = object.__new__(cls)",
+        "out.__dict__ = {" + ", ".join(f"{name!r}: {v}" for name, v in var.items()) + "}",
+        "return out",
+    ]
+    return _compile(f"copy_{cls.__name__}", ["doc"], body, env)
 
-    return copy_doc
+
+def _compile(name: str, params: list[str], body: list[str], env: dict[str, Any]) -> Callable[..., Any]:
+    """A function made from our own source text: ``def name(params): body`` run with the
+    globals ``env`` (the values the text names). Field names are Python identifiers (a
+    dataclass's); they only appear as string literals and attribute names."""
+    src = "\n".join([f"def {name}({', '.join(params)}):", *("    " + line for line in body)])
+    code = compile(src, f"<structural {name}>", "exec")
+    namespace: dict[str, Any] = {}
+    exec(code, env, namespace)  # our own generated text, no outside input
+    fn: Callable[..., Any] = namespace[name]
+    fn.__doc__ = src  # what runs, for whoever debugs it
+    return fn
 
 
 _OMITTED = object()  # None in an omitempty field: the field gets its default
@@ -223,7 +269,6 @@ def _plain_dataclass(cls: type[Document]) -> bool:
         and not any("__slots__" in vars(k) for k in cls.__mro__ if k is not object)
         and all(f.init for f in fields)
         and {f.name for f in fields} == json_names | {"unknown_fields"}
-        and len(fields) > 1
     )
 
 
@@ -299,7 +344,7 @@ def _copier(tp: Any, go_json: bool) -> Copier:
         (item_tp,) = get_args(tp)
         item = _copier(item_tp, go_json)
 
-        strings = item is _plain_string or item is _go_string
+        strings = item is _exact(str) or item is _go_string
 
         def array(value: Any) -> Any:
             if value is None:
@@ -314,8 +359,8 @@ def _copier(tp: Any, go_json: bool) -> Copier:
     if origin is dict:
         _, val_tp = get_args(tp)
         val = _copier(val_tp, go_json)
-        key = _go_string if go_json else _plain_string
-        strings = val is _plain_string or val is _go_string
+        key = _go_string if go_json else _exact(str)
+        strings = val is _exact(str) or val is _go_string
 
         def mapping(value: Any) -> Any:
             if value is None:
@@ -332,14 +377,10 @@ def _copier(tp: Any, go_json: bool) -> Copier:
     if isinstance(tp, type) and issubclass(tp, Document):
         doc = _lazy_doc_copier(tp, go_json) if tp in _building else _doc_copier(tp, go_json)
         return lambda value: None if value is None else doc(value)
-    if tp is str:
-        return _go_string if go_json else _plain_string
-    if tp is bool:
-        return _copy_bool
-    if tp is int:
-        return _copy_int
-    if tp is float:
-        return _copy_float
+    if tp is str and go_json:
+        return _go_string
+    if tp in (str, bool, int, float):
+        return _exact(tp)
     if tp is Duration:
         return _copy_duration
     if tp is datetime:
@@ -365,12 +406,22 @@ def _all_strings(values: Iterable[Any], go_json: bool) -> bool:
     return not go_json or all(map(str.isascii, values))
 
 
-def _plain_string(value: Any) -> Any:
-    # json.dumps escapes every non-ASCII character (lone surrogates too): json.loads gives
-    # the same string back
-    if type(value) is not str:
-        raise NotFast
-    return value
+@functools.cache
+def _exact(tp: type) -> Copier:
+    """The copier of a ``str`` (as Python's ``json.dumps`` writes it), ``bool``, ``int`` or
+    ``float`` value: the value itself when it is exactly of type ``tp``.
+
+    ``json.dumps`` escapes every non-ASCII character (lone surrogates too): ``json.loads``
+    gives the same string back. A NaN comes back from JSON as another object: not fast.
+    """
+    nan_differs = tp is float
+
+    def exact(value: Any) -> Any:
+        if type(value) is not tp or (nan_differs and value != value):  # noqa: PLR0124 (NaN)
+            raise NotFast
+        return value
+
+    return exact
 
 
 def _go_string(value: Any) -> Any:
@@ -379,24 +430,6 @@ def _go_string(value: Any) -> Any:
     if value.isascii():
         return value
     return json.loads(gojson.dumps(value))  # a lone surrogate becomes U+FFFD, as in Go
-
-
-def _copy_bool(value: Any) -> Any:
-    if type(value) is not bool:
-        raise NotFast
-    return value
-
-
-def _copy_int(value: Any) -> Any:
-    if type(value) is not int:
-        raise NotFast
-    return value
-
-
-def _copy_float(value: Any) -> Any:
-    if type(value) is float and not math.isnan(value):  # NaN: a new object through JSON
-        return value
-    raise NotFast
 
 
 def _copy_duration(value: Any) -> Any:
@@ -446,38 +479,76 @@ Equal = Callable[[Any, Any], bool]
 
 
 _doc_equals: dict[type, Equal] = {}
+_building_equal: set[type[Document]] = set()  # document classes whose comparer is being made
 
 
 def _doc_equal(cls: type[Document]) -> Equal:
     equal = _doc_equals.get(cls)
     if equal is None:
-        equal = _doc_equals[cls] = _make_doc_equal(cls)
+        _building_equal.add(cls)
+        try:
+            equal = _doc_equals[cls] = _make_doc_equal(cls)
+        finally:
+            _building_equal.discard(cls)
     return equal
 
 
 def _make_doc_equal(cls: type[Document]) -> Equal:
     """True only when two documents of class ``cls`` surely have the same ``to_obj()``
-    (False: they may differ, compare their ``to_obj()``)."""
-    plan = [(name, meta.omitempty, _emptiness(tp), _equal(tp)) for name, meta, tp in cls._json_fields()]
+    (False: they may differ, compare their ``to_obj()``), as straight-line code for the
+    class's fields (:func:`_compile`): per field, the same object, or equal values of the
+    declared type (:func:`_equal_expr`), or both left out by ``omitempty``."""
+    env: dict[str, Any] = {"cls": cls, "datetime": datetime, "Duration": Duration, "UTC": UTC}
+    body = [
+        "if a is b:",
+        "    return True",
+        "if type(a) is not cls or type(b) is not cls:",
+        "    return False",
+    ]
+    for i, (name, meta, tp) in enumerate(cls._json_fields()):
+        x, y = f"x{i}", f"y{i}"
+        test = f"{x} is not {y} and not {_equal_expr(tp, x, y, env, f'{i}')}"
+        if meta.omitempty:
+            env[f"empty{i}"] = _emptiness(tp)
+            test += f" and not (empty{i}({x}) and empty{i}({y}))"  # both left out
+        body += [f"{x} = a.{name}", f"{y} = b.{name}", f"if {test}:", "    return False"]
+    # to_obj() copies them as they are (unless a known field took the key: the same known
+    # values then, as just compared)
+    body.append("return bool(a.unknown_fields == b.unknown_fields)")
+    return _compile(f"equal_{cls.__name__}", ["a", "b"], body, env)
 
-    def equal(a: Any, b: Any) -> bool:
-        if a is b:
-            return True
-        if type(a) is not cls or type(b) is not cls:
-            return False
-        for name, omitempty, empty, field_equal in plan:
-            x = getattr(a, name)
-            y = getattr(b, name)
-            if x is y or field_equal(x, y):
-                continue  # the same value is encoded the same way
-            if omitempty and empty(x) and empty(y):
-                continue  # both left out
-            return False
-        # to_obj() copies them as they are (unless a known field took the key: the same
-        # known values then, as just compared)
-        return bool(a.unknown_fields == b.unknown_fields)
 
-    return equal
+def _equal_expr(tp: Any, x: str, y: str, env: dict[str, Any], tag: str) -> str:
+    """An expression that is True only when the values named ``x`` and ``y``, of declared
+    type ``tp``, surely have the same stored form (what ``_equal(tp)(x, y)`` tells), written
+    out for the common types; functions it calls are put in ``env`` under names ending with
+    ``tag``."""
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        return _equal_expr(get_args(tp)[0], x, y, env, tag)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            inner = _equal_expr(args[0], x, y, env, tag)
+            return f"(({x} is None and {y} is None) if {x} is None or {y} is None else {inner})"
+    if tp in (str, bool, int, float):
+        return f"({x} == {y})"  # written as it is
+    if tp is datetime:
+        # the same instant at the same UTC offset has the same RFC 3339 form
+        return (
+            f"(({x} is None and {y} is None) if {x} is None or {y} is None else"
+            f" (type({x}) is datetime and type({y}) is datetime and {x} == {y}"
+            f" and ({x}.tzinfo is UTC and {y}.tzinfo is UTC or {x}.utcoffset() == {y}.utcoffset())))"
+        )
+    if tp is Duration:
+        return f"(type({x}) is Duration and type({y}) is Duration and {x}.ns == {y}.ns)"
+    if origin is list and _equal(get_args(tp)[0]) is _scalar_equal:
+        return f"(type({x}) is list and type({y}) is list and {x} == {y})"  # items written as they are
+    if isinstance(tp, type) and issubclass(tp, Document) and tp not in _building_equal:
+        env[f"equal{tag}"] = _doc_equal(tp)  # (one being made: looked up at first use, by _equal)
+        return f"equal{tag}({x}, {y})"
+    env[f"equal{tag}"] = _equal(tp)
+    return f"equal{tag}({x}, {y})"
 
 
 def _never(a: Any, b: Any) -> bool:
@@ -572,14 +643,63 @@ def snapshot(value: Any) -> Any:
             if type(v) not in _IMMUTABLE:
                 items[i] = snapshot(v)
         return items
-    if t is dict or isinstance(value, Document):
-        d = dict(value if t is dict else value.__dict__)
-        for k, v in d.items():
-            if type(v) not in _IMMUTABLE:
-                d[k] = snapshot(v)
-        if t is dict:
-            return d
-        new = object.__new__(t)
-        new.__dict__.update(d)
-        return new
+    if t is dict:
+        return _snapshot_dict(value)
+    if isinstance(value, Document):
+        snapshotter = _doc_snapshotters.get(t)
+        if snapshotter is None:
+            snapshotter = _doc_snapshotters[t] = _make_doc_snapshotter(t)
+        return snapshotter(value)
     return copy.deepcopy(value)
+
+
+def _snapshot_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    d = dict(value)
+    for k, v in d.items():
+        if type(v) not in _IMMUTABLE:
+            d[k] = snapshot(v)
+    return d
+
+
+def _snapshot_doc(value: Document) -> Any:
+    """The snapshot of a document: its attributes (whatever they are) snapshot."""
+    new = object.__new__(type(value))
+    new.__dict__.update(_snapshot_dict(value.__dict__))
+    return new
+
+
+_doc_snapshotters: dict[type, Callable[[Any], Any]] = {}
+
+
+def _make_doc_snapshotter(cls: type[Document]) -> Callable[[Any], Any]:
+    """:func:`_snapshot_doc` for a document of class ``cls`` as straight-line code over its
+    fields (:func:`_compile`), an empty list or dict made inline; a document with other
+    attributes than its fields takes :func:`_snapshot_doc`."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {
+        "cls": cls,
+        "IMMUTABLE": _IMMUTABLE,
+        "snapshot": snapshot,
+        "snapshot_doc": _snapshot_doc,
+    }
+    body = [
+        "d = dict(value.__dict__)",
+        f"if len(d) != {len(names)}:",
+        "    return snapshot_doc(value)",
+        "try:",
+        *[f"    x{i} = d[{name!r}]" for i, name in enumerate(names)],
+        "except KeyError:",
+        "    return snapshot_doc(value)",
+    ]
+    for i, name in enumerate(names):
+        body += [
+            f"if type(x{i}) not in IMMUTABLE:",
+            f"    if type(x{i}) is dict and not x{i}:",
+            f"        d[{name!r}] = {{}}",
+            f"    elif type(x{i}) is list and not x{i}:",
+            f"        d[{name!r}] = []",
+            "    else:",
+            f"        d[{name!r}] = snapshot(x{i})",
+        ]
+    body += ["new = object.__new__(cls)", "new.__dict__ = d", "return new"]
+    return _compile(f"snapshot_{cls.__name__}", ["value"], body, env)

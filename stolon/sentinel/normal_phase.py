@@ -93,8 +93,10 @@ def _remove_dead_keepers(cd: ClusterData, cyc: Cycle) -> None:
     """Keepers owning a DB are never removed automatically. A keeper never seen healthy
     (no lastHealthyTime, possible only on a first run) is kept too (Go would remove it)."""
     interval = timedelta(seconds=seconds(cyc.d.dead_keeper_removal_interval))
+    # the keepers cd.db_of_keeper() finds a DB for (one pass, not one per keeper)
+    owning = {db.spec.keeper_uid for db in dbs(cd).values() if db.spec is not None}
     for uid in sorted(keepers(cd)):
-        if cd.db_of_keeper(uid) is not None:
+        if uid in owning:
             continue
         last = keepers(cd)[uid].status.last_healthy_time
         if last is not None and cyc.now.wall > last + interval:

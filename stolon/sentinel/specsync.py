@@ -32,18 +32,32 @@ def _follow_obj(fc: FollowConfig | None) -> dict[str, Any] | None:
     return fc.to_obj() if fc is not None and fc.type == FOLLOW_EXTERNAL else None
 
 
-def _propagated(ds: DBSpec) -> dict[str, Any]:
-    """The propagated fields of a DB spec, by JSON key, in comparable form."""
-    return {
-        "requestTimeout": ds.request_timeout,
-        "maxStandbys": ds.max_standbys,
-        "usePgrewind": ds.use_pgrewind,
-        "pgParameters": ds.pg_parameters or None,  # omitempty: {} is stored as absent
-        "pgHBA": ds.pg_hba,
-        "followConfig": _follow_obj(ds.follow_config),
-        "additionalWalSenders": ds.additional_wal_senders,
-        "additionalReplicationSlots": ds.additional_replication_slots,
-    }
+#: The JSON keys of the propagated fields, sorted (the order :func:`_propagated` gives them in).
+_PROPAGATED_KEYS = (
+    "additionalReplicationSlots",
+    "additionalWalSenders",
+    "followConfig",
+    "maxStandbys",
+    "pgHBA",
+    "pgParameters",
+    "requestTimeout",
+    "usePgrewind",
+)
+
+
+def _propagated(ds: DBSpec) -> tuple[Any, ...]:
+    """The propagated fields of a DB spec in comparable form, in the order of
+    ``_PROPAGATED_KEYS``."""
+    return (
+        ds.additional_replication_slots,
+        ds.additional_wal_senders,
+        _follow_obj(ds.follow_config),
+        ds.max_standbys,
+        ds.pg_hba,
+        ds.pg_parameters or None,  # omitempty: {} is stored as absent
+        ds.request_timeout,
+        ds.use_pgrewind,
+    )
 
 
 def propagate_spec(cd: ClusterData, existed: set[str], cyc: Cycle) -> None:
@@ -55,13 +69,15 @@ def propagate_spec(cd: ClusterData, existed: set[str], cyc: Cycle) -> None:
     s = (cd.cluster.spec or cyc.spec).with_defaults()
     d = DefaultedSpec(s)
     sc = s.standby_config
+    request_timeout, max_standbys, use_pgrewind = d.request_timeout, d.max_standbys, d.use_pgrewind
+    additional_wal_senders = d.additional_wal_senders
     for uid in sorted(dbs(cd)):
         db = dbs(cd)[uid]
         ds = spec(db)
-        before = _propagated(ds)
-        ds.request_timeout = d.request_timeout
-        ds.max_standbys = d.max_standbys
-        ds.use_pgrewind = d.use_pgrewind
+        before = _propagated(ds) if uid in existed else ()
+        ds.request_timeout = request_timeout
+        ds.max_standbys = max_standbys
+        ds.use_pgrewind = use_pgrewind
         ds.pg_parameters = dict(s.pg_parameters) if s.pg_parameters is not None else None
         ds.pg_hba = list(s.pg_hba) if s.pg_hba is not None else None
         fc = ds.follow_config
@@ -70,15 +86,17 @@ def propagate_spec(cd: ClusterData, existed: set[str], cyc: Cycle) -> None:
             fc.archive_recovery_settings = (
                 sc.archive_recovery_settings.copy() if sc and sc.archive_recovery_settings else None
             )
-        ds.additional_wal_senders = d.additional_wal_senders
+        ds.additional_wal_senders = additional_wal_senders
         if db_type(db) == MASTER_TYPE:
             slots = s.additional_master_replication_slots
             ds.additional_replication_slots = list(slots) if slots is not None else None
         else:
             ds.additional_replication_slots = None
-        fields = changed_keys(before, _propagated(ds))
-        if fields and uid in existed:
-            cyc.emit(SpecPropagated(uid, fields))
+        if uid in existed:
+            after = _propagated(ds)
+            fields = tuple(k for k, x, y in zip(_PROPAGATED_KEYS, before, after, strict=True) if x != y)
+            if fields:
+                cyc.emit(SpecPropagated(uid, fields))
 
 
 def bump_generations(cd: ClusterData, prev_specs: dict[str, DBSpec], cyc: Cycle) -> None:

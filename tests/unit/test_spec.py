@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from stolon.model import ClusterSpec, ModelError, SpecError
+from stolon.model.duration import Duration
 from stolon.model.merge_patch import merge_patch
 from stolon.model.spec import DEFAULT_MAX_STANDBY_LAG, DURATION_BOUNDS
 
@@ -327,6 +328,21 @@ def test_stored_durations_out_of_bounds_are_clamped_with_a_warning(
     else:
         assert [w.path for w in warnings] == [key]
         assert f"{effective} is used instead" in warnings[0].message
+
+
+def test_the_clamp_is_min_max_of_durations() -> None:
+    """DurationBounds.effective compares nanoseconds (it runs per DB per sentinel cycle):
+    the same object as min(max(value, low), high) at, around and beyond every bound."""
+    for b in DURATION_BOUNDS.values():
+        for ns in {0, 1, -1, b.low.ns - 1, b.low.ns, b.low.ns + 1, b.high.ns - 1, b.high.ns, b.high.ns + 1}:
+            value = Duration(ns)
+            if ns == 0 and b.zero_means:
+                expected = value
+            elif ns == 0 and b.stored_zero is not None:
+                expected = b.stored_zero
+            else:
+                expected = min(max(value, b.low), b.high)
+            assert b.effective(value) is expected, (b.key, ns)
 
 
 def test_stored_fencing_problems_are_warnings_with_safe_values() -> None:
