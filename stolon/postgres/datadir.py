@@ -67,11 +67,23 @@ class LocalRole(StrEnum):
     UNDEFINED = "undefined"
 
 
+#: the entries of :data:`REQUIRED_ENTRIES` directly in PGDATA, and those one level down
+_TOP_ENTRIES = frozenset(e for e in REQUIRED_ENTRIES if "/" not in e)
+_NESTED_ENTRIES = tuple(e for e in REQUIRED_ENTRIES if "/" in e)
+
+
 def is_initialized(pgdata: Path) -> bool:
     """PG_VERSION and every required directory/file exist. (Checked several times a
-    second by a keeper at rest: string paths, not a pathlib join per entry.)"""
+    second by a keeper at rest: one directory listing and a look per nested entry, not a
+    ``stat`` per entry.)"""
     base = os.fspath(pgdata)
-    return all(os.path.lexists(os.path.join(base, e)) for e in REQUIRED_ENTRIES)
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return False
+    return _TOP_ENTRIES.issubset(names) and all(
+        os.path.lexists(os.path.join(base, e)) for e in _NESTED_ENTRIES
+    )
 
 
 def data_version(pgdata: Path) -> PgVersion:

@@ -8,6 +8,7 @@ type" class of malformed data.
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 from pathlib import Path
 
@@ -77,6 +78,35 @@ def test_limits_refuse_with_one_line_model_errors() -> None:
             parse_json(data, "the cluster data")
         assert "\n" not in str(err.value)
     assert parse_json(_deep_json(MAX_DEPTH - 1), "x")["formatVersion"] == 1
+
+
+def test_depth_of_counts_levels_of_objects_and_arrays() -> None:
+    from stolon.model.limits import depth_of
+
+    def reference(v: object) -> int:
+        if isinstance(v, dict):
+            return 1 + max((reference(c) for c in v.values()), default=0)
+        if isinstance(v, list):
+            return 1 + max((reference(c) for c in v), default=0)
+        return 0
+
+    rnd = random.Random(7)
+
+    def gen(level: int) -> object:
+        r = rnd.random()
+        if level > 8 or r < 0.3:
+            return rnd.choice([1, "[{", None, True, 2.5])
+        if r < 0.65:
+            return [gen(level + 1) for _ in range(rnd.randint(0, 4))]
+        return {f"k{i}": gen(level + 1) for i in range(rnd.randint(0, 4))}
+
+    for _ in range(2000):
+        value = gen(0)
+        assert depth_of(value) == reference(value), value
+    deep: list[object] = []
+    for _ in range(40):
+        deep = [deep]
+    assert depth_of(deep, 32) == 33 and depth_of(deep, 100) == 41
 
 
 def test_a_cluster_data_of_100_keepers_fits_easily() -> None:
