@@ -95,6 +95,21 @@ STATE_CHANGING_STEPS = (
 MAX_INIT_PASSES = 3
 
 
+def light_pass(
+    *,
+    woken: bool,
+    last: tuple[ClusterData | None, float] | None,
+    cd: ClusterData | None,
+    now: float,
+    period: float,
+) -> bool:
+    """Whether a cycle may stop after reading the cluster data (:meth:`Keeper.cycle`): it
+    was woken by a change, the memo handed back the very object the last complete cycle
+    ran on (only the sentinel's heartbeat fields moved), and that cycle started less than
+    a period ago."""
+    return woken and last is not None and last[0] is cd and now < last[1] + period
+
+
 def _changes_state(steps: tuple[p.Step, ...], facts: p.LocalFacts) -> bool:
     """Whether running ``steps`` changes what the keeper reports (role, running, applied
     generation): then it reports at once instead of at the next heartbeat."""
@@ -230,6 +245,11 @@ class Keeper:
         self._last_plan: tuple[PlanInputs, p.Plan] | None = None
         #: cycles that reused the last plan (tests, debugging)
         self.plans_reused = 0
+        #: the cluster data object the last complete cycle ran on, and when it started: a
+        #: wake-up on a heartbeat-only write before the next period is a light cycle
+        self._full_cycle: tuple[ClusterData | None, float] | None = None
+        #: light cycles run (tests, debugging)
+        self.light_cycles = 0
 
     # -- start-up ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -572,7 +592,17 @@ class Keeper:
         except BackupError as e:
             return "", str(e)
 
-    def cycle(self, store: ClusterStore) -> None:
+    def cycle(self, store: ClusterStore, *, woken: bool = False) -> None:
+        """One pass: read the cluster data, plan, run the plan's steps.
+
+        ``woken``: the cluster data changed before the period was over. When the memo
+        says the change was the leader sentinel's heartbeat only (the same object as the
+        last complete cycle's), the pass stops after the self-fencing confirmation: the
+        plan and its steps would run on the same inputs as less than ``sleepInterval``
+        ago, and the periodic pass comes at its time. At rest the sentinel writes every
+        ``sleepInterval`` and the two periods drift, so this halves the passes (Go's
+        keeper runs one per ``sleepInterval``). Any other change runs a whole pass at once.
+        """
         ex = self.executor
         assert ex is not None
         started = time.monotonic()
@@ -604,6 +634,10 @@ class Keeper:
             if cd.cluster.uid != self.cluster_uid:
                 self.cluster_uid = cd.cluster.uid
                 KeeperLocalState(self.uid, self.cluster_uid).save(self.data_dir)
+        if light_pass(woken=woken, last=self._full_cycle, cd=cd, now=started, period=self.sleep):
+            self.light_cycles += 1
+            return
+        self._full_cycle = None
         mine = cd.db_of_keeper(self.uid) if cd is not None else None
         self.spec_parameters = dict(mine.spec.pg_parameters or {}) if mine is not None and mine.spec else {}
         ex.state.rejected = {
@@ -636,6 +670,7 @@ class Keeper:
                 break
         self._note_local_master(None)
         self._consider_backups(cd)
+        self._full_cycle = (cd, started)
 
     def _accept(self, cd: ClusterData) -> tuple[ClusterSpec, DefaultedSpec] | None:
         """The stored spec (None: refused, logged once) and its defaults; worked out again
@@ -752,16 +787,17 @@ class Keeper:
         if self.self_fence is not None:
             self.self_fence.start()
         try:
+            woken = False
             while not self._stop.is_set():
                 try:
-                    self.cycle(store)
+                    self.cycle(store, woken=woken)
                 except Shutdown:
                     break
                 except (StepFailed, PostgresError, StoreError, OSError) as e:
                     log.error("%s", e)
                 except Exception:
                     log.exception("unexpected error in the keeper state machine")
-                self._wait_change(watch, self.sleep)
+                woken = self._wait_change(watch, self._next_period())
         except Shutdown:
             pass
         finally:
@@ -772,17 +808,28 @@ class Keeper:
             self._shutdown(store)
         return 0
 
-    def _wait_change(self, watch: Watch, timeout: float) -> None:
+    def _next_period(self) -> float:
+        """Seconds until the next periodic cycle: ``sleepInterval`` after the start of the
+        last complete one (``sleepInterval`` from now when the last one did not complete)."""
+        last = self._full_cycle
+        if last is None:
+            return self.sleep
+        return max(0.0, last[1] + self.sleep - time.monotonic())
+
+    def _wait_change(self, watch: Watch, timeout: float) -> bool:
         """Until the cluster data changes (a new generation to apply, a new master to
-        follow) or ``timeout`` seconds: the periodic cycle stays the heartbeat. A signal
-        raises Shutdown out of the wait (see :meth:`_on_signal`)."""
+        follow: True) or ``timeout`` seconds (False): the periodic cycle stays the
+        heartbeat. A signal raises Shutdown out of the wait (see :meth:`_on_signal`)."""
         deadline = time.monotonic() + timeout
         self._idle = True
         try:
             while not self._stop.is_set():
                 left = deadline - time.monotonic()
-                if left <= 0 or watch.wait(left):
-                    return
+                if left <= 0:
+                    return False
+                if watch.wait(left):
+                    return True
+            return False
         finally:
             self._idle = False
 
