@@ -13,6 +13,8 @@ import logging
 
 from stolon.logonce import OncePerChange
 from stolon.model import ClusterData, ClusterSpec, ModelError
+from stolon.model.spec import DefaultedSpec
+from stolon.model.structural import snapshot, stored_equal
 
 _ERROR = "error"
 _WARNING = "warning:"
@@ -28,10 +30,39 @@ class StoredSpecCheck:
         self.warnings: tuple[str, ...] = ()
         #: why the last spec was refused (``None`` when it was accepted)
         self.error: str | None = None
+        #: a copy of the last spec checked and whether it was accepted
+        self._last: tuple[ClusterSpec, bool] | None = None
+        #: that copy and its defaulted form (:meth:`defaulted`)
+        self._defaulted: tuple[ClusterSpec, DefaultedSpec] | None = None
 
     def accept(self, cd: ClusterData) -> ClusterSpec | None:
-        """The stored spec if it can be acted on, else ``None`` (the reason is logged once)."""
+        """The stored spec if it can be acted on, else ``None`` (the reason is logged once).
+
+        A spec with the same stored form as the last one checked is not validated again
+        (validation is a function of the stored form; the proxy checks every cluster data
+        it reads, twice a second at rest): the verdict, warnings and error stand."""
         spec = cd.cluster.spec if cd.cluster is not None else None
+        if spec is not None and self._last is not None and stored_equal(spec, self._last[0]):
+            return spec if self._last[1] else None
+        self._last = None
+        self._defaulted = None
+        accepted = self._check(spec)
+        if spec is not None:
+            self._last = (snapshot(spec), accepted is not None)
+        return accepted
+
+    def defaulted(self, spec: ClusterSpec) -> DefaultedSpec:
+        """``spec.d()`` for the spec :meth:`accept` accepted last (worked out once per
+        change of it)."""
+        last = self._defaulted
+        if last is not None and self._last is not None and last[0] is self._last[0]:
+            return last[1]
+        d = spec.d()
+        if self._last is not None:
+            self._defaulted = (self._last[0], d)
+        return d
+
+    def _check(self, spec: ClusterSpec | None) -> ClusterSpec | None:
         try:
             if spec is None:
                 raise ModelError("cluster.spec", "missing: re-initialize the cluster with stolonctl init")

@@ -204,7 +204,7 @@ class ClusterChecker:
             # Go Stolon's own rules refuse it: fail closed (logged once per change)
             self._route_nowhere()
             raise CheckError(f"clusterdata validation failed: {self.spec_check.error}", logged=True)
-        spec = stored.d()
+        spec = self.spec_check.defaulted(stored)
         cd_interval_ns = spec.proxy_check_interval.ns
         cd_timeout_ns = spec.proxy_timeout.ns
         # Publish the larger of the timeout in force and the new one, so that the sentinel
