@@ -164,6 +164,8 @@ class SelfFence:
         self._master_since: float | None = None
         self._timeout = 0.0
         self._probe_every = 1.0
+        #: when the last successful read of the cluster data (by anyone) started
+        self._last_read: float | None = None
         self.fenced = False
         #: a fence may be in the server's configuration: set before every attempt to
         #: fence (one that fails half-way may have written it), cleared once a lift or a
@@ -223,6 +225,7 @@ class SelfFence:
 
     def read(self, started_at: float, cd: ClusterData | None) -> None:
         """A successful read of the cluster data, started at ``started_at``."""
+        self._note_read(started_at)
         says = reading(cd, self.keeper_uid)
         if says is None:
             return
@@ -240,11 +243,25 @@ class SelfFence:
         means writing a usable document, which the next read sees), so it confirms what the
         last usable read said: a master stays unfenced — one bad document must not stop
         writes — and a superseded one stays fenced."""
+        self._note_read(started_at)
         with self._lock:
             c = self._contact
             if not c.superseded and c.confirmed_at is not None and started_at > c.confirmed_at:
                 self._contact = Contact(c.wrote_at, started_at, c.superseded_at)
         self._wake.set()
+
+    def _note_read(self, started_at: float) -> None:
+        with self._lock:
+            if self._last_read is None or started_at > self._last_read:
+                self._last_read = started_at
+
+    def probe_due(self, now: float) -> float:
+        """Seconds until the probe should read the cluster data itself: ``every`` after the
+        last read by anyone (the keeper's cycle reads it on every change and every period;
+        the probe only covers a main loop busy with a long step), 0 when due now."""
+        with self._lock:
+            last, every = self._last_read, self._probe_every
+        return 0.0 if last is None else max(0.0, last + every - now)
 
     # -- threads ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -266,7 +283,11 @@ class SelfFence:
                 with self._lock:
                     active = self._timeout > 0 and self._master_since is not None
                     every = self._probe_every
+                wait = every
                 if active:
+                    wait = self.probe_due(self._clock())
+                if active and wait <= 0:
+                    wait = every
                     if store is None:
                         try:
                             store = self._open_store()
@@ -282,7 +303,7 @@ class SelfFence:
                             log.debug("self-fencing probe: cannot read the cluster data: %s", e)
                         else:
                             self.read(started, cd)
-                self._stop.wait(every)
+                self._stop.wait(max(wait, 0.01))
         finally:
             if store is not None:
                 store.close()

@@ -146,6 +146,26 @@ def test_runner_fences_and_lifts_through_its_callback() -> None:
     assert sf.check() is Action.NOTHING and calls == [True, False, True, False]
 
 
+def test_probe_reads_only_when_nobody_read_for_a_probe_period() -> None:
+    """The probe covers a main loop busy with a long step: it reads the cluster data itself
+    only ``every`` (min(sleepInterval, timeout/3)) after the last successful read by anyone;
+    a usable or an unusable read both count, a failed one (no report) does not."""
+    clock = _Clock()
+    sf = SelfFence("k0", lambda on: None, _no_store, clock=clock)
+    sf.configure(T, 1.0)  # every = min(1.0, T/3)
+    every = min(1.0, T / 3)
+    assert sf.probe_due(100.0) == 0.0  # never read: now
+    sf.read(100.0, _cd("db0"))
+    assert sf.probe_due(100.2) == pytest.approx(every - 0.2)
+    sf.read(100.5, _cd("db1"))  # a read naming another master counts as a read too
+    assert sf.probe_due(100.6) == pytest.approx(every - 0.1)
+    sf.read(100.3, _cd("db0"))  # an older read (started before) moves nothing
+    assert sf.probe_due(100.6) == pytest.approx(every - 0.1)
+    sf.read_unusable(101.0)
+    assert sf.probe_due(101.0) == pytest.approx(every)
+    assert sf.probe_due(101.0 + every + 5) == 0.0  # nobody read since: due
+
+
 def test_runner_keeps_state_when_the_server_cannot_be_told() -> None:
     from stolon.postgres.errors import PostgresError
 
