@@ -41,6 +41,9 @@ PG_OS_USER = "postgres"
 SU_USER = "postgres"
 REPL_USER = "repl"
 
+#: the roles ``GET /cluster`` gives a synchronous standby (Patroni 3/4; quorum mode)
+SYNC_ROLES = frozenset({"sync_standby", "quorum_standby"})
+
 
 class PatroniUnavailable(RuntimeError):
     """Patroni or HAProxy can't be used here; the message says why and what to do."""
@@ -446,6 +449,10 @@ listen primary
             return False, "waiting for a leader"
         if len(streaming) < self.size - 1:
             return False, f"{len(streaming)}/{self.size - 1} replicas streaming"
+        if self.synchronous and not any(m.get("role") in SYNC_ROLES for m in streaming):
+            # in synchronous_mode only a synchronous standby may be promoted: a fault
+            # injected before Patroni named one would never fail over
+            return False, "waiting for Patroni to name a synchronous standby"
         try:
             with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=2) as conn:
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
