@@ -1,10 +1,10 @@
 """The etcd v3 API over its JSON gateway: endpoints, TLS, failover and deadlines.
 
-etcd3gw gives us one ``Etcd3Client`` per endpoint (the HTTP session carrying the TLS
-settings, and the ``/v3/`` URLs). The requests themselves are built here, because the
-stores needs things etcd3gw's helpers don't offer: transactions with several compares
-and reads in the failure branch, byte-exact UTF-8 keys, a deadline per call, and knowing
-whether a failed request may have reached the server.
+The requests are built here (transactions with several compares and reads in the failure
+branch, byte-exact UTF-8 keys, a deadline per call, and knowing whether a failed request
+may have reached the server) and sent on one urllib3 connection pool per endpoint; the
+watches (:mod:`stolon_store_etcd.watch`) stream through a requests session with the same
+TLS settings.
 
 Failover: the client sends each call to the endpoint that last answered, and moves to the
 next one when an endpoint can't be reached. A request is retried on another endpoint only
@@ -20,6 +20,7 @@ Every call, failover included, is bounded by ``StoreConfig.timeout``.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -33,7 +34,6 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from etcd3gw.client import Etcd3Client
 
 from stolon.store.base import StoreConfig, StoreConfigError, StoreError, UnreachableError
 
@@ -45,6 +45,8 @@ API_PATH = "/v3/"
 
 #: Go Stolon's test for "this endpoint has a scheme" (internal/store/kvbacked.go).
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+\-.]*)://")
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 #: gRPC status codes the gateway reports in error bodies.
 GRPC_NOT_FOUND = 5
@@ -118,13 +120,17 @@ def parse_endpoints(endpoints: Sequence[str]) -> list[Endpoint]:
     return parsed
 
 
-def _tls_settings(config: StoreConfig, scheme: str) -> tuple[bool | str, tuple[str, str] | None]:
-    """``(verify, cert)`` for requests, after checking the files load (as Go does at start)."""
+def _tls_settings(
+    config: StoreConfig, scheme: str
+) -> tuple[bool | str, tuple[str, str] | None, ssl.SSLContext | None]:
+    """``(verify, cert)`` for requests (the watches' session) and the same settings as an
+    SSL context (the calls' connection pools), after checking the files load (as Go does
+    at start)."""
     tls_files = (config.cert_file, config.key_file, config.ca_file)
     if scheme != "https":
         if any(tls_files) or config.skip_tls_verify:
             log.warning("store TLS options are ignored: the etcd endpoints use http (use https URLs)")
-        return True, None
+        return True, None, None
     if bool(config.cert_file) != bool(config.key_file):
         raise StoreConfigError(
             "cannot create store tls config: --store-cert-file and --store-key must be given together"
@@ -149,10 +155,12 @@ def _tls_settings(config: StoreConfig, scheme: str) -> tuple[bool | str, tuple[s
     verify: bool | str = True
     if config.skip_tls_verify:
         verify = False
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     elif config.ca_file:
         verify = config.ca_file
     cert = (config.cert_file, config.key_file) if config.cert_file else None
-    return verify, cert
+    return verify, cert, ctx
 
 
 def b64(data: str | bytes) -> str:
@@ -250,31 +258,21 @@ class _Failure(Exception):
         self.maybe_sent = maybe_sent
 
 
-def _maybe_sent(exc: requests.RequestException) -> bool:
-    """Whether a failed request may have reached etcd (False only when it certainly didn't)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, urllib3.exceptions.MaxRetryError):
-            reason = reason.reason
-        return not isinstance(reason, urllib3.exceptions.NewConnectionError)
-    return True
-
-
-def _describe(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no answer before the store timeout"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error: {exc}"
-    reason: Any = exc.args[0] if exc.args else exc
-    if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
-        reason = reason.reason
-    if isinstance(reason, urllib3.exceptions.NewConnectionError):
-        return "connection refused" if "refused" in str(reason) else f"cannot connect: {reason}"
-    return str(reason)
+def _pool_failure(exc: urllib3.exceptions.HTTPError) -> _Failure:
+    """A failed call on a connection pool (no retries: the error as it happened), with
+    whether the request may have reached etcd (False only when it certainly didn't)."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        text = str(exc)
+        what = "connection refused" if "refused" in text else f"cannot connect: {text}"
+        return _Failure(what, maybe_sent=False)
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return _Failure("connect timeout", maybe_sent=False)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return _Failure(f"TLS error: {exc}", maybe_sent=False)
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return _Failure("no answer before the store timeout", maybe_sent=True)
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+    return _Failure(str(reason), maybe_sent=True)
 
 
 class EtcdClient:
@@ -285,24 +283,22 @@ class EtcdClient:
         if self.timeout <= 0:
             raise StoreConfigError("--store-timeout must be positive")
         self.endpoints = parse_endpoints(config.endpoints)
-        verify, cert = _tls_settings(config, self.endpoints[0].scheme)
+        verify, cert, ctx = _tls_settings(config, self.endpoints[0].scheme)
+        # The calls go through urllib3 connection pools directly: through requests they
+        # cost about twice the CPU (request preparation, settings merging, hooks), which
+        # was most of an idle sentinel's on etcd. The watches keep the requests session.
+        self._pools: list[urllib3.HTTPConnectionPool] = [
+            urllib3.HTTPSConnectionPool(e.host, e.port, maxsize=4, ssl_context=ctx)
+            if e.scheme == "https"
+            else urllib3.HTTPConnectionPool(e.host, e.port, maxsize=4)
+            for e in self.endpoints
+        ]
         self._session = requests.Session()
         # Only StoreConfig decides where and how we connect: no HTTP(S)_PROXY, netrc or
         # REQUESTS_CA_BUNDLE from the environment (grpc-go honours none of them either).
         self._session.trust_env = False
         self._session.verify = verify
         self._session.cert = cert
-        self._gateways = [
-            Etcd3Client(
-                host=e.host,
-                port=e.port,
-                protocol=e.scheme,
-                timeout=self.timeout,
-                api_path=API_PATH,
-                session=self._session,
-            )
-            for e in self.endpoints
-        ]
         self._lock = threading.Lock()
         self._current = 0
 
@@ -327,6 +323,8 @@ class EtcdClient:
         return [self.endpoints[(first + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
 
     def close(self) -> None:
+        for pool in self._pools:
+            pool.close()
         self._session.close()
 
     # -- transport -------------------------------------------------------------------------
@@ -335,7 +333,7 @@ class EtcdClient:
         deadline = time.monotonic() + self.timeout
         with self._lock:
             first = self._current
-        count = len(self._gateways)
+        count = len(self._pools)
         errors: list[str] = []
         for attempt in range(count):
             index = (first + attempt) % count
@@ -364,33 +362,41 @@ class EtcdClient:
     def _post(
         self, index: int, path: str, body: dict[str, Any], remaining: float, left: int
     ) -> dict[str, Any]:
-        gateway = self._gateways[index]
         # Connecting to a live member takes milliseconds: give each endpoint still to try
         # an equal share of the time for that, and the whole remaining time to answer.
         connect_timeout = max(remaining / left, 0.001)
         try:
-            resp = self._session.post(gateway.get_url(path), json=body, timeout=(connect_timeout, remaining))
-        except requests.RequestException as e:
-            raise _Failure(_describe(e), maybe_sent=_maybe_sent(e)) from None
+            resp = self._pools[index].urlopen(
+                "POST",
+                API_PATH + path,
+                body=json.dumps(body).encode(),
+                headers=_JSON_HEADERS,
+                timeout=urllib3.Timeout(connect=connect_timeout, read=remaining),
+                retries=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as e:
+            raise _pool_failure(e) from None
         try:
-            answer = resp.json()
+            answer = json.loads(resp.data)
         except ValueError:
             answer = None
-        if resp.status_code == 200 and isinstance(answer, dict):
+        status = resp.status
+        if status == 200 and isinstance(answer, dict):
             error = answer.get("error")
             if isinstance(error, dict):  # a streaming endpoint reports errors in the body
-                raise self._refusal(error, resp.status_code)
+                raise self._refusal(error, status)
             return answer
-        if resp.status_code >= 500 or resp.status_code == 429:
+        if status >= 500 or status == 429:
             detail = answer.get("message") if isinstance(answer, dict) else resp.reason
-            raise _Failure(f"HTTP {resp.status_code}: {detail}", maybe_sent=True)
+            raise _Failure(f"HTTP {status}: {detail}", maybe_sent=True)
         if not isinstance(answer, dict):
             raise _Failure(
-                f"HTTP {resp.status_code} {resp.reason}: not the etcd v3 JSON API at"
+                f"HTTP {status} {resp.reason}: not the etcd v3 JSON API at"
                 f" {API_PATH} (etcd >= 3.4 is required)",
                 maybe_sent=True,
             )
-        raise self._refusal(answer, resp.status_code)
+        raise self._refusal(answer, status)
 
     @staticmethod
     def _refusal(error: dict[str, Any], status: int) -> EtcdRequestError:

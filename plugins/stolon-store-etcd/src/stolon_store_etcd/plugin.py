@@ -1,6 +1,6 @@
 """The plugin module named by the ``stolon.store`` entry point ``etcdv3``.
 
-It stays cheap to import: the client (requests, etcd3gw) is loaded when a store is opened.
+It stays cheap to import: the client (urllib3, requests) is loaded when a store is opened.
 """
 
 from __future__ import annotations
