@@ -32,6 +32,9 @@ from stolon.model.infos import (
 )
 from stolon.model.spec import ClusterSpec, FencingMethod, FencingSpec, SpecError
 
+# compiled from_obj and to_obj for every document class (the generic codec's results, faster)
+from stolon.model import fastcodec  # noqa: F401  isort: skip
+
 __all__ = [
     "DB",
     "Cluster",

@@ -103,6 +103,24 @@ class Document:
     # -- decoding ---------------------------------------------------------------------------
     @classmethod
     def from_obj(cls, obj: Any, *, strict: bool = False, path: str = "") -> Self:
+        """Decode a JSON object (``strict``: refuse unknown keys, user input).
+
+        Not strict (what the daemons do on every read), a decoder compiled for the class
+        (:mod:`stolon.model.fastcodec`) is tried first; on anything it is not sure about it
+        gives up and :meth:`_from_obj_generic` decodes, so the result and the errors are that
+        of the generic path whichever ran."""
+        if not strict:
+            fast = _fast_decoders.get(cls)
+            if fast is None:
+                fast = _fast_decoder(cls)
+            try:
+                return fast(obj)  # type: ignore[no-any-return]
+            except NotFast:
+                pass
+        return cls._from_obj_generic(obj, strict=strict, path=path)
+
+    @classmethod
+    def _from_obj_generic(cls, obj: Any, *, strict: bool = False, path: str = "") -> Self:
         if not isinstance(obj, dict):
             raise ModelError(path, f"expected a JSON object, got {_describe(obj)}")
         kwargs: dict[str, Any] = {}
@@ -150,6 +168,15 @@ class Document:
 
     # -- encoding ---------------------------------------------------------------------------
     def to_obj(self) -> dict[str, Any]:
+        """The JSON object of the document (Go's field order and ``omitempty``, unknown keys
+        after the known ones): made by an encoder compiled for the class
+        (:mod:`stolon.model.fastcodec`), which gives what :meth:`_to_obj_generic` gives."""
+        enc = _fast_encoders.get(type(self))
+        if enc is None:
+            enc = _fast_encoder(type(self))
+        return enc(self)  # type: ignore[no-any-return]
+
+    def _to_obj_generic(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, key, omitempty, empty, encode in self._encode_plan():
             value = getattr(self, name)
@@ -188,6 +215,48 @@ class Document:
     def copy(self) -> Self:
         """A deep copy (through JSON, so it is exactly what a store round trip gives)."""
         return type(self).from_obj(json.loads(self.dumps()))
+
+
+class NotFast(Exception):
+    """A value a compiled fast path does not handle: the caller takes the generic path."""
+
+
+#: The compiled decoders and encoders of the document classes, made at first use by the
+#: makers :mod:`stolon.model.fastcodec` installs when it is imported (the package
+#: ``stolon.model`` imports it): until then every class takes the generic path.
+_fast_decoders: dict[type, Callable[[Any], Any]] = {}
+_fast_encoders: dict[type, Callable[[Any], Any]] = {}
+
+
+@dataclasses.dataclass
+class _Makers:
+    decoder: Callable[[type[Document]], Callable[[Any], Any]] | None = None
+    encoder: Callable[[type[Document]], Callable[[Any], Any]] | None = None
+
+
+_makers = _Makers()
+
+
+def install_compiled_codec(
+    decoder: Callable[[type[Document]], Callable[[Any], Any]],
+    encoder: Callable[[type[Document]], Callable[[Any], Any]],
+) -> None:
+    """Have ``from_obj`` (not strict) and ``to_obj`` use the functions ``decoder(cls)`` and
+    ``encoder(cls)`` make (they must give what the generic path gives, or NotFast)."""
+    _makers.decoder = decoder
+    _makers.encoder = encoder
+
+
+def _refuse(obj: Any) -> Any:
+    raise NotFast
+
+
+def _fast_decoder(cls: type[Document]) -> Callable[[Any], Any]:
+    return _refuse if _makers.decoder is None else _makers.decoder(cls)
+
+
+def _fast_encoder(cls: type[Document]) -> Callable[[Any], Any]:
+    return Document._to_obj_generic if _makers.encoder is None else _makers.encoder(cls)
 
 
 def _join(path: str, key: str) -> str:

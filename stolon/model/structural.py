@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, get_args, get_origin
 
 from stolon.model import gojson
-from stolon.model.codec import Document, Range, _emptiness, _encode, _strip
+from stolon.model.codec import Document, NotFast, Range, _emptiness, _encode, _strip
 from stolon.model.duration import Duration
 from stolon.model.gotime import format_go_time, parse_go_time
 
@@ -48,10 +48,6 @@ D = TypeVar("D", bound=Document)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-
-
-class NotFast(Exception):
-    """A value the structural copy does not handle: the caller takes the JSON round trip."""
 
 
 # -- copy as stored ---------------------------------------------------------------------------
