@@ -90,3 +90,34 @@ def test_frozen_etcd_does_not_hang_the_watch(etcd_server_control: EtcdServer) ->
             assert seen
     finally:
         st.close()
+
+
+def test_a_cluster_data_watch_streams_that_key_only(store: EtcdStore) -> None:
+    """Keepers and proxies watch the cluster data only: their stream carries no info events
+    (etcd sends each event with its value), and still every change of the cluster data."""
+    assert etcd_watch.watched_range("b", frozenset({ChangeKind.CLUSTER_DATA})) == ("b/clusterdata", None)
+    assert etcd_watch.watched_range("b", frozenset({ChangeKind.CLUSTER_DATA, ChangeKind.KEEPERS}))[1]
+    store.put_cluster_data(b"v1")
+    w = store.watch(frozenset({ChangeKind.CLUSTER_DATA}))
+    everything = store.watch()
+    assert isinstance(w, etcd_watch.EtcdWatch) and isinstance(everything, etcd_watch.EtcdWatch)
+    try:
+        time.sleep(0.5)  # both streams open (a later open would resume from the revision)
+        before = w._revision
+        for i in range(5):
+            store.put_info(InfoKind.KEEPER, f"k{i}", b"{}", 30)
+        deadline = time.monotonic() + 10
+        while everything._revision < before + 5 and time.monotonic() < deadline:
+            everything.wait(0.5)
+        assert everything._revision >= before + 5, "the whole-prefix watch saw the infos"
+        assert not w.wait(0.5)
+        assert w._revision == before, "no info event reached the cluster data watch"
+        store.put_cluster_data(b"v2")
+        deadline = time.monotonic() + 10
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            seen = w.wait(1).touches(ChangeKind.CLUSTER_DATA)
+        assert seen
+    finally:
+        w.close()
+        everything.close()

@@ -58,6 +58,17 @@ def kind_of(key: str, base: str) -> ChangeKind | None:
     return None
 
 
+def watched_range(base: str, kinds: frozenset[ChangeKind]) -> tuple[str, str | None]:
+    """The key (and ``range_end``, base64; None for one key) a watch on ``kinds`` streams:
+    the cluster data key alone when that is all it wants (keepers and proxies), else every
+    key of the cluster. etcd sends each event with its value: a keeper's or proxy's watch
+    on the whole prefix received and decoded every info each keeper, sentinel and proxy
+    published, several a second at rest, to drop them."""
+    if kinds == frozenset({ChangeKind.CLUSTER_DATA}):
+        return f"{base}/{CLUSTER_DATA}", None
+    return base + "/", prefix_range_end(base + "/")
+
+
 class EtcdWatch(Watch):
     native = True
 
@@ -149,14 +160,11 @@ class EtcdWatch(Watch):
             return self._closed
 
     def _stream(self) -> None:
-        prefix = self.base + "/"
-        body = {
-            "create_request": {
-                "key": b64(prefix),
-                "range_end": prefix_range_end(prefix),
-                "start_revision": str(self._revision + 1),
-            }
-        }
+        key, range_end = watched_range(self.base, self.kinds)
+        create: dict[str, str] = {"key": b64(key), "start_revision": str(self._revision + 1)}
+        if range_end is not None:
+            create["range_end"] = range_end
+        body = {"create_request": create}
         response = self._open(body)
         with self._cond:
             closed = self._closed
