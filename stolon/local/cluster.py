@@ -87,6 +87,9 @@ class LocalCluster:
         self.backends = backends
         self.python = python
         self.processes: dict[str, ManagedProcess] = {}
+        #: what the stored cluster data said before :meth:`start` (a cluster started again
+        #: reads healthy from its last run's document until the new processes report)
+        self._stale: tuple[dict[str, str], frozenset[str]] | None = None
         self._build_processes()
 
     # -- creation -----------------------------------------------------------------------------
@@ -202,6 +205,11 @@ class LocalCluster:
 
     def start(self) -> None:
         """Keepers first, then sentinels (which create the cluster data), then the proxy."""
+        cd = self.cluster_data() if not any(p.alive for p in self.processes.values()) else None
+        if cd is not None:
+            boots = {uid: k.status.boot_uuid for uid, k in (cd.keepers or {}).items()}
+            proxies = frozenset(cd.proxy.spec.enabled_proxies or ()) if cd.proxy is not None else frozenset()
+            self._stale = (boots, proxies)
         for uid in self.layout.keepers:
             self.processes[uid].start()
         for uid in self.layout.sentinels:
@@ -285,6 +293,20 @@ class LocalCluster:
             return False, "waiting for the cluster data"
         if cd.cluster.status.phase != "normal":
             return False, f"cluster phase {cd.cluster.status.phase or 'none'}"
+        if self._stale is not None:
+            # Started again: the document still says what the last run left. Healthy only
+            # once the sentinel has seen every keeper process of this run (a new boot UUID)
+            # and enabled a proxy of this run (a new proxy UID).
+            boots, proxies = self._stale
+            keepers = cd.keepers or {}
+            for uid in self.layout.keepers:
+                k = keepers.get(uid)
+                if k is None or not k.status.boot_uuid or k.status.boot_uuid == boots.get(uid):
+                    return False, "waiting for the keepers of this run to report"
+            if self.layout.proxy and (
+                cd.proxy is None or not set(cd.proxy.spec.enabled_proxies or ()) - proxies
+            ):
+                return False, "waiting for the proxy of this run"
         master = cd.master_db()
         if (
             master is None

@@ -104,3 +104,17 @@ def test_stop_and_start_one_process(base_dir: Path) -> None:
         down = run("local", "down", "--base-dir", str(base))
         assert down.returncode == 0, down.stderr
     assert not [p for p in (base / "pids").glob("*.pid")]
+
+
+def test_up_again_is_healthy_only_once_this_runs_processes_report(base_dir: Path) -> None:
+    """A stopped local cluster started again: its stored cluster data still says healthy
+    from the last run; `up --check` must wait for this run's keepers and proxy (it used to
+    report "healthy (0s)" and then fail to connect through a proxy not yet listening)."""
+    base = base_dir / "c"
+    for attempt in range(2):
+        res = run("local", "up", "--check", "--keepers", "2", "--sentinels", "1", "--base-dir", str(base))
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "check passed" in res.stdout, res.stdout
+        if attempt:
+            assert "waiting for the keepers of this run to report" in res.stdout, res.stdout
+    run("local", "down", "--base-dir", str(base))
